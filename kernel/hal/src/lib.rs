@@ -1,0 +1,2 @@
+//! hal: Damselfly's hardware abstraction layer (skeleton).
+#![no_std]

@@ -1,0 +1,8 @@
+//! The Damselfly kernel binary (skeleton).
+#![no_std]
+#![no_main]
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

@@ -1,2 +1,42 @@
-//! hal: Damselfly's hardware abstraction layer (skeleton).
-#![no_std]
+//! hal: Damselfly's hardware abstraction layer, the one crate where
+//! hardware `unsafe` lives.
+//!
+//! It boots the machine (PVH stub, memory map, page tables, heap, GDT/IDT)
+//! and then calls the kernel's main function, named with [`entry_point!`].
+//! Everything else in the kernel reaches hardware through safe APIs here.
+//! The pure parts (memory-map normalisation, command line, symbol table,
+//! frame allocator) build and are tested on the host; the rest only builds
+//! for `x86_64-unknown-none`.
+#![cfg_attr(not(test), no_std)]
+
+pub mod boot;
+pub mod ktest;
+pub mod mm;
+pub mod symbols;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod backtrace;
+#[cfg(target_os = "none")]
+mod logger;
+#[cfg(target_os = "none")]
+pub mod panic;
+
+pub use boot::BootInfo;
+
+/// Names the kernel's main function, which hal calls once boot is done:
+/// `hal::entry_point!(kmain);` with `fn kmain(info: &'static hal::BootInfo) -> !`.
+#[macro_export]
+macro_rules! entry_point {
+    ($main:path) => {
+        // The one unsafe attribute the kernel binary needs: hal's boot code
+        // finds the kernel's main by this symbol name.
+        #[allow(unsafe_code)]
+        #[unsafe(no_mangle)]
+        fn damselfly_kernel_main(info: &'static $crate::BootInfo) -> ! {
+            let main: fn(&'static $crate::BootInfo) -> ! = $main;
+            main(info)
+        }
+    };
+}

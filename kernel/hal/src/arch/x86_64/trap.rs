@@ -1,0 +1,361 @@
+//! Exceptions: the IDT, naked entry stubs that save a full trap frame, and
+//! the report printed when the kernel faults.
+//!
+//! All 32 exception vectors get a stub. A stub pushes a zero error code when
+//! the CPU does not push one, then the vector number, and jumps to
+//! `trap_common`, which saves every general-purpose register, calls
+//! [`dispatch`] with a pointer to the [`TrapFrame`] and restores it. Stack
+//! alignment: the CPU aligns `rsp` to 16 before pushing its 5-word frame;
+//! error code, vector and 15 registers make 22 words in all, so `rsp` is
+//! 16-aligned at the call.
+//!
+//! No nightly `x86-interrupt` ABI is needed: the stubs are stable
+//! `#[unsafe(naked)]` functions.
+
+use core::arch::naked_asm;
+use core::cell::UnsafeCell;
+use core::fmt::Write;
+
+use super::serial::RawWriter;
+
+/// Registers saved on exception entry, lowest address first.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+/// Exception vector numbers the rest of the kernel names.
+pub mod vector {
+    pub const DIVIDE_ERROR: u8 = 0;
+    pub const BREAKPOINT: u8 = 3;
+    pub const INVALID_OPCODE: u8 = 6;
+    pub const DOUBLE_FAULT: u8 = 8;
+    pub const GENERAL_PROTECTION: u8 = 13;
+    pub const PAGE_FAULT: u8 = 14;
+}
+
+/// The architectural name of exception `vector`.
+pub fn exception_name(vector: u64) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "divide error",
+        "debug",
+        "non-maskable interrupt",
+        "breakpoint",
+        "overflow",
+        "bound range exceeded",
+        "invalid opcode",
+        "device not available",
+        "double fault",
+        "coprocessor segment overrun",
+        "invalid TSS",
+        "segment not present",
+        "stack-segment fault",
+        "general protection fault",
+        "page fault",
+        "reserved (15)",
+        "x87 floating-point error",
+        "alignment check",
+        "machine check",
+        "SIMD floating-point error",
+        "virtualization exception",
+        "control protection",
+        "reserved (22)",
+        "reserved (23)",
+        "reserved (24)",
+        "reserved (25)",
+        "reserved (26)",
+        "reserved (27)",
+        "hypervisor injection",
+        "VMM communication",
+        "security exception",
+        "reserved (31)",
+    ];
+    NAMES.get(vector as usize).copied().unwrap_or("interrupt")
+}
+
+// ---------------------------------------------------------------------------
+// Entry stubs
+// ---------------------------------------------------------------------------
+
+#[unsafe(naked)]
+unsafe extern "C" fn trap_common() {
+    naked_asm!(
+        "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
+        "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14",
+        "push r15",
+        "mov rdi, rsp",
+        "cld",
+        "call {dispatch}",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "add rsp, 16",
+        "iretq",
+        dispatch = sym dispatch,
+    )
+}
+
+macro_rules! stub {
+    ($name:ident, $vector:literal, no_error_code) => {
+        #[unsafe(naked)]
+        unsafe extern "C" fn $name() {
+            naked_asm!("push 0", "push {v}", "jmp {common}", v = const $vector, common = sym trap_common)
+        }
+    };
+    ($name:ident, $vector:literal, error_code) => {
+        #[unsafe(naked)]
+        unsafe extern "C" fn $name() {
+            naked_asm!("push {v}", "jmp {common}", v = const $vector, common = sym trap_common)
+        }
+    };
+}
+
+stub!(stub0, 0, no_error_code);
+stub!(stub1, 1, no_error_code);
+stub!(stub2, 2, no_error_code);
+stub!(stub3, 3, no_error_code);
+stub!(stub4, 4, no_error_code);
+stub!(stub5, 5, no_error_code);
+stub!(stub6, 6, no_error_code);
+stub!(stub7, 7, no_error_code);
+stub!(stub8, 8, error_code);
+stub!(stub9, 9, no_error_code);
+stub!(stub10, 10, error_code);
+stub!(stub11, 11, error_code);
+stub!(stub12, 12, error_code);
+stub!(stub13, 13, error_code);
+stub!(stub14, 14, error_code);
+stub!(stub15, 15, no_error_code);
+stub!(stub16, 16, no_error_code);
+stub!(stub17, 17, error_code);
+stub!(stub18, 18, no_error_code);
+stub!(stub19, 19, no_error_code);
+stub!(stub20, 20, no_error_code);
+stub!(stub21, 21, error_code);
+stub!(stub22, 22, no_error_code);
+stub!(stub23, 23, no_error_code);
+stub!(stub24, 24, no_error_code);
+stub!(stub25, 25, no_error_code);
+stub!(stub26, 26, no_error_code);
+stub!(stub27, 27, no_error_code);
+stub!(stub28, 28, no_error_code);
+stub!(stub29, 29, error_code);
+stub!(stub30, 30, error_code);
+stub!(stub31, 31, no_error_code);
+
+const STUBS: [unsafe extern "C" fn(); 32] = [
+    stub0, stub1, stub2, stub3, stub4, stub5, stub6, stub7, stub8, stub9, stub10, stub11, stub12,
+    stub13, stub14, stub15, stub16, stub17, stub18, stub19, stub20, stub21, stub22, stub23, stub24,
+    stub25, stub26, stub27, stub28, stub29, stub30, stub31,
+];
+
+// ---------------------------------------------------------------------------
+// IDT
+// ---------------------------------------------------------------------------
+
+/// One 16-byte interrupt-gate descriptor.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    type_attr: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+impl Gate {
+    const MISSING: Gate = Gate {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        type_attr: 0,
+        offset_mid: 0,
+        offset_high: 0,
+        reserved: 0,
+    };
+
+    fn interrupt(handler: u64, selector: u16, ist: u8) -> Gate {
+        Gate {
+            offset_low: handler as u16,
+            selector,
+            ist,
+            type_attr: 0x8e, // present, DPL 0, 64-bit interrupt gate
+            offset_mid: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+/// The IDT. Invariant: only written during single-threaded boot
+/// ([`init`], [`set_ist`]) while no exception handler reads the entry
+/// being written.
+#[repr(C, align(16))]
+struct Idt(UnsafeCell<[Gate; 256]>);
+
+// SAFETY: see the invariant on `Idt`: writes happen only during
+// single-threaded boot; afterwards the table is only read (by the CPU).
+unsafe impl Sync for Idt {}
+
+static IDT: Idt = Idt(UnsafeCell::new([Gate::MISSING; 256]));
+
+/// Loads an IDT whose 32 exception vectors point at the stubs.
+pub fn init() {
+    let cs = {
+        use x86_64::instructions::segmentation::{CS, Segment};
+        CS::get_reg().0
+    };
+    // SAFETY: single-threaded boot, no exception handler is running (the
+    // invariant on `Idt`).
+    let table = unsafe { &mut *IDT.0.get() };
+    for (gate, stub) in table.iter_mut().zip(STUBS) {
+        *gate = Gate::interrupt(stub as usize as u64, cs, 0);
+    }
+    let pointer = x86_64::structures::DescriptorTablePointer {
+        limit: (size_of::<[Gate; 256]>() - 1) as u16,
+        base: x86_64::VirtAddr::from_ptr(IDT.0.get()),
+    };
+    // SAFETY: the pointer describes the static IDT, which lives forever and
+    // whose gates all point at valid handlers or are not present.
+    unsafe { x86_64::instructions::tables::lidt(&pointer) };
+}
+
+/// Gives exception `vector` its own interrupt stack (IST slot 1..=7), and
+/// rewrites the code selector (after the final GDT is loaded).
+pub fn set_ist(vector: u8, ist: u8, cs: u16) {
+    assert!((1..=7).contains(&ist), "IST index out of range");
+    // SAFETY: single-threaded boot (the invariant on `Idt`); the gate is
+    // rewritten whole, with the same handler.
+    let table = unsafe { &mut *IDT.0.get() };
+    let stub = STUBS[vector as usize] as usize as u64;
+    table[vector as usize] = Gate::interrupt(stub, cs, ist);
+}
+
+/// Re-points every exception gate at code selector `cs` (after a new GDT).
+pub fn set_code_selector(cs: u16) {
+    // SAFETY: single-threaded boot (the invariant on `Idt`).
+    let table = unsafe { &mut *IDT.0.get() };
+    for gate in table.iter_mut().take(32) {
+        gate.selector = cs;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Dispatch and report
+// ---------------------------------------------------------------------------
+
+/// Called with the report already printed. May divert the kernel (the
+/// in-kernel test runner resumes with the next test); if it returns, the
+/// kernel exits with a failure status.
+pub type FaultHook = fn(&TrapFrame);
+
+static FAULT_HOOK: spin::Once<FaultHook> = spin::Once::new();
+
+/// Installs the fault hook (once; later calls are ignored).
+pub fn set_fault_hook(hook: FaultHook) {
+    FAULT_HOOK.call_once(|| hook);
+}
+
+extern "C" fn dispatch(frame: &mut TrapFrame) {
+    report(frame);
+    if let Some(hook) = FAULT_HOOK.get() {
+        hook(frame);
+    }
+    super::cpu::exit_qemu(super::cpu::ExitCode::Failure);
+}
+
+/// Prints the exception report: vector and name, error code, RIP with its
+/// symbol, RSP, CR2, every register and a backtrace.
+pub fn report(frame: &TrapFrame) {
+    let mut w = RawWriter;
+    let _ = writeln!(
+        w,
+        "\n!!! EXCEPTION {} ({}) error_code={:#x}",
+        frame.vector,
+        exception_name(frame.vector),
+        frame.error_code
+    );
+    let _ = write!(w, "    rip={:#018x} ", frame.rip);
+    crate::backtrace::write_symbol(&mut w, frame.rip);
+    let _ = writeln!(w);
+    let cr2 = super::cpu::cr2();
+    let _ = writeln!(
+        w,
+        "    rsp={:#018x} cr2={:#018x} rflags={:#x} cs={:#x} ss={:#x}",
+        frame.rsp, cr2, frame.rflags, frame.cs, frame.ss
+    );
+    if frame.vector == u64::from(vector::PAGE_FAULT) {
+        let e = frame.error_code;
+        let _ = writeln!(
+            w,
+            "    page fault: {} {} in {} mode{}",
+            if e & 1 != 0 {
+                "protection violation on"
+            } else {
+                "not-present page on"
+            },
+            if e & 16 != 0 {
+                "instruction fetch"
+            } else if e & 2 != 0 {
+                "write"
+            } else {
+                "read"
+            },
+            if e & 4 != 0 { "user" } else { "kernel" },
+            if e & 8 != 0 {
+                " (reserved bit set)"
+            } else {
+                ""
+            },
+        );
+    }
+    let regs = [
+        ("rax", frame.rax),
+        ("rbx", frame.rbx),
+        ("rcx", frame.rcx),
+        ("rdx", frame.rdx),
+        ("rsi", frame.rsi),
+        ("rdi", frame.rdi),
+        ("rbp", frame.rbp),
+        ("r8 ", frame.r8),
+        ("r9 ", frame.r9),
+        ("r10", frame.r10),
+        ("r11", frame.r11),
+        ("r12", frame.r12),
+        ("r13", frame.r13),
+        ("r14", frame.r14),
+        ("r15", frame.r15),
+    ];
+    for row in regs.chunks(4) {
+        let _ = write!(w, "   ");
+        for (name, value) in row {
+            let _ = write!(w, " {name}={value:#018x}");
+        }
+        let _ = writeln!(w);
+    }
+    crate::backtrace::write_backtrace(&mut w, frame.rbp);
+}

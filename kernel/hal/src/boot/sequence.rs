@@ -1,0 +1,97 @@
+//! The boot sequence, from the stub's call to the kernel's main function.
+//!
+//! 1. serial and the IDT (so early faults are reported),
+//! 2. copy start_info (before low memory can be reused),
+//! 3. logger and command line,
+//! 4. normalise the memory map, build the page tables, start the frame
+//!    allocator and the heap,
+//! 5. move to a stack with a guard page, load the GDT/TSS with IST stacks,
+//! 6. call the kernel's main (named with [`crate::entry_point!`]).
+
+use super::memmap::{Range, normalize};
+use super::{BootInfo, pvh};
+use crate::arch::cpu::{self, ExitCode};
+use crate::arch::{gdt, serial, trap};
+use crate::mm;
+
+/// Pages of the stack the kernel runs on after boot.
+const MAIN_STACK_PAGES: u64 = 32;
+/// Pages of each IST stack.
+const IST_STACK_PAGES: u64 = 4;
+
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+unsafe extern "Rust" {
+    /// Defined by the kernel binary through `hal::entry_point!`.
+    fn damselfly_kernel_main(info: &'static BootInfo) -> !;
+}
+
+/// Called by the PVH stub with the physical address of `hvm_start_info`.
+pub(crate) extern "C" fn entry(start_info: u32) -> ! {
+    serial::init();
+    trap::init();
+    let mut info = BootInfo::empty();
+    let lost = match pvh::copy(u64::from(start_info), &mut info) {
+        Ok(lost) => lost,
+        Err(e) => {
+            let _ =
+                core::fmt::Write::write_fmt(&mut serial::RawWriter, format_args!("boot: {e}\n"));
+            cpu::exit_qemu(ExitCode::Failure);
+        }
+    };
+    crate::logger::init(info.options().log_level);
+    log::info!(target: "boot", "Damselfly booting (PVH, start_info at {start_info:#x})");
+    if lost > 0 {
+        log::warn!(target: "boot", "{lost} memory-map entries beyond {} ignored", super::MAX_MEMMAP);
+    }
+    for w in info.options().warnings() {
+        log::warn!(target: "boot", "command line: {w:?} ignored; valid options: {}", super::cmdline::VALID_OPTIONS);
+    }
+
+    info.kernel = mm::paging::kernel_image_phys();
+    let low_memory = Range::new(0, 0x10_0000); // firmware, start_info, future SMP trampoline
+    let reserved = [low_memory, info.kernel, info.initrd.unwrap_or_default()];
+    let mut usable = [Range::default(); super::MAX_MEMMAP];
+    let n = match normalize(info.memory_map(), &reserved, &mut usable) {
+        Ok(n) => n,
+        Err(e) => panic!("memory map: {e:?}"),
+    };
+    info.usable[..n].copy_from_slice(&usable[..n]);
+    info.usable_len = n;
+
+    mm::paging::init(info.usable());
+    mm::heap::init();
+    BOOT_INFO.call_once(|| info);
+
+    let stack = mm::alloc_stack(MAIN_STACK_PAGES).expect("no memory for the main kernel stack");
+    // SAFETY: the stack was just mapped for this purpose alone, its top is
+    // page-aligned, and nothing on the boot stack is used afterwards.
+    unsafe { cpu::switch_stack(stack.top, after_stack_switch) }
+}
+
+fn after_stack_switch() -> ! {
+    let ist = [(); 3].map(|()| {
+        mm::alloc_stack(IST_STACK_PAGES)
+            .expect("no memory for IST stacks")
+            .top
+    });
+    gdt::init(ist);
+    let info = BOOT_INFO
+        .get()
+        .expect("boot info is set before the stack switch");
+    let frames = mm::frame_stats();
+    log::info!(
+        target: "boot",
+        "memory: {} MiB usable in {} ranges, {} frames free; kernel {:#x}..{:#x}; initrd {:?}; cmdline {:?}",
+        frames.usable * 4 / 1024,
+        info.usable().len(),
+        frames.free,
+        info.kernel.start,
+        info.kernel.end,
+        info.initrd,
+        info.cmdline()
+    );
+    // SAFETY: the kernel binary defines this function through
+    // `hal::entry_point!`, with exactly this signature.
+    unsafe { damselfly_kernel_main(info) }
+}

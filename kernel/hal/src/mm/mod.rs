@@ -1,0 +1,98 @@
+//! Memory: physical frames, the kernel page tables, kernel stacks and heap.
+//!
+//! Kernel virtual layout (all in the upper half, shared by every address
+//! space later):
+//!
+//! ```text
+//! 0xffff_8000_0000_0000  direct map of all physical RAM (2 MiB pages, RW, NX)
+//! 0xffff_c000_0000_0000  kernel heap, grown on demand (4 KiB pages, RW, NX)
+//! 0xffff_c800_0000_0000  kernel stacks, each under an unmapped guard page
+//! 0xffff_d000_0000_0000  vmap area: single pages mapped on request
+//! 0xffff_ffff_8000_0000  kernel image (text RX, rodata R, data+bss RW NX)
+//! ```
+
+pub mod early;
+pub mod frame;
+
+#[cfg(target_os = "none")]
+pub(crate) mod heap;
+#[cfg(target_os = "none")]
+pub mod paging;
+#[cfg(target_os = "none")]
+mod stack;
+
+#[cfg(target_os = "none")]
+pub use heap::{HeapStats, heap_stats};
+#[cfg(target_os = "none")]
+pub use paging::{Prot, is_stack_address, map_page, protect_page, translate, unmap_page};
+#[cfg(target_os = "none")]
+pub use stack::{KernelStack, alloc_stack};
+
+pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
+pub const HEAP_BASE: u64 = 0xffff_c000_0000_0000;
+/// The heap may grow to this size.
+pub const HEAP_MAX_BYTES: u64 = 64 << 30;
+pub const STACK_BASE: u64 = 0xffff_c800_0000_0000;
+pub const STACK_AREA_BYTES: u64 = 1 << 40;
+pub const VMAP_BASE: u64 = 0xffff_d000_0000_0000;
+pub const VMAP_AREA_BYTES: u64 = 1 << 40;
+pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
+pub const PAGE_SIZE: u64 = 4096;
+
+/// Errors of the memory services.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemError {
+    /// No free physical frame (or heap/stack address space) is left.
+    NoMemory,
+    /// The address is not mapped (unmap/protect) or already mapped (map).
+    BadAddress(u64),
+}
+
+#[cfg(target_os = "none")]
+pub use frames::{FrameStats, alloc_frame, frame_stats, free_frame};
+
+#[cfg(target_os = "none")]
+mod frames {
+    use super::frame::{FrameAllocator, FrameError};
+
+    /// The global frame allocator; `None` until [`super::paging::init`].
+    pub(crate) static FRAMES: spin::Mutex<Option<FrameAllocator<'static>>> = spin::Mutex::new(None);
+
+    /// Frame counters.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct FrameStats {
+        pub free: usize,
+        pub usable: usize,
+    }
+
+    /// One free 4 KiB frame (contents undefined).
+    pub fn alloc_frame() -> Option<u64> {
+        FRAMES.lock().as_mut()?.alloc()
+    }
+
+    /// Returns a frame.
+    ///
+    /// # Errors
+    /// A foreign address or a double free ([`FrameError`]).
+    pub fn free_frame(phys: u64) -> Result<(), FrameError> {
+        match FRAMES.lock().as_mut() {
+            Some(f) => f.free(phys),
+            None => Err(FrameError::NotManaged(phys)),
+        }
+    }
+
+    pub fn frame_stats() -> FrameStats {
+        FRAMES
+            .lock()
+            .as_ref()
+            .map_or(FrameStats { free: 0, usable: 0 }, |f| FrameStats {
+                free: f.free_frames(),
+                usable: f.usable_frames(),
+            })
+    }
+}
+
+/// Physical to virtual through the direct map.
+pub const fn phys_to_virt(phys: u64) -> u64 {
+    DIRECT_MAP_BASE + phys
+}

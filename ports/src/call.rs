@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `Call`: the future of `Port::call` (DragonFly's `lwkt_domsg`).
+//!
+//! States: `Start(M)` until the first poll; then either the put completed inline and the
+//! first poll returns `Ready`, or the message moved into an envelope and the future is
+//! `Waiting` for its reply; `Done` after `Ready`.
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use crate::envelope::Envelope;
+use crate::error::Reply;
+use crate::port::{Attempt, Port};
+use crate::sync::Arc;
+
+enum State<M> {
+    Start(M),
+    Waiting(Arc<Envelope<M>>),
+    Done,
+}
+
+/// The future returned by [`Port::call`]. Output: the replied message, or the message
+/// with a [`PortError`](crate::PortError).
+///
+/// See [`Port::call`] for the cancel-safety contract.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Call<'a, M> {
+    port: &'a Port<M>,
+    state: State<M>,
+}
+
+// `Call` never pins the message or anything else it holds (no `Pin<&mut M>` is ever
+// made), so it is `Unpin` whatever `M` is.
+impl<M> Unpin for Call<'_, M> {}
+
+impl<'a, M: Send + 'static> Call<'a, M> {
+    pub(crate) fn new(port: &'a Port<M>, msg: M) -> Self {
+        Self { port, state: State::Start(msg) }
+    }
+
+    /// Asks the target to abort the message (DragonFly's `lwkt_abortmsg`).
+    ///
+    /// Abort is advisory: the target sees it through [`Request::is_abort_requested`] /
+    /// [`Request::aborted`] and still replies, maybe sooner, maybe with a protocol-level
+    /// "aborted" result in the message. Keep awaiting this future for the reply.
+    /// Returns `false`, and does nothing, if the message is not in flight (not polled yet,
+    /// completed inline, or already replied).
+    ///
+    /// # Context
+    /// Any CPU; never suspends.
+    ///
+    /// [`Request::is_abort_requested`]: crate::Request::is_abort_requested
+    /// [`Request::aborted`]: crate::Request::aborted
+    pub fn abort(&self) -> bool {
+        match &self.state {
+            State::Waiting(env) => env.request_abort(),
+            State::Start(_) | State::Done => false,
+        }
+    }
+
+    /// `true` once the message was queued (the call did not complete inline).
+    pub fn is_queued(&self) -> bool {
+        matches!(self.state, State::Waiting(_))
+    }
+}
+
+impl<M: Send + 'static> Future for Call<'_, M> {
+    type Output = Reply<M>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply<M>> {
+        let this = self.get_mut();
+        match core::mem::replace(&mut this.state, State::Done) {
+            State::Start(msg) => {
+                let (msg, remote) = match this.port.attempt(msg) {
+                    Attempt::Done(reply) => return Poll::Ready(reply),
+                    Attempt::Local(msg) => (msg, false),
+                    Attempt::Remote(msg) => (msg, true),
+                };
+                let env = Envelope::new_call(msg, cx.waker().clone());
+                this.state = State::Waiting(env.clone());
+                this.port.enqueue(env, remote);
+                Poll::Pending
+            }
+            State::Waiting(env) => match env.poll_reply(cx) {
+                Poll::Ready(reply) => Poll::Ready(reply),
+                Poll::Pending => {
+                    this.state = State::Waiting(env);
+                    Poll::Pending
+                }
+            },
+            State::Done => panic!("ports: `Call` polled after it returned Ready"),
+        }
+    }
+}
+
+impl<M> Drop for Call<'_, M> {
+    fn drop(&mut self) {
+        if let State::Waiting(env) = &self.state {
+            env.orphan();
+        }
+    }
+}

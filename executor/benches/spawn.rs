@@ -1,0 +1,2 @@
+//! Spawn-and-complete benchmark (filled in below the API commit).
+fn main() {}

@@ -1,0 +1,4 @@
+//! Build script: declares the `loom` cfg so `--cfg loom` model runs do not warn.
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(loom)");
+}

@@ -1,0 +1,38 @@
+//! Basic spawn / join / remote spawn behaviour on the hosted machine.
+
+use executor::hosted::Machine;
+use executor::{CpuId, SpawnError};
+
+#[test]
+fn block_on_returns_the_output() {
+    let m = Machine::start(1);
+    assert_eq!(m.block_on(CpuId(0), async { 40 + 2 }), 42);
+}
+
+#[test]
+fn spawn_and_join_on_the_same_cpu() {
+    let m = Machine::start(1);
+    let out = m.block_on(CpuId(0), async {
+        let a = executor::spawn(async { 1 });
+        let b = executor::spawn(async { 2 });
+        a.await.unwrap() + b.await.unwrap()
+    });
+    assert_eq!(out, 3);
+}
+
+#[test]
+fn spawn_on_another_cpu_runs_there() {
+    let m = Machine::start(2);
+    let cpu = m.block_on(CpuId(0), async {
+        executor::spawn_on(CpuId(1), async { executor::current_cpu() }).unwrap().await.unwrap()
+    });
+    assert_eq!(cpu, CpuId(1));
+}
+
+#[test]
+fn spawn_on_a_missing_cpu_is_an_error() {
+    let m = Machine::start(2);
+    let err = m.block_on(CpuId(0), async { executor::spawn_on(CpuId(7), async {}).map(|_| ()) });
+    assert_eq!(err, Err(SpawnError::NoSuchCpu));
+    assert_eq!(m.spawn_on(CpuId(2), async {}).map(|_| ()), Err(SpawnError::NoSuchCpu));
+}

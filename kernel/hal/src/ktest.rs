@@ -13,6 +13,8 @@ pub enum Expect {
     Fault(u8),
     /// Panic.
     Panic,
+    /// Panic with a message containing this text.
+    PanicContaining(&'static str),
 }
 
 /// One in-kernel test.
@@ -44,4 +46,21 @@ impl KernelTest {
         self.in_all = false;
         self
     }
+}
+
+/// Abandons the current stack and runs `entry` from the top of `stack`:
+/// how the test runner recovers from a fault or panic without unwinding.
+/// Nothing owned by the abandoned frames is dropped (a leak, which is safe).
+///
+/// # Context
+/// Boot CPU, interrupts off (inside an exception or panic handler, or the
+/// runner), with no other CPU running: nothing else may refer to data on
+/// the abandoned frames, and `stack` must be used by nothing else but the
+/// runner (it may be the stack being abandoned).
+#[cfg(target_os = "none")]
+pub fn restart_on(stack: &'static crate::mm::KernelStack, entry: fn() -> !) -> ! {
+    // SAFETY: `stack` is a mapped kernel stack (from `alloc_stack`, so its
+    // top is page-aligned) reserved for the runner; per the context above
+    // no live reference points into the frames being abandoned.
+    unsafe { crate::arch::cpu::switch_stack(stack.top, entry) }
 }

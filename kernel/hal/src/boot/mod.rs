@@ -14,6 +14,8 @@ mod pvh;
 pub(crate) mod sequence;
 #[cfg(target_os = "none")]
 pub(crate) use sequence::entry;
+#[cfg(target_os = "none")]
+pub use sequence::info;
 
 use memmap::{Range, RawRegion};
 

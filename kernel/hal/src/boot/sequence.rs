@@ -21,6 +21,11 @@ const IST_STACK_PAGES: u64 = 4;
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
+/// The boot information, once boot has copied it (always, after hal init).
+pub fn info() -> Option<&'static BootInfo> {
+    BOOT_INFO.get()
+}
+
 unsafe extern "Rust" {
     /// Defined by the kernel binary through `hal::entry_point!`.
     fn damselfly_kernel_main(info: &'static BootInfo) -> !;

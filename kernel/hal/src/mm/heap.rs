@@ -83,6 +83,10 @@ unsafe impl GlobalAlloc for KernelHeap {
                 return p.as_ptr();
             }
             let want = (layout.size() as u64 + layout.align() as u64).next_multiple_of(GROW_BYTES);
+            if want / PAGE_SIZE > super::frame_stats().free as u64 {
+                // Cannot succeed: fail now instead of mapping every free frame first.
+                return ptr::null_mut();
+            }
             let top = heap.top() as u64;
             let mapped = map_more(top, want);
             if mapped == 0 {

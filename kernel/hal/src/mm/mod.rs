@@ -92,6 +92,21 @@ mod frames {
     }
 }
 
+/// Reserves `pages` of address space in the vmap area (nothing mapped).
+///
+/// # Errors
+/// [`MemError::NoMemory`] when the area is used up.
+#[cfg(target_os = "none")]
+pub fn alloc_virt(pages: u64) -> Result<u64, MemError> {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(VMAP_BASE);
+    let va = NEXT.fetch_add(pages * PAGE_SIZE, Ordering::Relaxed);
+    if va + pages * PAGE_SIZE > VMAP_BASE + VMAP_AREA_BYTES {
+        return Err(MemError::NoMemory);
+    }
+    Ok(va)
+}
+
 /// Physical to virtual through the direct map.
 pub const fn phys_to_virt(phys: u64) -> u64 {
     DIRECT_MAP_BASE + phys

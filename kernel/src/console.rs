@@ -1,0 +1,74 @@
+//! The kernel console: a small polled command prompt on COM1, until the
+//! userland shell exists. Type `help` for the commands.
+
+use alloc::string::String;
+
+use hal::arch::{cpu, serial};
+
+const HELP: &str =
+    "commands: help, mem, cmdline, panic (demonstrates the panic report), halt (power off)";
+
+fn print(s: &str) {
+    serial::write_str(s);
+}
+
+/// Reads commands forever (or until `halt`).
+pub fn run() -> ! {
+    print("\nDamselfly kernel console (no userland yet). Type `help`.\n");
+    let mut line = String::new();
+    loop {
+        print("damselfly> ");
+        line.clear();
+        read_line(&mut line);
+        match line.trim() {
+            "" => {}
+            "help" => print(HELP),
+            "mem" => {
+                let frames = hal::mm::frame_stats();
+                let heap = hal::mm::heap_stats();
+                print(&alloc::format!(
+                    "frames: {} free of {} ({} MiB free); heap: {} of {} bytes used",
+                    frames.free,
+                    frames.usable,
+                    frames.free * 4 / 1024,
+                    heap.used,
+                    heap.size
+                ));
+            }
+            "cmdline" => print(hal::boot::info().map_or("", |i| i.cmdline())),
+            "panic" => panic!("requested from the console"),
+            "halt" | "poweroff" | "exit" => {
+                print("bye\n");
+                cpu::exit_qemu(cpu::ExitCode::Success);
+            }
+            other => print(&alloc::format!("unknown command {other:?}; {HELP}")),
+        }
+        print("\n");
+    }
+}
+
+/// Reads one line with echo and backspace.
+fn read_line(line: &mut String) {
+    loop {
+        let Some(byte) = serial::try_read_byte() else {
+            core::hint::spin_loop();
+            continue;
+        };
+        match byte {
+            b'\r' | b'\n' => {
+                print("\n");
+                return;
+            }
+            0x7f | 0x08 => {
+                if line.pop().is_some() {
+                    print("\x08 \x08");
+                }
+            }
+            b if b.is_ascii_graphic() || b == b' ' => {
+                line.push(b as char);
+                serial::write_byte(b);
+            }
+            _ => {}
+        }
+    }
+}

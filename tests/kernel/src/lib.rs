@@ -1,0 +1,98 @@
+//! In-kernel tests: run inside QEMU by the kernel built with `ktest`.
+//!
+//! Every test is listed in [`TESTS`] (a plain array: the registry needs no
+//! linker tricks and no nightly features). Run them with
+//! `cargo xtask test`, or one by name with `cargo xtask ktest NAME`.
+#![no_std]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+mod fault;
+mod memory;
+mod report;
+
+use hal::arch::trap::vector;
+use hal::ktest::{Expect, KernelTest};
+
+/// Every in-kernel test, in the order they run.
+pub static TESTS: &[KernelTest] = &[
+    KernelTest::new("boot_info_is_sane", memory::boot_info_is_sane),
+    KernelTest::new(
+        "frames_alloc_and_free_restore_counters",
+        memory::frames_alloc_and_free_restore_counters,
+    ),
+    KernelTest::new(
+        "heap_stress_many_sizes_random_free",
+        memory::heap_stress_many_sizes_random_free,
+    ),
+    KernelTest::new(
+        "heap_grows_for_a_large_allocation",
+        memory::heap_grows_for_a_large_allocation,
+    ),
+    KernelTest::new("paging_map_write_unmap", memory::paging_map_write_unmap),
+    KernelTest::new(
+        "paging_protect_read_only_then_write_faults",
+        fault::paging_protect_read_only_then_write_faults,
+    )
+    .expect(Expect::Fault(vector::PAGE_FAULT)),
+    KernelTest::new(
+        "write_to_kernel_rodata_faults",
+        fault::write_to_kernel_rodata_faults,
+    )
+    .expect(Expect::Fault(vector::PAGE_FAULT)),
+    KernelTest::new(
+        "write_to_kernel_text_faults",
+        fault::write_to_kernel_text_faults,
+    )
+    .expect(Expect::Fault(vector::PAGE_FAULT)),
+    KernelTest::new(
+        "execute_from_data_page_faults",
+        fault::execute_from_data_page_faults,
+    )
+    .expect(Expect::Fault(vector::PAGE_FAULT)),
+    KernelTest::new(
+        "unmapped_page_read_faults",
+        fault::unmapped_page_read_faults,
+    )
+    .expect(Expect::Fault(vector::PAGE_FAULT)),
+    KernelTest::new(
+        "stack_overflow_hits_the_guard_page",
+        fault::stack_overflow_hits_the_guard_page,
+    )
+    .expect(Expect::Fault(vector::DOUBLE_FAULT)),
+    KernelTest::new(
+        "invalid_opcode_is_reported",
+        fault::invalid_opcode_is_reported,
+    )
+    .expect(Expect::Fault(vector::INVALID_OPCODE)),
+    KernelTest::new("divide_error_is_reported", fault::divide_error_is_reported)
+        .expect(Expect::Fault(vector::DIVIDE_ERROR)),
+    KernelTest::new("breakpoint_is_reported", fault::breakpoint_is_reported)
+        .expect(Expect::Fault(vector::BREAKPOINT)),
+    KernelTest::new("expected_panic_is_caught", report::expected_panic_is_caught)
+        .expect(Expect::Panic),
+    KernelTest::new(
+        "out_of_memory_names_the_size",
+        memory::out_of_memory_names_the_size,
+    )
+    .expect(Expect::PanicContaining(
+        "memory allocation of 1099511627776 bytes failed",
+    )),
+    KernelTest::new(
+        "symbols_resolve_kernel_functions",
+        report::symbols_resolve_kernel_functions,
+    ),
+    KernelTest::new(
+        "backtrace_walks_nested_frames",
+        report::backtrace_walks_nested_frames,
+    ),
+    // Tests of the runner itself: xtask selects them by name and checks that
+    // the run FAILS (a panic nobody expected) or HANGS (caught by its timeout).
+    KernelTest::new(
+        "selftest_unexpected_panic",
+        report::selftest_unexpected_panic,
+    )
+    .by_name_only(),
+    KernelTest::new("selftest_hang", report::selftest_hang).by_name_only(),
+];

@@ -1,0 +1,151 @@
+//! Memory tests: boot information, frames, heap, page mapping.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use hal::mm::{self, Prot};
+
+/// A tiny deterministic generator (xorshift64*), so runs are repeatable.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+pub fn boot_info_is_sane() {
+    let info = hal::boot::info().expect("boot info is set after hal init");
+    let usable = info.usable();
+    assert!(!usable.is_empty(), "no usable memory");
+    for pair in usable.windows(2) {
+        assert!(
+            pair[0].end < pair[1].start,
+            "usable ranges overlap or touch: {pair:?}"
+        );
+    }
+    for r in usable {
+        assert!(
+            r.start % 4096 == 0 && r.end % 4096 == 0,
+            "unaligned usable range {r:?}"
+        );
+        assert!(
+            r.end <= info.kernel.start || r.start >= info.kernel.end,
+            "kernel image is usable: {r:?}"
+        );
+        assert!(r.start >= 0x10_0000, "low memory is usable: {r:?}");
+        if let Some(initrd) = info.initrd {
+            assert!(
+                r.end <= initrd.start || r.start >= initrd.end,
+                "initrd is usable: {r:?}"
+            );
+        }
+    }
+    assert!(info.rsdp.is_some(), "the loader gives an RSDP under QEMU");
+    assert!(mm::frame_stats().free > 1000, "fewer than 1000 free frames");
+}
+
+pub fn frames_alloc_and_free_restore_counters() {
+    let before = mm::frame_stats();
+    let frames: Vec<u64> = (0..512)
+        .map(|_| mm::alloc_frame().expect("a free frame"))
+        .collect();
+    assert_eq!(mm::frame_stats().free, before.free - 512);
+    let mut sorted = frames.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 512, "a frame was handed out twice");
+    for f in &frames {
+        mm::free_frame(*f).expect("freeing an allocated frame");
+    }
+    assert_eq!(
+        mm::free_frame(frames[0]),
+        Err(mm::frame::FrameError::DoubleFree(frames[0]))
+    );
+    assert_eq!(mm::frame_stats(), before);
+}
+
+pub fn heap_stress_many_sizes_random_free() {
+    let used_before = mm::heap_stats().used;
+    let mut rng = Rng::new(0x5eed);
+    let mut blocks: Vec<(Box<[u8]>, u8)> = Vec::new();
+    for round in 0..4 {
+        for _ in 0..1500 {
+            let size = match rng.below(10) {
+                0 => 1 + rng.below(64 * 1024),
+                1..=3 => 1 + rng.below(4096),
+                _ => 1 + rng.below(128),
+            } as usize;
+            let tag = rng.next() as u8;
+            blocks.push((alloc::vec![tag; size].into_boxed_slice(), tag));
+        }
+        // Free about half, in random order.
+        for _ in 0..blocks.len() / 2 {
+            let i = rng.below(blocks.len() as u64) as usize;
+            let (block, tag) = blocks.swap_remove(i);
+            assert!(
+                block.iter().all(|b| *b == tag),
+                "heap block corrupted in round {round}"
+            );
+        }
+    }
+    while let Some((block, tag)) = blocks.pop() {
+        assert!(block.iter().all(|b| *b == tag), "heap block corrupted");
+    }
+    drop(blocks);
+    assert_eq!(
+        mm::heap_stats().used,
+        used_before,
+        "heap use grew after freeing everything"
+    );
+}
+
+pub fn heap_grows_for_a_large_allocation() {
+    let before = mm::heap_stats();
+    // More than the heap has free right now, so it must map new pages.
+    let words = (before.size - before.used + (1 << 20)) / 8;
+    let big: Vec<u64> = (0..words as u64).collect();
+    let after = mm::heap_stats();
+    assert!(
+        after.size >= before.size + words * 8 - (before.size - before.used),
+        "heap did not grow: {before:?} -> {after:?}"
+    );
+    assert_eq!(big.iter().sum::<u64>(), (0..words as u64).sum());
+    drop(big);
+    assert_eq!(mm::heap_stats().used, before.used);
+}
+
+pub fn out_of_memory_names_the_size() {
+    let v: Vec<u8> = Vec::with_capacity(1 << 40);
+    core::hint::black_box(&v);
+}
+
+pub fn paging_map_write_unmap() {
+    let frames_before = mm::frame_stats().free;
+    let frame = mm::alloc_frame().expect("a free frame");
+    let va = mm::alloc_virt(1).expect("vmap space");
+    crate::fault::map_owned(va, frame, Prot::ReadWrite);
+    assert_eq!(mm::translate(va), Some(frame));
+    crate::fault::write_u64(va + 8, 0xdead_beef_cafe_f00d);
+    assert_eq!(
+        crate::fault::read_u64(mm::phys_to_virt(frame) + 8),
+        0xdead_beef_cafe_f00d,
+        "direct map alias"
+    );
+    crate::fault::unmap_owned(va);
+    assert_eq!(mm::translate(va), None);
+    mm::free_frame(frame).expect("frame comes back");
+    assert!(
+        mm::frame_stats().free >= frames_before - 3,
+        "page-table frames aside, nothing leaked"
+    );
+}

@@ -1,0 +1,73 @@
+//! Building the kernel image: cargo for x86_64-unknown-none, then the
+//! symbol table patched into the image's `.ksyms` section.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::prereq::{self, TARGET};
+
+/// Which kernel image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// The kernel users run.
+    Normal,
+    /// With the in-kernel test suite (`ktest` feature).
+    Test,
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// `build/` under the root, where finished images go.
+pub fn out_dir() -> PathBuf {
+    root().join("build")
+}
+
+/// Builds `variant` and returns the path of the finished image.
+pub fn kernel(variant: Variant) -> Result<PathBuf, String> {
+    prereq::rust_target()?;
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .current_dir(root())
+        .args(["build", "--package", "kernel", "--target", TARGET]);
+    if variant == Variant::Test {
+        cargo.args(["--features", "ktest"]);
+    }
+    let status = cargo
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building the kernel failed".into());
+    }
+    let built = root()
+        .join("target")
+        .join(TARGET)
+        .join("debug")
+        .join("kernel");
+    std::fs::create_dir_all(out_dir()).map_err(|e| format!("creating build/: {e}"))?;
+    let image = out_dir().join(match variant {
+        Variant::Normal => "kernel",
+        Variant::Test => "kernel-test",
+    });
+    std::fs::copy(&built, &image).map_err(|e| format!("copying {}: {e}", built.display()))?;
+    let count = crate::symbols::embed(&image)?;
+    eprintln!(
+        "xtask: built {} ({count} symbols embedded)",
+        image.display()
+    );
+    Ok(image)
+}
+
+pub fn command(args: &[String]) -> Result<(), String> {
+    crate::check_options(args, &[], &["--test"])?;
+    kernel(Variant::Normal)?;
+    if args.iter().any(|a| a == "--test") {
+        kernel(Variant::Test)?;
+    }
+    Ok(())
+}

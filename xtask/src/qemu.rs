@@ -1,0 +1,239 @@
+//! Booting QEMU: the interactive `run`, and captured boots with a timeout
+//! for tests and benchmarks.
+//!
+//! The reference setup is TCG on `-M microvm` (about 50 ms to boot a small
+//! kernel here); KVM on these machines is a nested kvm-pvm with quirks
+//! (shared/reference/boot.md, section 7), so it is an option, not the
+//! default. The kernel leaves through isa-debug-exit: QEMU status 33 is
+//! success, 35 failure; a triple fault exits 0, which is never a pass.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::build::{self, Variant};
+use crate::{check_options, flag_value, prereq};
+
+/// QEMU status for a kernel that exited with `ExitCode::Success`.
+pub const STATUS_PASS: i32 = 33;
+/// QEMU status for `ExitCode::Failure` (test failure, panic, fault).
+pub const STATUS_FAIL: i32 = 35;
+
+/// One boot's configuration.
+#[derive(Clone, Debug)]
+pub struct Boot {
+    pub image: PathBuf,
+    pub smp: u32,
+    pub mem: String,
+    pub accel: String,
+    pub append: String,
+    pub gdb: bool,
+}
+
+impl Boot {
+    pub fn new(image: &Path) -> Self {
+        Self {
+            image: image.to_path_buf(),
+            smp: 1,
+            mem: "256M".into(),
+            accel: "tcg".into(),
+            append: String::new(),
+            gdb: false,
+        }
+    }
+
+    fn command(&self, serial: &str) -> Command {
+        let mut qemu = Command::new(prereq::QEMU);
+        qemu.args([
+            "-M",
+            "microvm",
+            "-accel",
+            &self.accel,
+            "-nodefaults",
+            "-no-reboot",
+            "-display",
+            "none",
+        ]);
+        if self.accel == "kvm" {
+            // `-cpu host` aborts on kvm-pvm unless arch-capabilities is off.
+            qemu.args(["-cpu", "host,-arch-capabilities"]);
+        }
+        qemu.args(["-smp", &self.smp.to_string(), "-m", &self.mem]);
+        qemu.args([
+            "-serial",
+            serial,
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ]);
+        qemu.arg("-kernel").arg(&self.image);
+        if !self.append.is_empty() {
+            qemu.args(["-append", &self.append]);
+        }
+        if self.gdb {
+            qemu.args(["-s", "-S"]);
+        }
+        qemu
+    }
+
+    /// A shell-pasteable form of the command, for logs.
+    pub fn describe(&self) -> String {
+        let cmd = self.command("stdio");
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| {
+                let a = a.to_string_lossy();
+                if a.contains(' ') || a.is_empty() {
+                    format!("'{a}'")
+                } else {
+                    a.into_owned()
+                }
+            })
+            .collect();
+        format!("{} {}", prereq::QEMU, args.join(" "))
+    }
+}
+
+/// What a captured boot produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// QEMU's exit status; `None` when the timeout killed it.
+    pub status: Option<i32>,
+    /// Serial lines, each with its arrival time after QEMU started.
+    pub lines: Vec<(Duration, String)>,
+    /// QEMU's own error output.
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    pub fn timed_out(&self) -> bool {
+        self.status.is_none()
+    }
+
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        for (_, line) in &self.lines {
+            s.push_str(line);
+            s.push('\n');
+        }
+        if !self.stderr.is_empty() {
+            s.push_str("--- qemu stderr ---\n");
+            s.push_str(&self.stderr);
+        }
+        s
+    }
+
+    pub fn contains(&self, needle: &str) -> bool {
+        self.lines.iter().any(|(_, l)| l.contains(needle))
+    }
+}
+
+/// Boots and captures the serial console; kills QEMU after `timeout`.
+pub fn run_captured(boot: &Boot, timeout: Duration) -> Result<Outcome, String> {
+    let start = Instant::now();
+    let mut child = boot
+        .command("stdio")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", prereq::QEMU))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n') {
+            let Ok(line) = line else { break };
+            let text = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_string();
+            if tx.send((start.elapsed(), text)).is_err() {
+                break;
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut lines = Vec::new();
+    let status = loop {
+        while let Ok(line) = rx.try_recv() {
+            lines.push(line);
+        }
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status.code();
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(5)) {
+            lines.push(line);
+        }
+    };
+    let _ = reader.join();
+    lines.extend(rx.try_iter());
+    let stderr = err_reader.join().unwrap_or_default();
+    // A kill leaves status None; a signal death (no code) is reported as -1.
+    let status = match status {
+        None if start.elapsed() > timeout => None,
+        None => Some(-1),
+        s => s,
+    };
+    Ok(Outcome {
+        status,
+        lines,
+        stderr,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// `cargo xtask run`.
+pub fn run_command(args: &[String]) -> Result<(), String> {
+    check_options(args, &["--smp", "--mem", "--accel", "--append"], &["--gdb"])?;
+    prereq::qemu()?;
+    let image = build::kernel(Variant::Normal)?;
+    let mut boot = Boot::new(&image);
+    if let Some(smp) = flag_value(args, "--smp")? {
+        boot.smp = smp
+            .parse()
+            .map_err(|_| format!("--smp takes a number, not {smp:?}"))?;
+    }
+    if let Some(mem) = flag_value(args, "--mem")? {
+        boot.mem = mem.to_string();
+    }
+    if let Some(accel) = flag_value(args, "--accel")? {
+        if accel != "tcg" && accel != "kvm" {
+            return Err(format!("--accel takes tcg or kvm, not {accel:?}"));
+        }
+        boot.accel = accel.to_string();
+    }
+    if let Some(append) = flag_value(args, "--append")? {
+        boot.append = append.to_string();
+    }
+    boot.gdb = args.iter().any(|a| a == "--gdb");
+    eprintln!("xtask: {}", boot.describe());
+    eprintln!("xtask: console on this terminal; Ctrl-A X quits QEMU");
+    if boot.gdb {
+        eprintln!(
+            "xtask: waiting for gdb: gdb {} -ex 'target remote :1234'",
+            image.display()
+        );
+    }
+    let status = boot
+        .command("mon:stdio")
+        .status()
+        .map_err(|e| format!("cannot start QEMU: {e}"))?;
+    match status.code() {
+        Some(STATUS_PASS) | Some(0) => Ok(()),
+        Some(code) => Err(format!(
+            "the kernel exited with failure (QEMU status {code})"
+        )),
+        None => Err("QEMU was killed".into()),
+    }
+}

@@ -1,0 +1,311 @@
+//! `cargo xtask test`: host tests, then the QEMU kernel suites, then the
+//! runner's own self-tests; one closing line `N passed, M failed`.
+//! Also `ktest` (named in-kernel tests) and `bench` (boot-time figures).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::build::{self, Variant};
+use crate::qemu::{self, Boot, Outcome, STATUS_FAIL, STATUS_PASS};
+use crate::{check_options, flag_value, prereq};
+
+/// A whole suite boot must finish in this time under TCG.
+const SUITE_TIMEOUT: Duration = Duration::from_secs(120);
+/// The hang self-test is killed after this.
+const HANG_TIMEOUT: Duration = Duration::from_secs(4);
+/// SMP configurations the kernel suite runs under.
+const SMP_CONFIGS: [u32; 2] = [1, 4];
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, ok: bool, detail: &str) {
+        if ok {
+            self.passed += 1;
+            println!("test {name} ... ok");
+        } else {
+            self.failed += 1;
+            println!("test {name} ... FAILED {detail}");
+            self.failures.push(name.to_string());
+        }
+    }
+}
+
+pub fn command(args: &[String]) -> Result<(), String> {
+    check_options(args, &[], &[])?;
+    prereq::qemu()?;
+    prereq::rust_target()?;
+    let mut tally = Tally::default();
+
+    println!("== host tests (cargo test) ==");
+    host_tests(&mut tally)?;
+
+    println!("== QEMU kernel suites ==");
+    let image = build::kernel(Variant::Test)?;
+    for smp in SMP_CONFIGS {
+        kernel_suite(&image, smp, &mut tally)?;
+    }
+
+    println!("== test-runner self-tests ==");
+    runner_selftests(&image, &mut tally)?;
+
+    if !tally.failures.is_empty() {
+        println!("failures:");
+        for f in &tally.failures {
+            println!("    {f}");
+        }
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    if tally.failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("{} test(s) failed", tally.failed))
+    }
+}
+
+/// Runs `cargo test` (the workspace's default members), streaming its
+/// output, and adds up its `test result:` lines.
+fn host_tests(tally: &mut Tally) -> Result<(), String> {
+    let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(build::root())
+        .args(["test", "--color", "never"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo test: {e}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    let (mut passed, mut failed) = (0, 0);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count_before(rest, " passed");
+            failed += count_before(rest, " failed");
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    tally.passed += passed;
+    tally.failed += failed;
+    if !status.success() && failed == 0 {
+        // Build errors fail before any test runs.
+        tally.record(
+            "host: cargo test",
+            false,
+            "(cargo test failed before reporting results)",
+        );
+    } else if failed > 0 {
+        tally
+            .failures
+            .push(format!("host: {failed} cargo test failure(s), see above"));
+    }
+    Ok(())
+}
+
+/// The number right before `suffix` in "ok. 3 passed; 0 failed; ...".
+fn count_before(text: &str, suffix: &str) -> usize {
+    text.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(suffix)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A `ktest` result line: (name, ok, detail).
+fn ktest_line(line: &str) -> Option<(&str, bool, &str)> {
+    let rest = line.split_once(" ktest] ")?.1;
+    if let Some(name) = rest.strip_suffix(" ... ok") {
+        return Some((name, true, ""));
+    }
+    let (name, why) = rest.split_once(" ... FAILED: ")?;
+    Some((name, false, why))
+}
+
+fn show_log(outcome: &Outcome) {
+    println!(
+        "---- serial log ----\n{}---- end of serial log ----",
+        outcome.log()
+    );
+}
+
+fn timing(outcome: &Outcome) -> String {
+    let first = outcome
+        .lines
+        .first()
+        .map_or(0.0, |(t, _)| t.as_secs_f64() * 1e3);
+    format!(
+        "first line {first:.1} ms, exit {:.1} ms",
+        outcome.elapsed.as_secs_f64() * 1e3
+    )
+}
+
+fn kernel_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<(), String> {
+    let mut boot = Boot::new(image);
+    boot.smp = smp;
+    boot.append = "test=all".into();
+    let outcome = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
+    let mut seen = 0;
+    for (_, line) in &outcome.lines {
+        if let Some((name, ok, why)) = ktest_line(line) {
+            seen += 1;
+            tally.record(&format!("kernel[smp={smp}]::{name}"), ok, why);
+        }
+    }
+    let clean_exit = outcome.status == Some(STATUS_PASS) && outcome.contains("ktest] summary:");
+    if !clean_exit || seen == 0 {
+        let why = match outcome.status {
+            None => format!("timed out after {} s", SUITE_TIMEOUT.as_secs()),
+            Some(s) => format!("QEMU status {s} (33 is a pass; 0 is a triple fault)"),
+        };
+        tally.record(&format!("kernel[smp={smp}]: suite boot"), false, &why);
+        show_log(&outcome);
+    }
+    println!("   (smp={smp}: {})", timing(&outcome));
+    Ok(())
+}
+
+fn runner_selftests(image: &std::path::Path, tally: &mut Tally) -> Result<(), String> {
+    let boot_with = |append: &str| {
+        let mut b = Boot::new(image);
+        b.append = append.into();
+        b
+    };
+
+    let o = qemu::run_captured(&boot_with("test=selftest_unexpected_panic"), SUITE_TIMEOUT)?;
+    let ok = o.status == Some(STATUS_FAIL)
+        && o.contains("selftest_unexpected_panic ... FAILED: unexpected panic")
+        && o.contains("!!! PANIC: selftest: a panic no test expects")
+        && o.contains("report::selftest_unexpected_panic");
+    tally.record(
+        "runner: an unexpected panic fails the run with a symbolised report",
+        ok,
+        "",
+    );
+    if !ok {
+        show_log(&o);
+    }
+
+    let o = qemu::run_captured(&boot_with("test=selftest_hang"), HANG_TIMEOUT)?;
+    let ok = o.timed_out() && o.contains("ktest] selftest_hang ...");
+    tally.record("runner: a hang is caught by the boot timeout", ok, "");
+    if !ok {
+        show_log(&o);
+    }
+
+    let o = qemu::run_captured(&boot_with("test=no_such_test"), SUITE_TIMEOUT)?;
+    let ok = o.status == Some(STATUS_FAIL) && o.contains("no test matches \"no_such_test\"");
+    tally.record("runner: an unknown test name is an error", ok, "");
+    if !ok {
+        show_log(&o);
+    }
+
+    let o = qemu::run_captured(&boot_with("bogus=1 test=boot_info_is_sane"), SUITE_TIMEOUT)?;
+    let ok = o.status == Some(STATUS_PASS)
+        && o.contains("UnknownOption(\"bogus\") ignored; valid options: log=");
+    tally.record(
+        "boot: an unknown command-line option warns and lists the valid ones",
+        ok,
+        "",
+    );
+    if !ok {
+        show_log(&o);
+    }
+    Ok(())
+}
+
+/// `cargo xtask ktest NAME[,NAME] [--smp N]`.
+pub fn ktest_command(args: &[String]) -> Result<(), String> {
+    let (names, rest) = args
+        .split_first()
+        .ok_or("which test? `cargo xtask ktest list` names them")?;
+    check_options(rest, &["--smp"], &[])?;
+    prereq::qemu()?;
+    let image = build::kernel(Variant::Test)?;
+    let mut boot = Boot::new(&image);
+    boot.append = format!("test={names}");
+    if let Some(smp) = flag_value(rest, "--smp")? {
+        boot.smp = smp
+            .parse()
+            .map_err(|_| format!("--smp takes a number, not {smp:?}"))?;
+    }
+    let outcome = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
+    print!("{}", outcome.log());
+    println!("({})", timing(&outcome));
+    match outcome.status {
+        Some(STATUS_PASS) => Ok(()),
+        None => Err(format!("timed out after {} s", SUITE_TIMEOUT.as_secs())),
+        Some(s) => Err(format!("failed (QEMU status {s})")),
+    }
+}
+
+/// Median, min, max of `samples` in nanoseconds, as a `RESULT` line.
+fn result_line(name: &str, samples: &mut [f64]) -> String {
+    samples.sort_by(f64::total_cmp);
+    let median = samples[samples.len() / 2];
+    format!(
+        "RESULT {name} ns_per_op={median:.0} min={:.0} max={:.0} samples={} iters=1",
+        samples[0],
+        samples[samples.len() - 1],
+        samples.len()
+    )
+}
+
+/// `cargo xtask bench [--runs N]`: boot-time figures under TCG.
+pub fn bench_command(args: &[String]) -> Result<(), String> {
+    check_options(args, &["--runs"], &[])?;
+    let runs: usize = flag_value(args, "--runs")?
+        .unwrap_or("10")
+        .parse()
+        .map_err(|_| "--runs takes a number")?;
+    prereq::qemu()?;
+    let image = build::kernel(Variant::Test)?;
+    let (mut first_line, mut kmain, mut small_exit, mut suite_exit) =
+        (vec![], vec![], vec![], vec![]);
+    for _ in 0..runs.max(1) {
+        let mut boot = Boot::new(&image);
+        boot.append = "test=boot_info_is_sane".into();
+        let o = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
+        if o.status != Some(STATUS_PASS) {
+            show_log(&o);
+            return Err("a benchmark boot failed".into());
+        }
+        first_line.push(o.lines.first().map_or(0.0, |(t, _)| t.as_nanos() as f64));
+        let up = o
+            .lines
+            .iter()
+            .find(|(_, l)| l.contains(" up"))
+            .map_or(0.0, |(t, _)| t.as_nanos() as f64);
+        kmain.push(up);
+        small_exit.push(o.elapsed.as_nanos() as f64);
+        boot.append = "test=all".into();
+        let o = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
+        if o.status != Some(STATUS_PASS) {
+            show_log(&o);
+            return Err("a benchmark boot of the suite failed".into());
+        }
+        suite_exit.push(o.elapsed.as_nanos() as f64);
+    }
+    println!("# boot timing: QEMU start to event, TCG, -M microvm, -smp 1, {runs} runs");
+    println!(
+        "{}",
+        result_line("boot_qemu_start_to_first_log_line", &mut first_line)
+    );
+    println!("{}", result_line("boot_qemu_start_to_kmain", &mut kmain));
+    println!(
+        "{}",
+        result_line("boot_qemu_start_to_exit_one_test", &mut small_exit)
+    );
+    println!(
+        "{}",
+        result_line("boot_qemu_start_to_exit_full_suite", &mut suite_exit)
+    );
+    Ok(())
+}

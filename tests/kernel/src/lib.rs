@@ -19,6 +19,10 @@ use hal::ktest::{Expect, KernelTest};
 pub static TESTS: &[KernelTest] = &[
     KernelTest::new("boot_info_is_sane", memory::boot_info_is_sane),
     KernelTest::new(
+        "kernel_stacks_have_unmapped_guard_pages",
+        memory::kernel_stacks_have_unmapped_guard_pages,
+    ),
+    KernelTest::new(
         "frames_alloc_and_free_restore_counters",
         memory::frames_alloc_and_free_restore_counters,
     ),

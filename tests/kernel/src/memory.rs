@@ -54,6 +54,16 @@ pub fn boot_info_is_sane() {
     assert!(mm::frame_stats().free > 1000, "fewer than 1000 free frames");
 }
 
+pub fn kernel_stacks_have_unmapped_guard_pages() {
+    let guard = hal::arch::boot_stack_guard_page();
+    let (bottom, _) = hal::arch::boot_stack();
+    assert_eq!(mm::translate(guard), None, "boot stack guard page is mapped");
+    assert!(mm::translate(bottom).is_some(), "boot stack is not mapped");
+    let stack = mm::alloc_stack(2).expect("a stack");
+    assert_eq!(mm::translate(stack.bottom - 4096), None, "stack guard page is mapped");
+    assert!(mm::translate(stack.bottom).is_some() && mm::translate(stack.top - 8).is_some());
+}
+
 pub fn frames_alloc_and_free_restore_counters() {
     let before = mm::frame_stats();
     let frames: Vec<u64> = (0..512)

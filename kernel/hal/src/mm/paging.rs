@@ -132,10 +132,16 @@ pub fn init(usable: &[Range]) {
     // the early allocator hands out, and `pml4` is a valid, zeroed table.
     let mut pt = unsafe { OffsetPageTable::new(pml4, VirtAddr::new(0)) };
 
-    // The image, section by section, with exact permissions.
+    // The image, section by section, with exact permissions; the page under
+    // the boot stack stays unmapped as its guard.
+    let guard = crate::arch::boot_stack_guard_page();
     for (start, end, prot) in image_sections() {
         let mut va = start;
         while va < end {
+            if va == guard {
+                va += PAGE_SIZE;
+                continue;
+            }
             let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
             let frame = PhysFrame::containing_address(PhysAddr::new(va - KERNEL_VMA));
             // SAFETY: maps the image onto its own physical pages in a table

@@ -129,6 +129,9 @@ global_asm!(
     r#"
     .section .bss.boot_stack, "aw", @nobits
     .balign 4096
+    .global boot_stack_guard
+    boot_stack_guard:           /* left unmapped by the kernel page tables */
+    .skip 4096
     .global boot_stack_bottom
     boot_stack_bottom:
     .skip {size}
@@ -140,8 +143,14 @@ global_asm!(
 );
 
 unsafe extern "C" {
+    static boot_stack_guard: u8;
     static boot_stack_bottom: u8;
     static boot_stack_top: u8;
+}
+
+/// The boot stack's guard page (not mapped once the kernel tables are live).
+pub fn boot_stack_guard_page() -> u64 {
+    core::ptr::addr_of!(boot_stack_guard) as u64
 }
 
 /// The boot stack's bounds `(bottom, top)`, for the backtrace walker.

@@ -8,7 +8,7 @@ pub mod trap;
 
 use core::cell::UnsafeCell;
 
-pub use boot::boot_stack;
+pub use boot::{boot_stack, boot_stack_guard_page};
 
 /// Storage for the embedded symbol table, patched by xtask after linking.
 /// Invariant: never written while the kernel runs (only xtask writes it,

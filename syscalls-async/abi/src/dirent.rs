@@ -122,7 +122,10 @@ mod tests {
     #[test]
     fn encode_refuses_short_buffers_without_writing() {
         let mut buf = [0xaau8; 23];
-        assert_eq!(encode_dirent(&mut buf, 1, 1, DirentType::Directory, b"x"), None);
+        assert_eq!(
+            encode_dirent(&mut buf, 1, 1, DirentType::Directory, b"x"),
+            None
+        );
         assert!(buf.iter().all(|&b| b == 0xaa));
     }
 

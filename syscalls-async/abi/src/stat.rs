@@ -82,11 +82,17 @@ pub struct Timespec {
 
 impl Timespec {
     /// The epoch.
-    pub const ZERO: Timespec = Timespec { tv_sec: 0, tv_nsec: 0 };
+    pub const ZERO: Timespec = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
 
     /// A timespec from nanoseconds since the epoch.
     pub const fn from_nanos(ns: u64) -> Timespec {
-        Timespec { tv_sec: (ns / 1_000_000_000) as i64, tv_nsec: (ns % 1_000_000_000) as i64 }
+        Timespec {
+            tv_sec: (ns / 1_000_000_000) as i64,
+            tv_nsec: (ns % 1_000_000_000) as i64,
+        }
     }
 
     /// True if `tv_nsec` is within `0..1_000_000_000`.
@@ -176,8 +182,20 @@ mod tests {
     #[test]
     fn timespec_from_nanos() {
         let t = Timespec::from_nanos(3_000_000_007);
-        assert_eq!(t, Timespec { tv_sec: 3, tv_nsec: 7 });
+        assert_eq!(
+            t,
+            Timespec {
+                tv_sec: 3,
+                tv_nsec: 7
+            }
+        );
         assert!(t.is_normalized());
-        assert!(!Timespec { tv_sec: 0, tv_nsec: -1 }.is_normalized());
+        assert!(
+            !Timespec {
+                tv_sec: 0,
+                tv_nsec: -1
+            }
+            .is_normalized()
+        );
     }
 }

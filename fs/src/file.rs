@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Open files (one per successful `open`) and the per-process descriptor table.
+//!
+//! An `OpenFile` is POSIX's "open file description": the vnode, the status flags and the
+//! offset, shared by every descriptor `dup` made from it. The `FdTable` maps small
+//! integers to open files and carries the per-descriptor close-on-exec flag.
+
+use alloc::{sync::Arc, vec::Vec};
+
+use abi::{Errno, FileType, OpenFlags};
+use spin::Mutex;
+
+use crate::{proto::VnodeOp, vfs::Vnode};
+
+/// Most descriptors one table may hold (`RLIMIT_NOFILE`'s usual soft limit).
+pub const MAX_FDS: usize = 1024;
+
+/// An open file description.
+pub struct OpenFile {
+    vnode: Vnode,
+    flags: OpenFlags,
+    offset: Mutex<u64>,
+}
+
+impl OpenFile {
+    /// Wraps a vnode the filesystem has already counted as open (`VnodeOp::Open`); the
+    /// matching `Close` is sent when the last reference goes away.
+    pub(crate) fn new(vnode: Vnode, flags: OpenFlags) -> OpenFile {
+        OpenFile {
+            vnode,
+            flags,
+            offset: Mutex::new(0),
+        }
+    }
+
+    /// The file.
+    pub fn vnode(&self) -> &Vnode {
+        &self.vnode
+    }
+
+    /// The file's type.
+    pub fn kind(&self) -> FileType {
+        self.vnode.kind()
+    }
+
+    /// The flags it was opened with (creation flags removed).
+    pub fn flags(&self) -> OpenFlags {
+        self.flags
+    }
+
+    /// The current offset (for directories, the readdir cookie).
+    pub fn offset(&self) -> u64 {
+        *self.offset.lock()
+    }
+
+    pub(crate) fn set_offset(&self, offset: u64) {
+        *self.offset.lock() = offset;
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        if !self.flags.contains(OpenFlags::PATH) {
+            self.vnode.port().send(VnodeOp::Close {
+                ino: self.vnode.ino(),
+            });
+        }
+    }
+}
+
+impl core::fmt::Debug for OpenFile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OpenFile")
+            .field("vnode", &self.vnode)
+            .field("flags", &self.flags)
+            .field("offset", &self.offset())
+            .finish()
+    }
+}
+
+/// A descriptor number.
+pub type Fd = i32;
+
+#[derive(Clone)]
+struct Slot {
+    file: Arc<OpenFile>,
+    close_on_exec: bool,
+}
+
+/// A process's descriptor table.
+#[derive(Clone, Default)]
+pub struct FdTable {
+    slots: Vec<Option<Slot>>,
+}
+
+impl FdTable {
+    /// An empty table.
+    pub fn new() -> FdTable {
+        FdTable::default()
+    }
+
+    fn lowest_free(&self, from: usize) -> Result<usize, Errno> {
+        let fd = (from..self.slots.len())
+            .find(|&i| self.slots[i].is_none())
+            .unwrap_or(self.slots.len().max(from));
+        if fd >= MAX_FDS {
+            Err(Errno::MFile)
+        } else {
+            Ok(fd)
+        }
+    }
+
+    fn put(&mut self, fd: usize, slot: Slot) -> Option<Arc<OpenFile>> {
+        if fd >= self.slots.len() {
+            self.slots.resize(fd + 1, None);
+        }
+        self.slots[fd].replace(slot).map(|s| s.file)
+    }
+
+    fn slot(&self, fd: Fd) -> Result<&Slot, Errno> {
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.slots.get(i))
+            .and_then(Option::as_ref)
+            .ok_or(Errno::BadF)
+    }
+
+    /// Installs `file` at the lowest free descriptor.
+    ///
+    /// # Errors
+    /// `MFile` when all [`MAX_FDS`] descriptors are in use.
+    pub fn insert(&mut self, file: Arc<OpenFile>, close_on_exec: bool) -> Result<Fd, Errno> {
+        let fd = self.lowest_free(0)?;
+        self.put(
+            fd,
+            Slot {
+                file,
+                close_on_exec,
+            },
+        );
+        Ok(fd as Fd)
+    }
+
+    /// The open file behind `fd`.
+    ///
+    /// # Errors
+    /// `BadF` if `fd` is not open.
+    pub fn get(&self, fd: Fd) -> Result<Arc<OpenFile>, Errno> {
+        self.slot(fd).map(|s| s.file.clone())
+    }
+
+    /// Closes `fd`, returning its open file (the file is released when the last
+    /// reference to it goes).
+    ///
+    /// # Errors
+    /// `BadF` if `fd` is not open.
+    pub fn close(&mut self, fd: Fd) -> Result<Arc<OpenFile>, Errno> {
+        self.slot(fd)?;
+        let slot = self.slots[fd as usize].take().ok_or(Errno::BadF)?;
+        while matches!(self.slots.last(), Some(None)) {
+            self.slots.pop();
+        }
+        Ok(slot.file)
+    }
+
+    /// `dup`: a new descriptor (lowest free) for the same open file, close-on-exec clear.
+    ///
+    /// # Errors
+    /// `BadF` if `fd` is not open, `MFile` if the table is full.
+    pub fn dup(&mut self, fd: Fd) -> Result<Fd, Errno> {
+        self.dup_from(fd, 0, false)
+    }
+
+    /// `fcntl(F_DUPFD[_CLOEXEC])`: like `dup`, but the lowest free descriptor `>= min`.
+    ///
+    /// # Errors
+    /// `BadF` if `fd` is not open, `Inval` if `min` is out of range, `MFile` if full.
+    pub fn dup_from(&mut self, fd: Fd, min: Fd, close_on_exec: bool) -> Result<Fd, Errno> {
+        let file = self.get(fd)?;
+        let min = usize::try_from(min)
+            .ok()
+            .filter(|&m| m < MAX_FDS)
+            .ok_or(Errno::Inval)?;
+        let new = self.lowest_free(min)?;
+        self.put(
+            new,
+            Slot {
+                file,
+                close_on_exec,
+            },
+        );
+        Ok(new as Fd)
+    }
+
+    /// `dup2`: make `new` refer to `old`'s open file, closing what `new` had. `dup2(fd, fd)`
+    /// returns `fd` if it is open. Close-on-exec on `new` is cleared.
+    ///
+    /// # Errors
+    /// `BadF` if `old` is not open or `new` is out of range.
+    pub fn dup2(&mut self, old: Fd, new: Fd) -> Result<Fd, Errno> {
+        let file = self.get(old)?;
+        let index = usize::try_from(new)
+            .ok()
+            .filter(|&n| n < MAX_FDS)
+            .ok_or(Errno::BadF)?;
+        if old == new {
+            return Ok(new);
+        }
+        self.put(
+            index,
+            Slot {
+                file,
+                close_on_exec: false,
+            },
+        );
+        Ok(new)
+    }
+
+    /// `dup3`: like `dup2` with an explicit close-on-exec flag.
+    ///
+    /// # Errors
+    /// As `dup2`, plus `Inval` if `old == new`.
+    pub fn dup3(&mut self, old: Fd, new: Fd, close_on_exec: bool) -> Result<Fd, Errno> {
+        if old == new {
+            return Err(Errno::Inval);
+        }
+        self.dup2(old, new)?;
+        self.slots[new as usize]
+            .as_mut()
+            .ok_or(Errno::BadF)?
+            .close_on_exec = close_on_exec;
+        Ok(new)
+    }
+
+    /// `F_GETFD`'s close-on-exec bit.
+    ///
+    /// # Errors
+    /// `BadF` if `fd` is not open.
+    pub fn close_on_exec(&self, fd: Fd) -> Result<bool, Errno> {
+        self.slot(fd).map(|s| s.close_on_exec)
+    }
+
+    /// `F_SETFD`'s close-on-exec bit.
+    ///
+    /// # Errors
+    /// `BadF` if `fd` is not open.
+    pub fn set_close_on_exec(&mut self, fd: Fd, on: bool) -> Result<(), Errno> {
+        self.slot(fd)?;
+        self.slots[fd as usize]
+            .as_mut()
+            .ok_or(Errno::BadF)?
+            .close_on_exec = on;
+        Ok(())
+    }
+
+    /// At `exec`: closes every close-on-exec descriptor; returns how many were closed.
+    pub fn exec(&mut self) -> usize {
+        let mut closed = 0;
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(|s| s.close_on_exec) {
+                *slot = None;
+                closed += 1;
+            }
+        }
+        while matches!(self.slots.last(), Some(None)) {
+            self.slots.pop();
+        }
+        closed
+    }
+
+    /// Number of open descriptors.
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// True if no descriptor is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

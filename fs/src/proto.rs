@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The VFS message vocabulary: what the VFS asks a filesystem's port, and what comes back.
+//!
+//! One message type, `VnodeMsg`, travels both ways (DragonFly's `vop_*` message is also
+//! replied in place): the VFS fills `op` and, for data operations, `buf`; the filesystem
+//! fills `result` and hands `buf` back, on success and on error alike (STYLE.md C.2:
+//! ownership travels with the message). Nothing here refers to paths: a filesystem sees
+//! only inode numbers and single names. Paths, `.`/`..` across mounts, symlink following and
+//! the namecache are the VFS's business (`crate::vfs`).
+//!
+//! | op | `buf` in | `buf` out | `VnodeDone` |
+//! |---|---|---|---|
+//! | `Lookup`, `Create`, `Mkdir`, `Link`, `Open`, `GetAttr`, `SetAttr` | unused | unchanged | `Node(Attr)` |
+//! | `Symlink` | link target | unchanged | `Node(Attr)` |
+//! | `Read` | any capacity | the bytes read | `Count(n)` |
+//! | `ReadLink` | any capacity | the target | `Count(n)` |
+//! | `Write` | the data | unchanged | `Written { count, end }` |
+//! | `ReadDir` | unused | unchanged | `Entries { .. }` |
+//! | `Rename` | unused | unchanged | `Renamed { .. }` |
+//! | others | unused | unchanged | `Unit` |
+
+use alloc::{boxed::Box, vec::Vec};
+
+use abi::{Errno, FileType, Timespec};
+
+/// An inode number, unique within one filesystem instance and never reused by tmpfs and
+/// devfs (the namecache relies on that: see `crate::namecache`).
+pub type Ino = u64;
+
+/// One path component as a filesystem sees it: not empty, no `/`, no NUL, at most
+/// [`crate::path::NAME_MAX`] bytes, and never `.` (`..` only in `Lookup`).
+pub type Name = Box<[u8]>;
+
+/// The attributes of a node (`getattr`'s answer), without the device id, which the VFS adds
+/// from the mount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    /// Inode number.
+    pub ino: Ino,
+    /// File type.
+    pub kind: FileType,
+    /// Permission bits (`07777`).
+    pub perm: u32,
+    /// Hard link count.
+    pub nlink: u64,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (directories: number of entries; symlinks: target length).
+    pub size: u64,
+    /// Storage actually allocated, in 512-byte units (sparse files use less than `size`).
+    pub blocks: u64,
+    /// Device number of a device special file, else 0.
+    pub rdev: u64,
+    /// Last access.
+    pub atime: Timespec,
+    /// Last data modification.
+    pub mtime: Timespec,
+    /// Last status change.
+    pub ctime: Timespec,
+}
+
+impl Attr {
+    /// The full mode: type bits and permission bits.
+    pub fn mode(&self) -> u32 {
+        self.kind.mode_bits() | self.perm
+    }
+
+    /// The `Stat` record for this node on device `dev`.
+    pub fn to_stat(&self, dev: u64) -> abi::Stat {
+        abi::Stat {
+            st_dev: dev,
+            st_ino: self.ino,
+            st_nlink: self.nlink,
+            st_mode: self.mode(),
+            st_uid: self.uid,
+            st_gid: self.gid,
+            pad0: 0,
+            st_rdev: self.rdev,
+            st_size: self.size as i64,
+            st_blksize: crate::tmpfs::PAGE_SIZE as i64,
+            st_blocks: self.blocks as i64,
+            st_atime: self.atime,
+            st_mtime: self.mtime,
+            st_ctime: self.ctime,
+            reserved: [0; 3],
+        }
+    }
+}
+
+/// How to change one timestamp in `SetAttr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeChange {
+    /// Set to the filesystem's current time (`UTIME_NOW`).
+    Now,
+    /// Set to this time.
+    At(Timespec),
+}
+
+/// Which attributes `SetAttr` changes; `None` leaves one as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SetAttr {
+    /// New permission bits (`07777`; type bits are ignored).
+    pub perm: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New access time.
+    pub atime: Option<TimeChange>,
+    /// New modification time.
+    pub mtime: Option<TimeChange>,
+}
+
+/// One directory entry as `ReadDir` returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Inode number of the entry.
+    pub ino: Ino,
+    /// Type of the entry.
+    pub kind: FileType,
+    /// The name.
+    pub name: Name,
+    /// The cookie that resumes reading *after* this entry.
+    pub next_cookie: u64,
+}
+
+/// A vnode operation: the request half of a [`VnodeMsg`].
+///
+/// Callers (the VFS) guarantee that names obey the rules of [`Name`]; filesystems still
+/// check what they rely on and answer `Inval` rather than panic.
+// Variant fields are described in each variant's doc line.
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VnodeOp {
+    /// Find `name` in directory `dir` (`..` allowed: the parent, or `dir` itself at the root).
+    Lookup { dir: Ino, name: Name },
+    /// Create a regular file; `Exist` if the name is taken (creation is always exclusive:
+    /// the VFS implements `O_CREAT` without `O_EXCL` on top).
+    Create { dir: Ino, name: Name, perm: u32 },
+    /// Create a directory.
+    Mkdir { dir: Ino, name: Name, perm: u32 },
+    /// Create a symbolic link whose target is `buf`.
+    Symlink { dir: Ino, name: Name },
+    /// Add a hard link `name` in `dir` to the non-directory `target`.
+    Link { dir: Ino, name: Name, target: Ino },
+    /// Remove a non-directory entry.
+    Unlink { dir: Ino, name: Name },
+    /// Remove an empty directory entry.
+    Rmdir { dir: Ino, name: Name },
+    /// Rename with POSIX `rename(2)` rules; `no_replace` is `RENAME_NOREPLACE`.
+    Rename {
+        from_dir: Ino,
+        from_name: Name,
+        to_dir: Ino,
+        to_name: Name,
+        no_replace: bool,
+    },
+    /// An open file now refers to `ino`: its storage stays alive until the matching
+    /// `Close`, even when its last link goes away.
+    Open { ino: Ino },
+    /// The matching release of an `Open`.
+    Close { ino: Ino },
+    /// Read up to `len` bytes at `offset` into `buf` (which is cleared first).
+    Read { ino: Ino, offset: u64, len: usize },
+    /// Write `buf` at `offset`, or at the end of the file if `append` (atomically).
+    Write { ino: Ino, offset: u64, append: bool },
+    /// Set the size of a regular file.
+    Truncate { ino: Ino, size: u64 },
+    /// Attributes.
+    GetAttr { ino: Ino },
+    /// Change attributes (mode, owner, times); the reply has the new attributes.
+    SetAttr { ino: Ino, set: SetAttr },
+    /// Up to `max` entries starting at `cookie` (0 = the beginning, which yields `.` first).
+    ReadDir { dir: Ino, cookie: u64, max: usize },
+    /// The target of a symbolic link, into `buf`.
+    ReadLink { ino: Ino },
+    /// Make `ino`'s data durable.
+    Fsync { ino: Ino },
+}
+
+impl VnodeOp {
+    /// A short name for logs and traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            VnodeOp::Lookup { .. } => "lookup",
+            VnodeOp::Create { .. } => "create",
+            VnodeOp::Mkdir { .. } => "mkdir",
+            VnodeOp::Symlink { .. } => "symlink",
+            VnodeOp::Link { .. } => "link",
+            VnodeOp::Unlink { .. } => "unlink",
+            VnodeOp::Rmdir { .. } => "rmdir",
+            VnodeOp::Rename { .. } => "rename",
+            VnodeOp::Open { .. } => "open",
+            VnodeOp::Close { .. } => "close",
+            VnodeOp::Read { .. } => "read",
+            VnodeOp::Write { .. } => "write",
+            VnodeOp::Truncate { .. } => "truncate",
+            VnodeOp::GetAttr { .. } => "getattr",
+            VnodeOp::SetAttr { .. } => "setattr",
+            VnodeOp::ReadDir { .. } => "readdir",
+            VnodeOp::ReadLink { .. } => "readlink",
+            VnodeOp::Fsync { .. } => "fsync",
+        }
+    }
+}
+
+/// The success half of a reply.
+// Variant fields are described in each variant's doc line.
+#[allow(missing_docs)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VnodeDone {
+    /// Nothing to report.
+    Unit,
+    /// The node concerned (looked up, created, opened, or its new attributes).
+    Node(Attr),
+    /// Bytes placed in `buf`.
+    Count(usize),
+    /// Bytes written, and the file offset just past them (differs from the request's
+    /// offset for appends).
+    Written { count: usize, end: u64 },
+    /// Directory entries; `next_cookie` resumes, `at_end` says nothing follows.
+    Entries {
+        entries: Vec<DirEntry>,
+        next_cookie: u64,
+        at_end: bool,
+    },
+    /// The node that moved, and the node that the rename replaced (if any).
+    Renamed { moved: Attr, replaced: Option<Ino> },
+}
+
+/// The result a filesystem puts into a message.
+pub type VnodeResult = Result<VnodeDone, Errno>;
+
+/// A vnode message: request, data buffer, and (once served) the result.
+#[derive(Debug, PartialEq, Eq)]
+pub struct VnodeMsg {
+    /// What to do.
+    pub op: VnodeOp,
+    /// The data buffer (see the module table); always handed back.
+    pub buf: Vec<u8>,
+    /// `None` until served.
+    pub result: Option<VnodeResult>,
+}
+
+impl VnodeMsg {
+    /// A message with an empty buffer.
+    pub fn new(op: VnodeOp) -> VnodeMsg {
+        VnodeMsg {
+            op,
+            buf: Vec::new(),
+            result: None,
+        }
+    }
+
+    /// A message carrying `buf`.
+    pub fn with_buf(op: VnodeOp, buf: Vec<u8>) -> VnodeMsg {
+        VnodeMsg {
+            op,
+            buf,
+            result: None,
+        }
+    }
+
+    /// The result, treating an unserved message as an I/O error (a filesystem that forgot to
+    /// answer is a bug, but never a panic on the request path).
+    pub fn take_result(&mut self) -> VnodeResult {
+        debug_assert!(
+            self.result.is_some(),
+            "vnode message {} was not served",
+            self.op.name()
+        );
+        self.result.take().unwrap_or(Err(Errno::Io))
+    }
+}

@@ -1,0 +1,861 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The POSIX operations of the VFS, one `async fn` each.
+//!
+//! Each one validates what it was given, walks the path, sends one (rarely two) messages
+//! to the filesystem's port and updates the namecache. All of them are `Ready` on their
+//! first poll when every filesystem they touch serves inline (tmpfs, devfs).
+//!
+//! Permission checks are not done yet (every caller is root); they belong here when
+//! processes get credentials.
+
+use alloc::{sync::Arc, vec::Vec};
+
+use abi::{DirentType, Errno, FileType, OpenFlags, Stat, Whence, dirent::encode_dirent};
+
+use super::{
+    Vfs, Vnode,
+    walk::{Last, ParentWalk},
+};
+use crate::{
+    file::OpenFile,
+    path::PATH_MAX,
+    proto::{Attr, DirEntry, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp},
+};
+
+/// Entries asked for per `ReadDir` message by [`Vfs::getdents`].
+pub const DEFAULT_READDIR_BATCH: usize = 64;
+
+/// New access and modification times for [`Vfs::utimens`]; `None` leaves one unchanged
+/// (`UTIME_OMIT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Utimes {
+    /// Access time.
+    pub atime: Option<TimeChange>,
+    /// Modification time.
+    pub mtime: Option<TimeChange>,
+}
+
+/// Flags `open` accepts and keeps on the open file.
+const CREATION_FLAGS: OpenFlags = OpenFlags::CREATE
+    .union(OpenFlags::EXCLUSIVE)
+    .union(OpenFlags::TRUNCATE);
+
+fn expect_node(reply: Result<VnodeDone, Errno>) -> Result<Attr, Errno> {
+    match reply? {
+        VnodeDone::Node(attr) => Ok(attr),
+        _ => Err(Errno::Io),
+    }
+}
+
+impl Vfs {
+    // ---------------------------------------------------------------- open and close
+
+    /// `openat`: opens (and with `CREATE`, creates with permission bits `perm`) `path`.
+    ///
+    /// # Errors
+    /// Walk errors, and: `Inval` for `CREATE|DIRECTORY`; `Exist` for `CREATE|EXCLUSIVE` on
+    /// an existing name (symlinks included, not followed); `Loop` for `NO_FOLLOW` on a
+    /// symlink; `NotDir` for `DIRECTORY` on a non-directory; `IsDir` when opening a
+    /// directory for writing, truncating or creating.
+    pub async fn open(
+        &self,
+        at: &Vnode,
+        path: &[u8],
+        flags: OpenFlags,
+        perm: u32,
+    ) -> Result<Arc<OpenFile>, Errno> {
+        if flags.contains(OpenFlags::CREATE) && flags.contains(OpenFlags::DIRECTORY) {
+            return Err(Errno::Inval);
+        }
+        let node = if flags.contains(OpenFlags::CREATE) {
+            self.open_create(at, path, flags, perm).await?
+        } else {
+            let v = self
+                .lookup(at, path, !flags.contains(OpenFlags::NO_FOLLOW))
+                .await?;
+            if v.kind() == FileType::Symlink && !flags.contains(OpenFlags::PATH) {
+                return Err(Errno::Loop);
+            }
+            v
+        };
+        if flags.contains(OpenFlags::DIRECTORY) && node.kind() != FileType::Directory {
+            return Err(Errno::NotDir);
+        }
+        if flags.contains(OpenFlags::PATH) {
+            return Ok(Arc::new(OpenFile::new(
+                node,
+                flags.difference(CREATION_FLAGS),
+            )));
+        }
+        // Linux truncates on `O_TRUNC` whatever the access mode (POSIX leaves `O_RDONLY`
+        // unspecified); we do the same so C programs agree.
+        let truncate = flags.contains(OpenFlags::TRUNCATE);
+        if node.kind() == FileType::Directory
+            && (flags.is_writable()
+                || flags.contains(OpenFlags::TRUNCATE)
+                || flags.contains(OpenFlags::CREATE))
+        {
+            return Err(Errno::IsDir);
+        }
+        expect_node(node.port().call_op(VnodeOp::Open { ino: node.ino() }).await)?;
+        // From here the file counts as open: `OpenFile`'s drop sends the `Close`.
+        let file = Arc::new(OpenFile::new(node, flags.difference(CREATION_FLAGS)));
+        if truncate && file.kind() == FileType::Regular {
+            let v = file.vnode();
+            expect_node(
+                v.port()
+                    .call_op(VnodeOp::Truncate {
+                        ino: v.ino(),
+                        size: 0,
+                    })
+                    .await,
+            )?;
+        }
+        Ok(file)
+    }
+
+    async fn open_create(
+        &self,
+        at: &Vnode,
+        path: &[u8],
+        flags: OpenFlags,
+        perm: u32,
+    ) -> Result<Vnode, Errno> {
+        let exclusive = flags.contains(OpenFlags::EXCLUSIVE);
+        let mut links = 0;
+        let mut start = at.clone();
+        let mut path: Vec<u8> = path.into();
+        loop {
+            let ParentWalk {
+                dir,
+                last,
+                trailing_slash,
+            } = self.walk_parent(&start, &path, &mut links).await?;
+            let name = match last {
+                Last::Name(name) => name,
+                _ => {
+                    return Err(if exclusive {
+                        Errno::Exist
+                    } else {
+                        Errno::IsDir
+                    });
+                }
+            };
+            match self.lookup_in(&dir, &name).await {
+                Ok(v) if exclusive => {
+                    drop(v);
+                    return Err(Errno::Exist);
+                }
+                Ok(v) if v.kind() == FileType::Symlink => {
+                    if flags.contains(OpenFlags::NO_FOLLOW) {
+                        return Err(Errno::Loop);
+                    }
+                    // Linux creates the target of a dangling symlink: resolve it as a new path.
+                    let mut target = self.follow_link(&v, &mut links).await?;
+                    if trailing_slash {
+                        target.push(b'/');
+                    }
+                    path = target;
+                    start = dir;
+                    continue;
+                }
+                Ok(v) => {
+                    if trailing_slash && v.kind() != FileType::Directory {
+                        return Err(Errno::NotDir);
+                    }
+                    return Ok(v);
+                }
+                Err(Errno::NoEnt) => {
+                    if trailing_slash {
+                        return Err(Errno::IsDir);
+                    }
+                    let op = VnodeOp::Create {
+                        dir: dir.ino(),
+                        name: name.clone(),
+                        perm,
+                    };
+                    let reply = dir.port().call_op(op).await;
+                    if reply.is_ok() {
+                        self.invalidate(&dir, &name);
+                    }
+                    match reply {
+                        Ok(VnodeDone::Node(attr)) => {
+                            return Ok(Vnode {
+                                mount: dir.mount().clone(),
+                                ino: attr.ino,
+                                kind: attr.kind,
+                            });
+                        }
+                        Ok(_) => return Err(Errno::Io),
+                        // Someone else created it since our lookup: open theirs.
+                        Err(Errno::Exist) if !exclusive => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- data
+
+    /// `read`: reads up to `len` bytes at the file's offset into `buf` (cleared first),
+    /// advances the offset, and hands `buf` back in both cases.
+    ///
+    /// # Errors
+    /// `BadF` if not open for reading; `IsDir` on a directory.
+    pub async fn read(
+        &self,
+        file: &OpenFile,
+        buf: Vec<u8>,
+        len: usize,
+    ) -> (Result<usize, Errno>, Vec<u8>) {
+        let offset = file.offset();
+        let (result, buf) = self.pread(file, buf, len, offset).await;
+        if let Ok(n) = result {
+            file.set_offset(offset + n as u64);
+        }
+        (result, buf)
+    }
+
+    /// `pread`: like `read` at an explicit offset, leaving the file's offset alone.
+    ///
+    /// # Errors
+    /// As `read`, plus `Inval` for an offset past `i64::MAX`.
+    pub async fn pread(
+        &self,
+        file: &OpenFile,
+        buf: Vec<u8>,
+        len: usize,
+        offset: u64,
+    ) -> (Result<usize, Errno>, Vec<u8>) {
+        if !file.flags().is_readable() || file.flags().contains(OpenFlags::PATH) {
+            return (Err(Errno::BadF), buf);
+        }
+        if file.kind() == FileType::Directory {
+            return (Err(Errno::IsDir), buf);
+        }
+        if offset > i64::MAX as u64 {
+            return (Err(Errno::Inval), buf);
+        }
+        let v = file.vnode();
+        let mut msg = v
+            .port()
+            .call(VnodeMsg::with_buf(
+                VnodeOp::Read {
+                    ino: v.ino(),
+                    offset,
+                    len,
+                },
+                buf,
+            ))
+            .await;
+        let result = match msg.take_result() {
+            Ok(VnodeDone::Count(n)) => Ok(n),
+            Ok(_) => Err(Errno::Io),
+            Err(e) => Err(e),
+        };
+        (result, msg.buf)
+    }
+
+    /// `write`: writes `data` at the file's offset (at the end with `APPEND`), advances the
+    /// offset, and hands `data` back.
+    ///
+    /// # Errors
+    /// `BadF` if not open for writing; `FBig` past the maximum file size; `NoSpc`.
+    pub async fn write(&self, file: &OpenFile, data: Vec<u8>) -> (Result<usize, Errno>, Vec<u8>) {
+        let append = file.flags().contains(OpenFlags::APPEND);
+        let (result, data) = self.write_at(file, data, file.offset(), append).await;
+        match result {
+            Ok((n, end)) => {
+                file.set_offset(end);
+                (Ok(n), data)
+            }
+            Err(e) => (Err(e), data),
+        }
+    }
+
+    /// `pwrite`: like `write` at an explicit offset, leaving the file's offset alone
+    /// (Linux: with `APPEND`, the data still goes to the end).
+    ///
+    /// # Errors
+    /// As `write`, plus `Inval` for an offset past `i64::MAX`.
+    pub async fn pwrite(
+        &self,
+        file: &OpenFile,
+        data: Vec<u8>,
+        offset: u64,
+    ) -> (Result<usize, Errno>, Vec<u8>) {
+        if offset > i64::MAX as u64 {
+            return (Err(Errno::Inval), data);
+        }
+        let append = file.flags().contains(OpenFlags::APPEND);
+        let (result, data) = self.write_at(file, data, offset, append).await;
+        (result.map(|(n, _)| n), data)
+    }
+
+    async fn write_at(
+        &self,
+        file: &OpenFile,
+        data: Vec<u8>,
+        offset: u64,
+        append: bool,
+    ) -> (Result<(usize, u64), Errno>, Vec<u8>) {
+        if !file.flags().is_writable() || file.flags().contains(OpenFlags::PATH) {
+            return (Err(Errno::BadF), data);
+        }
+        if file.kind() == FileType::Directory {
+            return (Err(Errno::IsDir), data);
+        }
+        let v = file.vnode();
+        let mut msg = v
+            .port()
+            .call(VnodeMsg::with_buf(
+                VnodeOp::Write {
+                    ino: v.ino(),
+                    offset,
+                    append,
+                },
+                data,
+            ))
+            .await;
+        let result = match msg.take_result() {
+            Ok(VnodeDone::Written { count, end }) => Ok((count, end)),
+            Ok(_) => Err(Errno::Io),
+            Err(e) => Err(e),
+        };
+        (result, msg.buf)
+    }
+
+    /// `lseek`: sets the file offset; returns the new offset.
+    ///
+    /// # Errors
+    /// `Inval` if the result would be negative (or overflow); `NxIo` for `Data`/`Hole` at
+    /// or past the end.
+    pub async fn lseek(&self, file: &OpenFile, offset: i64, whence: Whence) -> Result<u64, Errno> {
+        if file.flags().contains(OpenFlags::PATH) {
+            return Err(Errno::BadF);
+        }
+        let base: i64 = match whence {
+            Whence::Set => 0,
+            Whence::Current => file.offset() as i64,
+            Whence::End | Whence::Data | Whence::Hole => {
+                if file.kind() == FileType::Directory {
+                    return Err(Errno::Inval);
+                }
+                let size = self.fstat_attr(file).await?.size as i64;
+                match whence {
+                    Whence::End => size,
+                    // Without a hole map, all of the file is data and the end is the hole.
+                    _ => {
+                        if offset < 0 {
+                            return Err(Errno::Inval);
+                        }
+                        if offset >= size {
+                            return Err(Errno::NxIo);
+                        }
+                        let new = if whence == Whence::Data { offset } else { size } as u64;
+                        file.set_offset(new);
+                        return Ok(new);
+                    }
+                }
+            }
+        };
+        let new = base
+            .checked_add(offset)
+            .filter(|&n| n >= 0)
+            .ok_or(Errno::Inval)? as u64;
+        file.set_offset(new);
+        Ok(new)
+    }
+
+    /// `ftruncate`.
+    ///
+    /// # Errors
+    /// `Inval` for a negative size, a file not open for writing, or a non-regular file;
+    /// `FBig` past the maximum size.
+    pub async fn ftruncate(&self, file: &OpenFile, size: i64) -> Result<(), Errno> {
+        if size < 0 || !file.flags().is_writable() || file.flags().contains(OpenFlags::PATH) {
+            return Err(Errno::Inval);
+        }
+        self.truncate_vnode(file.vnode(), size as u64).await
+    }
+
+    /// `truncate` by path (follows symlinks).
+    ///
+    /// # Errors
+    /// Walk errors; `Inval` for a negative size or a non-regular file; `IsDir`.
+    pub async fn truncate(&self, at: &Vnode, path: &[u8], size: i64) -> Result<(), Errno> {
+        if size < 0 {
+            return Err(Errno::Inval);
+        }
+        let v = self.lookup(at, path, true).await?;
+        self.truncate_vnode(&v, size as u64).await
+    }
+
+    async fn truncate_vnode(&self, v: &Vnode, size: u64) -> Result<(), Errno> {
+        match v.kind() {
+            FileType::Regular => {}
+            FileType::Directory => return Err(Errno::IsDir),
+            _ => return Err(Errno::Inval),
+        }
+        expect_node(
+            v.port()
+                .call_op(VnodeOp::Truncate { ino: v.ino(), size })
+                .await,
+        )
+        .map(|_| ())
+    }
+
+    /// `fsync`.
+    ///
+    /// # Errors
+    /// `BadF` for an `O_PATH` file; the filesystem's I/O errors.
+    pub async fn fsync(&self, file: &OpenFile) -> Result<(), Errno> {
+        if file.flags().contains(OpenFlags::PATH) {
+            return Err(Errno::BadF);
+        }
+        let v = file.vnode();
+        v.port()
+            .call_op(VnodeOp::Fsync { ino: v.ino() })
+            .await
+            .map(|_| ())
+    }
+
+    // ---------------------------------------------------------------- attributes
+
+    /// Attributes of a vnode.
+    ///
+    /// # Errors
+    /// The filesystem's (`NoEnt` once the file is gone).
+    pub async fn getattr(&self, v: &Vnode) -> Result<Attr, Errno> {
+        expect_node(v.port().call_op(VnodeOp::GetAttr { ino: v.ino() }).await)
+    }
+
+    async fn fstat_attr(&self, file: &OpenFile) -> Result<Attr, Errno> {
+        self.getattr(file.vnode()).await
+    }
+
+    /// `fstat`.
+    ///
+    /// # Errors
+    /// The filesystem's.
+    pub async fn fstat(&self, file: &OpenFile) -> Result<Stat, Errno> {
+        let v = file.vnode();
+        Ok(self.getattr(v).await?.to_stat(v.dev()))
+    }
+
+    /// `stat` (`follow`) or `lstat`.
+    ///
+    /// # Errors
+    /// Walk errors.
+    pub async fn stat(&self, at: &Vnode, path: &[u8], follow: bool) -> Result<Stat, Errno> {
+        let v = self.lookup(at, path, follow).await?;
+        Ok(self.getattr(&v).await?.to_stat(v.dev()))
+    }
+
+    /// `fchmodat`: sets the permission bits (`07777`).
+    ///
+    /// # Errors
+    /// Walk errors; `Inval` if `mode` has bits outside `07777`.
+    pub async fn chmod(
+        &self,
+        at: &Vnode,
+        path: &[u8],
+        mode: u32,
+        follow: bool,
+    ) -> Result<(), Errno> {
+        if mode & !abi::stat::PERMISSION_MASK != 0 {
+            return Err(Errno::Inval);
+        }
+        let v = self.lookup(at, path, follow).await?;
+        self.setattr(
+            &v,
+            SetAttr {
+                perm: Some(mode),
+                ..SetAttr::default()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// `utimensat`.
+    ///
+    /// # Errors
+    /// Walk errors; `Inval` for a time whose nanoseconds are out of range.
+    pub async fn utimens(
+        &self,
+        at: &Vnode,
+        path: &[u8],
+        times: Utimes,
+        follow: bool,
+    ) -> Result<(), Errno> {
+        let v = self.lookup(at, path, follow).await?;
+        let set = SetAttr {
+            atime: times.atime,
+            mtime: times.mtime,
+            ..SetAttr::default()
+        };
+        self.setattr(&v, set).await.map(|_| ())
+    }
+
+    /// Changes attributes of a vnode; returns the new ones.
+    ///
+    /// # Errors
+    /// The filesystem's.
+    pub async fn setattr(&self, v: &Vnode, set: SetAttr) -> Result<Attr, Errno> {
+        expect_node(
+            v.port()
+                .call_op(VnodeOp::SetAttr { ino: v.ino(), set })
+                .await,
+        )
+    }
+
+    // ---------------------------------------------------------------- directories
+
+    /// Reads up to `max` entries of an open directory from its offset (`.` and `..`
+    /// included), advancing the offset.
+    ///
+    /// # Errors
+    /// `NotDir` if the file is not a directory; `BadF` for `O_PATH`.
+    pub async fn readdir(&self, file: &OpenFile, max: usize) -> Result<Vec<DirEntry>, Errno> {
+        if file.flags().contains(OpenFlags::PATH) {
+            return Err(Errno::BadF);
+        }
+        if file.kind() != FileType::Directory {
+            return Err(Errno::NotDir);
+        }
+        let v = file.vnode();
+        let reply = v
+            .port()
+            .call_op(VnodeOp::ReadDir {
+                dir: v.ino(),
+                cookie: file.offset(),
+                max,
+            })
+            .await?;
+        match reply {
+            VnodeDone::Entries {
+                entries,
+                next_cookie,
+                ..
+            } => {
+                file.set_offset(next_cookie);
+                Ok(entries)
+            }
+            _ => Err(Errno::Io),
+        }
+    }
+
+    /// `getdents64`: fills `out` with `linux_dirent64` records; returns the bytes used
+    /// (0 at the end of the directory).
+    ///
+    /// # Errors
+    /// As `readdir`, plus `Inval` if `out` cannot hold the next record.
+    pub async fn getdents(&self, file: &OpenFile, out: &mut [u8]) -> Result<usize, Errno> {
+        if file.flags().contains(OpenFlags::PATH) {
+            return Err(Errno::BadF);
+        }
+        if file.kind() != FileType::Directory {
+            return Err(Errno::NotDir);
+        }
+        let v = file.vnode();
+        let mut used = 0;
+        loop {
+            let max = (out.len() - used) / abi::dirent::dirent_record_len(0) + 1;
+            let op = VnodeOp::ReadDir {
+                dir: v.ino(),
+                cookie: file.offset(),
+                max: max.min(DEFAULT_READDIR_BATCH),
+            };
+            let VnodeDone::Entries {
+                entries, at_end, ..
+            } = v.port().call_op(op).await?
+            else {
+                return Err(Errno::Io);
+            };
+            let got = entries.len();
+            for entry in entries {
+                let kind = DirentType::from(entry.kind);
+                let cookie = entry.next_cookie as i64;
+                match encode_dirent(&mut out[used..], entry.ino, cookie, kind, &entry.name) {
+                    Some(n) => {
+                        used += n;
+                        file.set_offset(entry.next_cookie);
+                    }
+                    None if used == 0 => return Err(Errno::Inval),
+                    None => return Ok(used),
+                }
+            }
+            if at_end || got == 0 {
+                return Ok(used);
+            }
+        }
+    }
+
+    /// `mkdirat`.
+    ///
+    /// # Errors
+    /// Walk errors; `Exist` if the name exists (or is `/`, `.`, `..`).
+    pub async fn mkdir(&self, at: &Vnode, path: &[u8], perm: u32) -> Result<(), Errno> {
+        let ParentWalk { dir, last, .. } = self.walk_parent(at, path, &mut 0).await?;
+        let Last::Name(name) = last else {
+            return Err(Errno::Exist);
+        };
+        let reply = dir
+            .port()
+            .call_op(VnodeOp::Mkdir {
+                dir: dir.ino(),
+                name: name.clone(),
+                perm,
+            })
+            .await;
+        if reply.is_ok() {
+            self.invalidate(&dir, &name);
+        }
+        expect_node(reply).map(|_| ())
+    }
+
+    /// `rmdir`.
+    ///
+    /// # Errors
+    /// Walk errors; `Busy` for `/` or a mount point; `Inval` for `.`; `NotEmpty` for `..`
+    /// or a non-empty directory; `NotDir`.
+    pub async fn rmdir(&self, at: &Vnode, path: &[u8]) -> Result<(), Errno> {
+        let ParentWalk { dir, last, .. } = self.walk_parent(at, path, &mut 0).await?;
+        let name = match last {
+            Last::Name(name) => name,
+            Last::Root => return Err(Errno::Busy),
+            Last::Dot => return Err(Errno::Inval),
+            Last::DotDot => return Err(Errno::NotEmpty),
+        };
+        let victim = self.lookup_raw(&dir, &name).await?;
+        if self.mounted_on(&victim).is_some() {
+            return Err(Errno::Busy);
+        }
+        let reply = dir
+            .port()
+            .call_op(VnodeOp::Rmdir {
+                dir: dir.ino(),
+                name: name.clone(),
+            })
+            .await;
+        if reply.is_ok() {
+            self.invalidate(&dir, &name);
+            self.cache.invalidate(victim.dev(), victim.ino(), b"..");
+        }
+        reply.map(|_| ())
+    }
+
+    /// `unlinkat` without `AT_REMOVEDIR`.
+    ///
+    /// # Errors
+    /// Walk errors; `IsDir` for a directory (or `/`, `.`, `..`); `NotDir` for a
+    /// non-directory named with a trailing slash.
+    pub async fn unlink(&self, at: &Vnode, path: &[u8]) -> Result<(), Errno> {
+        let ParentWalk {
+            dir,
+            last,
+            trailing_slash,
+        } = self.walk_parent(at, path, &mut 0).await?;
+        let Last::Name(name) = last else {
+            return Err(Errno::IsDir);
+        };
+        if trailing_slash {
+            let v = self.lookup_raw(&dir, &name).await?;
+            return Err(if v.kind() == FileType::Directory {
+                Errno::IsDir
+            } else {
+                Errno::NotDir
+            });
+        }
+        let reply = dir
+            .port()
+            .call_op(VnodeOp::Unlink {
+                dir: dir.ino(),
+                name: name.clone(),
+            })
+            .await;
+        if reply.is_ok() {
+            self.invalidate(&dir, &name);
+        }
+        reply.map(|_| ())
+    }
+
+    /// `renameat2` (`no_replace` is `RENAME_NOREPLACE`).
+    ///
+    /// # Errors
+    /// Walk errors; `XDev` across mounts; `Busy` for `/`, `.`, `..` or a mount point;
+    /// `Exist` with `no_replace`; `NotDir`, `IsDir`, `NotEmpty`, `Inval` (moving a
+    /// directory below itself) per POSIX.
+    pub async fn rename(
+        &self,
+        old_at: &Vnode,
+        old: &[u8],
+        new_at: &Vnode,
+        new: &[u8],
+        no_replace: bool,
+    ) -> Result<(), Errno> {
+        let from = self.walk_parent(old_at, old, &mut 0).await?;
+        let to = self.walk_parent(new_at, new, &mut 0).await?;
+        if from.dir.dev() != to.dir.dev() {
+            return Err(Errno::XDev);
+        }
+        let Last::Name(from_name) = from.last else {
+            return Err(Errno::Busy);
+        };
+        let Last::Name(to_name) = to.last else {
+            return Err(if no_replace {
+                Errno::Exist
+            } else {
+                Errno::Busy
+            });
+        };
+        let moved = self.lookup_raw(&from.dir, &from_name).await?;
+        if (from.trailing_slash || to.trailing_slash) && moved.kind() != FileType::Directory {
+            return Err(Errno::NotDir);
+        }
+        if self.mounted_on(&moved).is_some() {
+            return Err(Errno::Busy);
+        }
+        match self.lookup_raw(&to.dir, &to_name).await {
+            Ok(target) if self.mounted_on(&target).is_some() => return Err(Errno::Busy),
+            Ok(_) | Err(Errno::NoEnt) => {}
+            Err(e) => return Err(e),
+        }
+        let op = VnodeOp::Rename {
+            from_dir: from.dir.ino(),
+            from_name: from_name.clone(),
+            to_dir: to.dir.ino(),
+            to_name: to_name.clone(),
+            no_replace,
+        };
+        let reply = from.dir.port().call_op(op).await;
+        match reply {
+            Ok(VnodeDone::Renamed { moved, .. }) => {
+                self.invalidate(&from.dir, &from_name);
+                self.invalidate(&to.dir, &to_name);
+                if moved.kind == FileType::Directory {
+                    self.cache.invalidate(from.dir.dev(), moved.ino, b"..");
+                }
+                Ok(())
+            }
+            Ok(_) => Err(Errno::Io),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `linkat` (`follow` is `AT_SYMLINK_FOLLOW`).
+    ///
+    /// # Errors
+    /// Walk errors; `XDev` across mounts; `Exist` if the new name exists (or is `/`,
+    /// `.`, `..`); `Perm` for a directory; `MLink`.
+    pub async fn link(
+        &self,
+        old_at: &Vnode,
+        old: &[u8],
+        new_at: &Vnode,
+        new: &[u8],
+        follow: bool,
+    ) -> Result<(), Errno> {
+        let target = self.lookup(old_at, old, follow).await?;
+        let ParentWalk {
+            dir,
+            last,
+            trailing_slash,
+        } = self.walk_parent(new_at, new, &mut 0).await?;
+        let Last::Name(name) = last else {
+            return Err(Errno::Exist);
+        };
+        if target.dev() != dir.dev() {
+            return Err(Errno::XDev);
+        }
+        if target.kind() == FileType::Directory {
+            return Err(Errno::Perm);
+        }
+        if trailing_slash {
+            return Err(match self.lookup_raw(&dir, &name).await {
+                Ok(_) => Errno::Exist,
+                Err(e) => e,
+            });
+        }
+        let op = VnodeOp::Link {
+            dir: dir.ino(),
+            name: name.clone(),
+            target: target.ino(),
+        };
+        let reply = dir.port().call_op(op).await;
+        if reply.is_ok() {
+            self.invalidate(&dir, &name);
+        }
+        expect_node(reply).map(|_| ())
+    }
+
+    /// `symlinkat`: creates `path` pointing at `target` (not resolved now).
+    ///
+    /// # Errors
+    /// Walk errors; `NoEnt` for an empty target; `NameTooLong` for a target of `PATH_MAX`
+    /// bytes or more; `Inval` for a target containing NUL; `Exist`.
+    pub async fn symlink(&self, target: &[u8], at: &Vnode, path: &[u8]) -> Result<(), Errno> {
+        if target.is_empty() {
+            return Err(Errno::NoEnt);
+        }
+        if target.len() >= PATH_MAX {
+            return Err(Errno::NameTooLong);
+        }
+        if target.contains(&0) {
+            return Err(Errno::Inval);
+        }
+        let ParentWalk {
+            dir,
+            last,
+            trailing_slash,
+        } = self.walk_parent(at, path, &mut 0).await?;
+        let Last::Name(name) = last else {
+            return Err(Errno::Exist);
+        };
+        if trailing_slash {
+            return Err(match self.lookup_raw(&dir, &name).await {
+                Ok(_) => Errno::Exist,
+                Err(e) => e,
+            });
+        }
+        let msg = VnodeMsg::with_buf(
+            VnodeOp::Symlink {
+                dir: dir.ino(),
+                name: name.clone(),
+            },
+            target.into(),
+        );
+        let reply = dir.port().call(msg).await.take_result();
+        if reply.is_ok() {
+            self.invalidate(&dir, &name);
+        }
+        expect_node(reply).map(|_| ())
+    }
+
+    /// `readlinkat`.
+    ///
+    /// # Errors
+    /// Walk errors; `Inval` if `path` is not a symlink.
+    pub async fn readlink(&self, at: &Vnode, path: &[u8]) -> Result<Vec<u8>, Errno> {
+        let v = self.lookup(at, path, false).await?;
+        if v.kind() != FileType::Symlink {
+            return Err(Errno::Inval);
+        }
+        self.read_link_of(&v).await
+    }
+
+    /// Resolves a directory for `chdir`/`chroot`.
+    ///
+    /// # Errors
+    /// Walk errors; `NotDir`.
+    pub async fn directory(&self, at: &Vnode, path: &[u8]) -> Result<Vnode, Errno> {
+        let v = self.lookup(at, path, true).await?;
+        if v.kind() != FileType::Directory {
+            return Err(Errno::NotDir);
+        }
+        Ok(v)
+    }
+}

@@ -21,7 +21,7 @@ use crate::{
     path::check_name,
     platform::{Clock, ConsoleDevice, EntropySource},
     proto::{Attr, DirEntry, Ino, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp, VnodeResult},
-    service::{Filesystem, Handled},
+    service::Filesystem,
 };
 
 /// The root directory's inode.
@@ -155,7 +155,7 @@ impl Devfs {
     }
 
     /// Serves one operation synchronously.
-    pub fn serve(&self, op: &VnodeOp, buf: &mut Vec<u8>) -> VnodeResult {
+    pub fn serve_op(&self, op: &VnodeOp, buf: &mut Vec<u8>) -> VnodeResult {
         match *op {
             VnodeOp::Lookup { dir, ref name } => {
                 if dir != ROOT_INO {
@@ -292,8 +292,7 @@ impl Filesystem for Devfs {
         ROOT_INO
     }
 
-    fn handle(&self, mut msg: VnodeMsg) -> Handled {
-        msg.result = Some(self.serve(&msg.op, &mut msg.buf));
-        Handled::Done(msg)
+    fn serve(&self, msg: &mut VnodeMsg) {
+        msg.result = Some(self.serve_op(&msg.op, &mut msg.buf));
     }
 }

@@ -24,5 +24,5 @@ extern crate std;
 pub use abi::Errno;
 pub use file::{Fd, FdTable, OpenFile};
 pub use proto::{Attr, DirEntry, Ino, VnodeDone, VnodeMsg, VnodeOp};
-pub use service::{Filesystem, FsPort, Handled};
+pub use service::{Filesystem, FsPort};
 pub use vfs::{Vfs, Vnode};

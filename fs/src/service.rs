@@ -1,79 +1,124 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! A filesystem as a port handler, and the VFS's handle on it (`FsPort`).
+//! A filesystem as a port handler, and the VFS's handle on its port (`FsPort`).
 //!
-//! A filesystem implements [`Filesystem::handle`]: given a message, either serve it now
-//! (fill `result`, return `Handled::Done`) or keep it for later. tmpfs and devfs always
-//! serve inline, which is DragonFly's synchronous `mp_putport` path: the caller's
-//! `call(..).await` is `Ready` on its first poll and no task is scheduled.
+//! Every vnode operation is a [`VnodeMsg`] put to a `ports::Port<VnodeMsg>`. Two ways to
+//! serve one:
 //!
-//! `FsPort` is the only way the VFS reaches a filesystem. Today it calls the handler
-//! directly on the calling CPU; when `ports` lands, its inside becomes a `ports::Port`
-//! whose inline handler is this same `handle`, and the `Deferred` case is what the port
-//! queues for the filesystem's task. Callers do not change: they always `.await`.
+//! - **Inline** ([`FsPort::inline`]): the filesystem implements [`Filesystem::serve`],
+//!   and its port is a `ports` function port: a put is a direct call on the caller's CPU,
+//!   from any CPU, and `call(..).await` is `Ready` on its first poll with no allocation
+//!   and no task switch (DragonFly's synchronous `mp_putport` path). tmpfs and devfs are
+//!   served this way.
+//! - **By a task** ([`FsPort::from_port`]): any `Port<VnodeMsg>`, typically an executor
+//!   port whose handler completes cached operations inline and queues the rest for a
+//!   server task (a disk filesystem, or a filesystem in a user process). The VFS does not
+//!   change: it always `.await`s.
 
-use alloc::{boxed::Box, sync::Arc};
+use alloc::sync::Arc;
 use core::{
     future::Future,
-    pin::{Pin, pin},
+    pin::pin,
     task::{Context, Poll, Waker},
 };
 
+use abi::Errno;
+use ports::{Port, PortError, ReplyPort};
+
 use crate::proto::{Ino, VnodeMsg, VnodeOp, VnodeResult};
 
-/// A future that completes a message a filesystem could not serve inline.
-pub type DeferredReply = Pin<Box<dyn Future<Output = VnodeMsg> + Send>>;
-
-/// What `Filesystem::handle` did with a message.
-pub enum Handled {
-    /// Served inline: the message (with `result` set) goes straight back.
-    Done(VnodeMsg),
-    /// Will be served later: the future yields the replied message.
-    Deferred(DeferredReply),
-}
-
-/// A filesystem: the server side of the vnode protocol (`crate::proto`).
-pub trait Filesystem: Send + Sync {
-    /// A short type name for logs and `mount` listings ("tmpfs", "devfs").
+/// A filesystem that serves every message inline.
+pub trait Filesystem: Send + Sync + 'static {
+    /// A short type name for logs and mount listings ("tmpfs", "devfs").
     fn fs_type(&self) -> &'static str;
 
     /// The root directory's inode.
     fn root(&self) -> Ino;
 
-    /// Serves one message, inline when it can.
+    /// Serves one message now: sets `msg.result` (and fills `msg.buf` where the op says).
     ///
     /// # Context
     /// Called on the caller's CPU, possibly on several CPUs at once: implementations do
-    /// their own locking and must not block.
-    fn handle(&self, msg: VnodeMsg) -> Handled;
+    /// their own (short, spin) locking and never wait.
+    fn serve(&self, msg: &mut VnodeMsg);
 }
 
-/// The VFS's handle on a mounted filesystem's port.
+/// The errno an operation gets when its message came back unserved.
+///
+/// `Closed` (the filesystem's server is gone) is `NotConn`, as FUSE reports a dead
+/// userland filesystem; every other port failure is `Io`.
+pub fn errno_from_port(error: PortError) -> Errno {
+    match error {
+        PortError::Closed => Errno::NotConn,
+        _ => Errno::Io,
+    }
+}
+
+/// The VFS's handle on a filesystem's port. Cheap to clone.
 #[derive(Clone)]
 pub struct FsPort {
-    fs: Arc<dyn Filesystem>,
+    port: Port<VnodeMsg>,
+    fs_type: &'static str,
+    root: Ino,
 }
 
 impl FsPort {
-    /// A port served by `fs`.
-    pub fn new(fs: Arc<dyn Filesystem>) -> FsPort {
-        FsPort { fs }
+    /// A function port that serves every message inline with `fs`.
+    pub fn inline(fs: Arc<dyn Filesystem>) -> FsPort {
+        let (fs_type, root) = (fs.fs_type(), fs.root());
+        let port = Port::function(move |mut msg: VnodeMsg| {
+            fs.serve(&mut msg);
+            msg
+        });
+        FsPort {
+            port,
+            fs_type,
+            root,
+        }
     }
 
-    /// The filesystem behind this port.
-    pub fn filesystem(&self) -> &Arc<dyn Filesystem> {
-        &self.fs
+    /// A filesystem served through any port (for example an executor port with a server
+    /// task), whose root directory is `root`.
+    pub fn from_port(port: Port<VnodeMsg>, fs_type: &'static str, root: Ino) -> FsPort {
+        FsPort {
+            port,
+            fs_type,
+            root,
+        }
     }
 
-    /// Sends `msg` and waits for the reply. Ready on the first poll when the filesystem
-    /// serves inline.
+    /// The port itself.
+    pub fn port(&self) -> &Port<VnodeMsg> {
+        &self.port
+    }
+
+    /// The filesystem's type name.
+    pub fn fs_type(&self) -> &'static str {
+        self.fs_type
+    }
+
+    /// The filesystem's root directory.
+    pub fn root(&self) -> Ino {
+        self.root
+    }
+
+    /// Puts `msg` and waits for the reply; `Ready` on the first poll when the filesystem
+    /// serves inline. A message the port hands back unserved comes back with the
+    /// [`errno_from_port`] error as its result.
     ///
     /// # Cancel safety
-    /// Dropping the future before completion drops the deferred reply; the filesystem
-    /// still finishes (or drops) the operation on its side.
+    /// As `ports::Port::call`: dropping the future while the message is queued orphans it;
+    /// the filesystem still finishes (or drops) the operation on its side.
+    ///
+    /// # Context
+    /// A task on any CPU (or any thread, for inline ports); suspends only if the
+    /// filesystem queued the message.
     pub async fn call(&self, msg: VnodeMsg) -> VnodeMsg {
-        match self.fs.handle(msg) {
-            Handled::Done(msg) => msg,
-            Handled::Deferred(reply) => reply.await,
+        match self.port.call(msg).await {
+            Ok(msg) => msg,
+            Err((error, mut msg)) => {
+                msg.result = Some(Err(errno_from_port(error)));
+                msg
+            }
         }
     }
 
@@ -82,17 +127,23 @@ impl FsPort {
         self.call(VnodeMsg::new(op)).await.take_result()
     }
 
-    /// Fire and forget: the reply is dropped. Used where nobody can wait (releasing an
-    /// open file from `Drop`). A deferred reply is driven to completion only if the
-    /// filesystem's task does so; inline filesystems are done before this returns.
+    /// Fire and forget (used to release an open file from `Drop`, where nobody can wait):
+    /// the message is put, and its reply, inline or later, is dropped.
     pub fn send(&self, op: VnodeOp) {
-        match self.fs.handle(VnodeMsg::new(op)) {
-            Handled::Done(_) => {}
-            Handled::Deferred(_reply) => {
-                // FIXME(issue 5): with `ports`, this becomes `Port::send` and the reply
-                // lands on a reply port; until then a deferred release is dropped here.
-            }
-        }
+        let reply_port = ReplyPort::new();
+        let _ = self.port.put(VnodeMsg::new(op), &reply_port);
+    }
+}
+
+impl<T: Filesystem> From<Arc<T>> for FsPort {
+    fn from(fs: Arc<T>) -> FsPort {
+        FsPort::inline(fs)
+    }
+}
+
+impl From<Arc<dyn Filesystem>> for FsPort {
+    fn from(fs: Arc<dyn Filesystem>) -> FsPort {
+        FsPort::inline(fs)
     }
 }
 

@@ -28,7 +28,7 @@ use crate::{
     path::check_name,
     platform::Clock,
     proto::{Attr, DirEntry, Ino, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp, VnodeResult},
-    service::{Filesystem, Handled},
+    service::Filesystem,
 };
 
 /// Size of a data page and the preferred I/O size.
@@ -155,8 +155,8 @@ impl Tmpfs {
         self.state.lock().nodes.len()
     }
 
-    /// Serves one operation synchronously (what `handle` does inline).
-    pub fn serve(&self, op: &VnodeOp, buf: &mut Vec<u8>) -> VnodeResult {
+    /// Serves one operation synchronously (what `Filesystem::serve` does).
+    pub fn serve_op(&self, op: &VnodeOp, buf: &mut Vec<u8>) -> VnodeResult {
         let mut st = self.state.lock();
         let now = self.clock.now();
         match *op {
@@ -300,9 +300,8 @@ impl Filesystem for Tmpfs {
         ROOT_INO
     }
 
-    fn handle(&self, mut msg: VnodeMsg) -> Handled {
-        msg.result = Some(self.serve(&msg.op, &mut msg.buf));
-        Handled::Done(msg)
+    fn serve(&self, msg: &mut VnodeMsg) {
+        msg.result = Some(self.serve_op(&msg.op, &mut msg.buf));
     }
 }
 

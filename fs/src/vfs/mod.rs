@@ -23,7 +23,7 @@ pub use self::ops::{DEFAULT_READDIR_BATCH, Utimes};
 use crate::{
     namecache::{CachedName, DEFAULT_CAPACITY, NameCache},
     proto::{Ino, VnodeDone, VnodeOp},
-    service::{Filesystem, FsPort},
+    service::FsPort,
 };
 
 /// A mounted filesystem.
@@ -48,7 +48,7 @@ impl Mount {
 
     /// The filesystem's type name.
     pub fn fs_type(&self) -> &'static str {
-        self.port.filesystem().fs_type()
+        self.port.fs_type()
     }
 }
 
@@ -134,17 +134,19 @@ pub struct Vfs {
 }
 
 impl Vfs {
-    /// A VFS whose root is the root of `root_fs` (mount id 1).
-    pub fn new(root_fs: Arc<dyn Filesystem>) -> Vfs {
+    /// A VFS whose root is the root of the filesystem behind `root_fs` (mount id 1).
+    /// An `Arc` of a [`Filesystem`](crate::Filesystem) converts into an inline port.
+    pub fn new(root_fs: impl Into<FsPort>) -> Vfs {
         Vfs::with_cache_capacity(root_fs, DEFAULT_CAPACITY)
     }
 
     /// As `new`, with a namecache of `capacity` entries.
-    pub fn with_cache_capacity(root_fs: Arc<dyn Filesystem>, capacity: usize) -> Vfs {
-        let root_ino = root_fs.root();
+    pub fn with_cache_capacity(root_fs: impl Into<FsPort>, capacity: usize) -> Vfs {
+        let port = root_fs.into();
+        let root_ino = port.root();
         let mount = Arc::new(Mount {
             id: 1,
-            port: FsPort::new(root_fs),
+            port,
             root: root_ino,
             covered: None,
         });
@@ -196,7 +198,7 @@ impl Vfs {
         &self,
         at: &Vnode,
         path: &[u8],
-        fs: Arc<dyn Filesystem>,
+        fs: impl Into<FsPort>,
     ) -> Result<u64, Errno> {
         let target = self.lookup(at, path, true).await?;
         if target.kind != FileType::Directory {
@@ -208,10 +210,11 @@ impl Vfs {
             return Err(Errno::Busy);
         }
         let id = self.next_mount_id.fetch_add(1, Ordering::Relaxed);
-        let root = fs.root();
+        let port = fs.into();
+        let root = port.root();
         let mount = Arc::new(Mount {
             id,
-            port: FsPort::new(fs),
+            port,
             root,
             covered: Some(target),
         });

@@ -59,11 +59,7 @@ fn read_line(line: &mut String) {
                 print("\n");
                 return;
             }
-            0x7f | 0x08 => {
-                if line.pop().is_some() {
-                    print("\x08 \x08");
-                }
-            }
+            0x7f | 0x08 if line.pop().is_some() => print("\x08 \x08"),
             b if b.is_ascii_graphic() || b == b' ' => {
                 line.push(b as char);
                 serial::write_byte(b);

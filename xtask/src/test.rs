@@ -74,7 +74,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
 fn host_tests(tally: &mut Tally) -> Result<(), String> {
     let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(build::root())
-        .args(["test", "--color", "never"])
+        .args(["test", "--no-fail-fast", "--color", "never"])
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run cargo test: {e}"))?;

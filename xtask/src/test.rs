@@ -159,6 +159,12 @@ fn kernel_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<
             tally.record(&format!("kernel[smp={smp}]::{name}"), ok, why);
         }
     }
+    let cpus = format!("acpi] {smp} CPUs enabled");
+    tally.record(
+        &format!("kernel[smp={smp}]: ACPI reports {smp} CPUs"),
+        outcome.contains(&cpus),
+        "",
+    );
     let clean_exit = outcome.status == Some(STATUS_PASS) && outcome.contains("ktest] summary:");
     if !clean_exit || seen == 0 {
         let why = match outcome.status {

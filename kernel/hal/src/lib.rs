@@ -15,6 +15,11 @@ pub mod mm;
 pub mod symbols;
 
 #[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+pub mod acpi;
+#[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]
 pub mod backtrace;

@@ -19,6 +19,10 @@ use hal::ktest::{Expect, KernelTest};
 pub static TESTS: &[KernelTest] = &[
     KernelTest::new("boot_info_is_sane", memory::boot_info_is_sane),
     KernelTest::new(
+        "acpi_lists_the_boot_cpu_and_an_ioapic",
+        memory::acpi_lists_the_boot_cpu_and_an_ioapic,
+    ),
+    KernelTest::new(
         "kernel_stacks_have_unmapped_guard_pages",
         memory::kernel_stacks_have_unmapped_guard_pages,
     ),

@@ -57,10 +57,18 @@ pub fn boot_info_is_sane() {
 pub fn kernel_stacks_have_unmapped_guard_pages() {
     let guard = hal::arch::boot_stack_guard_page();
     let (bottom, _) = hal::arch::boot_stack();
-    assert_eq!(mm::translate(guard), None, "boot stack guard page is mapped");
+    assert_eq!(
+        mm::translate(guard),
+        None,
+        "boot stack guard page is mapped"
+    );
     assert!(mm::translate(bottom).is_some(), "boot stack is not mapped");
     let stack = mm::alloc_stack(2).expect("a stack");
-    assert_eq!(mm::translate(stack.bottom - 4096), None, "stack guard page is mapped");
+    assert_eq!(
+        mm::translate(stack.bottom - 4096),
+        None,
+        "stack guard page is mapped"
+    );
     assert!(mm::translate(stack.bottom).is_some() && mm::translate(stack.top - 8).is_some());
 }
 
@@ -158,4 +166,16 @@ pub fn paging_map_write_unmap() {
         mm::frame_stats().free >= frames_before - 3,
         "page-table frames aside, nothing leaked"
     );
+}
+
+pub fn acpi_lists_the_boot_cpu_and_an_ioapic() {
+    let acpi = hal::boot::acpi().expect("QEMU provides ACPI tables");
+    let bsp_apic_id = core::arch::x86_64::__cpuid(1).ebx >> 24;
+    assert!(
+        acpi.cpus.iter().any(|c| c.apic_id == bsp_apic_id),
+        "boot CPU (APIC id {bsp_apic_id}) missing from {:?}",
+        acpi.cpus
+    );
+    assert!(!acpi.ioapics.is_empty(), "no IOAPIC");
+    assert!(acpi.local_apic_address != 0, "no local APIC address");
 }

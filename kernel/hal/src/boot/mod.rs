@@ -15,7 +15,7 @@ pub(crate) mod sequence;
 #[cfg(target_os = "none")]
 pub(crate) use sequence::entry;
 #[cfg(target_os = "none")]
-pub use sequence::info;
+pub use sequence::{acpi, info};
 
 use memmap::{Range, RawRegion};
 

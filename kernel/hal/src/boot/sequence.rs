@@ -21,6 +21,13 @@ const IST_STACK_PAGES: u64 = 4;
 
 static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
+static ACPI: spin::Once<crate::acpi::AcpiInfo> = spin::Once::new();
+
+/// What ACPI told us, if the tables were usable.
+pub fn acpi() -> Option<&'static crate::acpi::AcpiInfo> {
+    ACPI.get()
+}
+
 /// The boot information, once boot has copied it (always, after hal init).
 pub fn info() -> Option<&'static BootInfo> {
     BOOT_INFO.get()
@@ -64,7 +71,10 @@ pub(crate) extern "C" fn entry(start_info: u32) -> ! {
     info.usable[..n].copy_from_slice(&usable[..n]);
     info.usable_len = n;
 
-    mm::paging::init(info.usable());
+    // The direct map covers every memory-map entry (ACPI tables sit in
+    // reserved ranges), capped at 1 TiB against a bogus entry.
+    let top = info.memory_map().iter().map(|r| r.addr.saturating_add(r.size)).max().unwrap_or(0).min(1 << 40);
+    mm::paging::init(info.usable(), top);
     mm::heap::init();
     BOOT_INFO.call_once(|| info);
 
@@ -96,6 +106,24 @@ fn after_stack_switch() -> ! {
         info.initrd,
         info.cmdline()
     );
+    match crate::acpi::read(info.rsdp) {
+        Ok(acpi) => {
+            log::info!(
+                target: "acpi",
+                "{} CPUs enabled (APIC ids {:?}), {} disabled; {} IOAPIC(s); {} IRQ override(s); HPET {:#x?}; PCI ECAM {:#x?}; PM timer {:#x?}",
+                acpi.cpus.len(),
+                acpi.cpus.iter().map(|c| c.apic_id).collect::<alloc::vec::Vec<_>>(),
+                acpi.disabled_cpus,
+                acpi.ioapics.len(),
+                acpi.overrides.len(),
+                acpi.hpet_address,
+                acpi.pci_ecam,
+                acpi.pm_timer_port,
+            );
+            ACPI.call_once(|| acpi);
+        }
+        Err(e) => log::warn!(target: "acpi", "no usable ACPI tables ({e:?}); running on the boot CPU only"),
+    }
     // SAFETY: the kernel binary defines this function through
     // `hal::entry_point!`, with exactly this signature.
     unsafe { damselfly_kernel_main(info) }

@@ -106,13 +106,14 @@ pub fn kernel_image_phys() -> Range {
 /// allocator.
 ///
 /// `usable` are the normalised usable ranges (kernel, initrd and low memory
-/// already cut out). Runs on the boot CPU, once, while the boot stub's
+/// already cut out); the direct map covers `[0, direct_map_top)` and at
+/// least all usable RAM. Runs on the boot CPU, once, while the boot stub's
 /// identity map is still active (page-table frames are reached at their
 /// physical address until the switch).
 ///
 /// # Panics
 /// If memory runs out while building the tables (nothing could run then).
-pub fn init(usable: &[Range]) {
+pub fn init(usable: &[Range], direct_map_top: u64) {
     let nx = crate::arch::cpu::has_nx();
     if nx {
         // SAFETY: NXE only makes the NX bit meaningful; no mapping uses it yet.
@@ -162,12 +163,8 @@ pub fn init(usable: &[Range]) {
     }
 
     // The direct map of all RAM, 2 MiB pages.
-    let top = usable
-        .iter()
-        .map(|r| r.end)
-        .max()
-        .unwrap_or(0)
-        .max(super::frame::FRAME_SIZE);
+    let ram_top = usable.iter().map(|r| r.end).max().unwrap_or(0).max(super::frame::FRAME_SIZE);
+    let top = ram_top.max(direct_map_top);
     let huge = 2 * 1024 * 1024;
     let mut phys = 0;
     while phys < top.next_multiple_of(huge) {
@@ -200,7 +197,7 @@ pub fn init(usable: &[Range]) {
     };
 
     // The frame bitmap, in frames from the early allocator, via the direct map.
-    let nr_frames = (top / PAGE_SIZE) as usize;
+    let nr_frames = (ram_top / PAGE_SIZE) as usize;
     let words = FrameAllocator::words_for(nr_frames);
     let pages = (words as u64 * 8).div_ceil(PAGE_SIZE);
     let bitmap_phys = early.alloc(pages).expect("no memory for the frame bitmap");

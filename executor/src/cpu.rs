@@ -52,7 +52,8 @@ impl Priority {
 pub struct CpuStats {
     /// Futures polled on this CPU.
     pub polls: u64,
-    /// Wakes of this CPU's tasks done by this CPU itself (no lock, no allocation).
+    /// Wakes of this CPU's tasks handled without a message: by this CPU itself, or landing
+    /// while the task was running (no lock, no allocation either way).
     pub local_wakes: u64,
     /// Wakes this CPU sent to another CPU's task (as an IPI message).
     pub remote_wakes: u64,

@@ -372,10 +372,15 @@ impl RunHooks for TokenHooks<'_> {
     }
 
     fn after_poll(&mut self, task: &mut TaskLocal) {
+        bump(&self.local.shared().stats.polls);
         task.tokens.release_all();
         if let Some(next) = self.local.next_tokens.borrow_mut().take() {
             task.tokens.replace(next);
         }
+    }
+
+    fn completed(&mut self) {
+        bump(&self.local.shared().stats.tasks_completed);
     }
 }
 
@@ -456,19 +461,12 @@ impl LocalCpu {
         let stats = &self.shared().stats;
         match task.run(&mut TokenHooks { local: self }) {
             RunOutcome::Rescheduled(task) => {
-                bump(&stats.polls);
+                // Woken while running (by anyone): handled here with no message.
+                bump(&stats.local_wakes);
                 self.passed_over.set(0);
                 self.enqueue(task);
             }
-            RunOutcome::Idle => {
-                bump(&stats.polls);
-                self.passed_over.set(0);
-            }
-            RunOutcome::Completed => {
-                bump(&stats.polls);
-                bump(&stats.tasks_completed);
-                self.passed_over.set(0);
-            }
+            RunOutcome::Idle | RunOutcome::Completed => self.passed_over.set(0),
             RunOutcome::PassedOver(task) => {
                 bump(&stats.token_misses);
                 self.enqueue(task);

@@ -421,6 +421,8 @@ pub(crate) trait RunHooks {
     /// Return false to pass the task over without polling it.
     fn before_poll(&mut self, local: &mut TaskLocal) -> bool;
     fn after_poll(&mut self, local: &mut TaskLocal);
+    /// The task finished or was cancelled; called before its joiner is woken.
+    fn completed(&mut self);
 }
 
 impl Notified {
@@ -466,6 +468,7 @@ impl Notified {
             ready
         };
         if finished {
+            hooks.completed();
             self.complete();
             return RunOutcome::Completed;
         }
@@ -567,6 +570,7 @@ impl RunHooks for NoHooks {
         true
     }
     fn after_poll(&mut self, _: &mut TaskLocal) {}
+    fn completed(&mut self) {}
 }
 
 /// The IPI function behind `Notified::into_ipi`. Private: the only way to get a pointer to

@@ -26,6 +26,10 @@ pub mod backtrace;
 #[cfg(target_os = "none")]
 mod logger;
 #[cfg(target_os = "none")]
+pub mod percpu;
+#[cfg(target_os = "none")]
+pub use percpu::cpu_index;
+#[cfg(target_os = "none")]
 pub mod panic;
 
 pub use boot::BootInfo;

@@ -27,7 +27,17 @@ impl Log for SerialLog {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let _guard = self.lock.lock();
+        // An interrupt handler that logs must not deadlock on a line the
+        // interrupted code was printing: after a bounded wait it prints
+        // anyway (at worst two lines interleave).
+        let mut _guard = None;
+        for _ in 0..100_000 {
+            if let Some(g) = self.lock.try_lock() {
+                _guard = Some(g);
+                break;
+            }
+            core::hint::spin_loop();
+        }
         let _ = writeln!(
             serial::RawWriter,
             "[{:>5} {}] {}",

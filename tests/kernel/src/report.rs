@@ -52,3 +52,37 @@ pub fn selftest_hang() {
         core::hint::spin_loop();
     }
 }
+
+static IPI_SEEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+fn count_ipi(_vector: u8) {
+    IPI_SEEN.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+}
+
+/// Waits (bounded) with interrupts on until `done()` holds.
+fn wait_with_interrupts(done: impl Fn() -> bool) -> bool {
+    x86_64::instructions::interrupts::enable();
+    let mut spins = 0u64;
+    while !done() && spins < 100_000_000 {
+        spins += 1;
+        core::hint::spin_loop();
+    }
+    x86_64::instructions::interrupts::disable();
+    done()
+}
+
+pub fn self_ipi_reaches_its_handler() {
+    use hal::arch::apic;
+    hal::arch::trap::set_interrupt_handler(0xf1, count_ipi).expect("vector 0xf1 is free");
+    apic::send_ipi(apic::id(), 0xf1);
+    assert!(wait_with_interrupts(|| IPI_SEEN.load(core::sync::atomic::Ordering::SeqCst) == 1), "IPI never arrived");
+    apic::send_ipi(apic::id(), 0xf1);
+    assert!(wait_with_interrupts(|| IPI_SEEN.load(core::sync::atomic::Ordering::SeqCst) == 2), "second IPI lost");
+}
+
+pub fn unexpected_vector_is_logged_and_survived() {
+    use hal::arch::{apic, trap};
+    let before = trap::unexpected_interrupts();
+    apic::send_ipi(apic::id(), 0xf2); // nobody handles 0xf2
+    assert!(wait_with_interrupts(|| trap::unexpected_interrupts() == before + 1), "not counted");
+}

@@ -120,6 +120,10 @@ fn after_stack_switch() -> ! {
                 acpi.pci_ecam,
                 acpi.pm_timer_port,
             );
+            match crate::arch::apic::init_bsp(acpi.local_apic_address) {
+                Ok(x2apic) => log::info!(target: "apic", "local APIC enabled ({})", if x2apic { "x2APIC" } else { "xAPIC" }),
+                Err(e) => log::error!(target: "apic", "cannot map the local APIC: {e:?}"),
+            }
             ACPI.call_once(|| acpi);
         }
         Err(e) => log::warn!(target: "acpi", "no usable ACPI tables ({e:?}); running on the boot CPU only"),

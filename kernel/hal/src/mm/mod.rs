@@ -24,7 +24,7 @@ mod stack;
 #[cfg(target_os = "none")]
 pub use heap::{HeapStats, heap_stats};
 #[cfg(target_os = "none")]
-pub use paging::{Prot, is_stack_address, map_page, protect_page, translate, unmap_page};
+pub use paging::{Prot, is_stack_address, map_mmio, map_page, protect_page, translate, unmap_page};
 #[cfg(target_os = "none")]
 pub use stack::{KernelStack, alloc_stack};
 

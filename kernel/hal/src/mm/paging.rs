@@ -22,6 +22,8 @@ pub enum Prot {
     ReadOnly,
     ReadWrite,
     ReadExecute,
+    /// Device registers: read-write, uncached, no-execute.
+    Mmio,
 }
 
 static NX: spin::Once<F> = spin::Once::new();
@@ -32,6 +34,7 @@ fn flags(prot: Prot) -> F {
         Prot::ReadOnly => F::PRESENT | nx,
         Prot::ReadWrite => F::PRESENT | F::WRITABLE | nx,
         Prot::ReadExecute => F::PRESENT,
+        Prot::Mmio => F::PRESENT | F::WRITABLE | F::NO_CACHE | F::WRITE_THROUGH | nx,
     }
 }
 
@@ -322,4 +325,25 @@ pub fn is_stack_address(addr: u64, len: u64) -> bool {
     }
     let in_area = addr >= super::STACK_BASE && last < super::STACK_BASE + super::STACK_AREA_BYTES;
     in_area && translate(addr).is_some() && translate(last).is_some()
+}
+
+/// Maps `len` bytes of device registers at physical `phys` (uncached) into
+/// the vmap area and returns the virtual address of `phys`.
+///
+/// # Errors
+/// [`MemError::NoMemory`] when address space or page-table frames run out.
+///
+/// # Safety
+/// `phys..phys+len` must be device memory that no other mapping uses as
+/// ordinary RAM; the caller becomes the owner of the registers.
+pub unsafe fn map_mmio(phys: u64, len: u64) -> Result<u64, MemError> {
+    let first = phys & !(PAGE_SIZE - 1);
+    let pages = (phys + len - first).div_ceil(PAGE_SIZE);
+    let va = super::alloc_virt(pages)?;
+    for i in 0..pages {
+        // SAFETY: the vmap range was just reserved for this mapping; the
+        // caller owns the device pages (this function's contract).
+        unsafe { map_page(va + i * PAGE_SIZE, first + i * PAGE_SIZE, Prot::Mmio)? };
+    }
+    Ok(va + (phys - first))
 }

@@ -1,5 +1,6 @@
 //! x86_64: boot stub, CPU helpers, GDT/TSS, traps, serial port.
 
+pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod gdt;

@@ -164,6 +164,50 @@ stub!(stub29, 29, error_code);
 stub!(stub30, 30, error_code);
 stub!(stub31, 31, no_error_code);
 
+// Interrupt vectors: legacy IRQs through the IOAPIC (0x20..=0x2f) and the
+// system vectors (0xf0..=0xff: IPIs, timer, APIC error, spurious).
+stub!(irq20, 0x20, no_error_code);
+stub!(irq21, 0x21, no_error_code);
+stub!(irq22, 0x22, no_error_code);
+stub!(irq23, 0x23, no_error_code);
+stub!(irq24, 0x24, no_error_code);
+stub!(irq25, 0x25, no_error_code);
+stub!(irq26, 0x26, no_error_code);
+stub!(irq27, 0x27, no_error_code);
+stub!(irq28, 0x28, no_error_code);
+stub!(irq29, 0x29, no_error_code);
+stub!(irq2a, 0x2a, no_error_code);
+stub!(irq2b, 0x2b, no_error_code);
+stub!(irq2c, 0x2c, no_error_code);
+stub!(irq2d, 0x2d, no_error_code);
+stub!(irq2e, 0x2e, no_error_code);
+stub!(irq2f, 0x2f, no_error_code);
+stub!(sysf0, 0xf0, no_error_code);
+stub!(sysf1, 0xf1, no_error_code);
+stub!(sysf2, 0xf2, no_error_code);
+stub!(sysf3, 0xf3, no_error_code);
+stub!(sysf4, 0xf4, no_error_code);
+stub!(sysf5, 0xf5, no_error_code);
+stub!(sysf6, 0xf6, no_error_code);
+stub!(sysf7, 0xf7, no_error_code);
+stub!(sysf8, 0xf8, no_error_code);
+stub!(sysf9, 0xf9, no_error_code);
+stub!(sysfa, 0xfa, no_error_code);
+stub!(sysfb, 0xfb, no_error_code);
+stub!(sysfc, 0xfc, no_error_code);
+stub!(sysfd, 0xfd, no_error_code);
+stub!(sysfe, 0xfe, no_error_code);
+stub!(sysff, 0xff, no_error_code);
+
+const INTERRUPT_STUBS: [(u8, unsafe extern "C" fn()); 32] = [
+    (0x20, irq20), (0x21, irq21), (0x22, irq22), (0x23, irq23), (0x24, irq24), (0x25, irq25),
+    (0x26, irq26), (0x27, irq27), (0x28, irq28), (0x29, irq29), (0x2a, irq2a), (0x2b, irq2b),
+    (0x2c, irq2c), (0x2d, irq2d), (0x2e, irq2e), (0x2f, irq2f), (0xf0, sysf0), (0xf1, sysf1),
+    (0xf2, sysf2), (0xf3, sysf3), (0xf4, sysf4), (0xf5, sysf5), (0xf6, sysf6), (0xf7, sysf7),
+    (0xf8, sysf8), (0xf9, sysf9), (0xfa, sysfa), (0xfb, sysfb), (0xfc, sysfc), (0xfd, sysfd),
+    (0xfe, sysfe), (0xff, sysff),
+];
+
 const STUBS: [unsafe extern "C" fn(); 32] = [
     stub0, stub1, stub2, stub3, stub4, stub5, stub6, stub7, stub8, stub9, stub10, stub11, stub12,
     stub13, stub14, stub15, stub16, stub17, stub18, stub19, stub20, stub21, stub22, stub23, stub24,
@@ -235,6 +279,9 @@ pub fn init() {
     for (gate, stub) in table.iter_mut().zip(STUBS) {
         *gate = Gate::interrupt(stub as usize as u64, cs, 0);
     }
+    for (vector, stub) in INTERRUPT_STUBS {
+        table[usize::from(vector)] = Gate::interrupt(stub as usize as u64, cs, 0);
+    }
     let pointer = x86_64::structures::DescriptorTablePointer {
         limit: (size_of::<[Gate; 256]>() - 1) as u16,
         base: x86_64::VirtAddr::from_ptr(IDT.0.get()),
@@ -259,7 +306,7 @@ pub fn set_ist(vector: u8, ist: u8, cs: u16) {
 pub fn set_code_selector(cs: u16) {
     // SAFETY: single-threaded boot (the invariant on `Idt`).
     let table = unsafe { &mut *IDT.0.get() };
-    for gate in table.iter_mut().take(32) {
+    for gate in table.iter_mut().filter(|g| g.type_attr != 0) {
         gate.selector = cs;
     }
 }
@@ -280,7 +327,56 @@ pub fn set_fault_hook(hook: FaultHook) {
     FAULT_HOOK.call_once(|| hook);
 }
 
+/// An interrupt handler: acknowledge the device and wake whoever waits;
+/// nothing more (no logging above trace, no allocation).
+pub type InterruptHandler = fn(vector: u8);
+
+static UNEXPECTED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// How many interrupts arrived on a vector nobody handles (each was logged).
+pub fn unexpected_interrupts() -> u64 {
+    UNEXPECTED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+static HANDLERS: [spin::Once<InterruptHandler>; 256] = [const { spin::Once::new() }; 256];
+
+/// Routes interrupt `vector` (0x20..=0x2f or 0xf0..=0xfd) to `handler`.
+///
+/// # Errors
+/// `Err(vector)` if the vector has no entry stub or already has a handler.
+pub fn set_interrupt_handler(vector: u8, handler: InterruptHandler) -> Result<(), u8> {
+    let has_stub = INTERRUPT_STUBS.iter().any(|(v, _)| *v == vector);
+    let slot = &HANDLERS[usize::from(vector)];
+    if !has_stub || vector >= super::apic::VECTOR_ERROR || slot.is_completed() {
+        return Err(vector);
+    }
+    slot.call_once(|| handler);
+    Ok(())
+}
+
+fn interrupt(vector: u8) {
+    match vector {
+        super::apic::VECTOR_SPURIOUS => return, // no EOI for spurious interrupts
+        super::apic::VECTOR_ERROR => {
+            let status = super::apic::take_error_status();
+            log::warn!(target: "apic", "APIC error on CPU {}: status {status:#x}", crate::cpu_index());
+        }
+        _ => match HANDLERS[usize::from(vector)].get() {
+            Some(handler) => handler(vector),
+            None => {
+                UNEXPECTED.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                log::warn!(target: "trap", "unexpected interrupt vector {vector:#x} on CPU {}", crate::cpu_index());
+            }
+        },
+    }
+    super::apic::eoi();
+}
+
 extern "C" fn dispatch(frame: &mut TrapFrame) {
+    if frame.vector >= 32 {
+        interrupt(frame.vector as u8);
+        return;
+    }
     report(frame);
     if let Some(hook) = FAULT_HOOK.get() {
         hook(frame);

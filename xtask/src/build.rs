@@ -52,11 +52,7 @@ pub fn kernel(variant: Variant) -> Result<PathBuf, String> {
     if !status.success() {
         return Err("building the kernel failed".into());
     }
-    let built = root()
-        .join("target")
-        .join(TARGET)
-        .join("debug")
-        .join("kernel");
+    let built = target_dir().join(TARGET).join("debug").join("kernel");
     std::fs::create_dir_all(out_dir()).map_err(|e| format!("creating build/: {e}"))?;
     let image = out_dir().join(match variant {
         Variant::Normal => "kernel",

@@ -13,6 +13,7 @@
 
 pub mod early;
 pub mod frame;
+pub mod slab;
 
 #[cfg(target_os = "none")]
 pub(crate) mod heap;

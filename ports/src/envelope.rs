@@ -130,6 +130,9 @@ impl<M> Envelope<M> {
                 let waker = waker.take();
                 state.slot = Slot::Replied(reply);
                 drop(state);
+                // Let go of the envelope before waking, so that the originator, once
+                // woken, holds the last reference and frees it on its own CPU.
+                drop(this);
                 if let Some(waker) = waker {
                     waker.wake();
                 }

@@ -12,6 +12,9 @@ use core::fmt;
 pub enum PortError {
     /// The port is bound to a CPU that does not exist (`cpu.index() >= cpu_count()`).
     NoSuchCpu,
+    /// An executor port was used from a thread that is not one of the executor's CPUs
+    /// (early boot, a host test's main thread). Spin and function ports work anywhere.
+    NotOnCpu,
     /// The port's server is gone: nobody will ever serve the message.
     Closed,
     /// The target dropped the message's `Request` without replying.
@@ -22,6 +25,7 @@ impl fmt::Display for PortError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             PortError::NoSuchCpu => "port is bound to a CPU that does not exist",
+            PortError::NotOnCpu => "executor port used off-CPU",
             PortError::Closed => "port is closed (its server is gone)",
             PortError::Unreplied => "target dropped the request without replying",
         })

@@ -23,7 +23,7 @@ use crate::call::Call;
 use crate::envelope::Envelope;
 use crate::error::{PortError, Reply};
 use crate::list::List;
-use crate::platform::{CpuId, cpu_count, current_cpu};
+use crate::platform::{CpuId, cpu_count, current_cpu_checked};
 use crate::remote::{self, Key, RemoteDrain};
 use crate::reply_port::ReplyPort;
 use crate::server::Server;
@@ -96,6 +96,11 @@ pub(crate) struct ExecPort<M, H: ?Sized = dyn Handler<M>> {
     pub(crate) local: Mutex<Local<M>>,
     /// Messages put from other CPUs, drained on `cpu` by `put_remote`.
     remote: Mutex<List<M>>,
+    /// Set while `drain_remote` runs (only ever touched on `cpu`). An IPI sent from
+    /// inside the drain may drain this CPU's incoming IPIs, including another
+    /// `put_remote` for this port: that nested call must leave the newer messages to the
+    /// outer loop, or they would overtake older ones of the same sender.
+    draining: AtomicBool,
     handler: H,
 }
 
@@ -113,15 +118,14 @@ impl<M: Send + 'static, H: ?Sized + Handler<M>> ExecPort<M, H> {
     /// Runs the inline half on the current CPU, or says where the message must go.
     #[inline]
     fn attempt(&self, msg: M) -> Attempt<M> {
-        if current_cpu() == self.cpu {
-            match self.handler.put(msg) {
+        match current_cpu_checked() {
+            Some(cpu) if cpu == self.cpu => match self.handler.put(msg) {
                 Handled::Done(msg) => Attempt::Done(Ok(msg)),
                 Handled::Queue(msg) => Attempt::Local(msg),
-            }
-        } else if self.cpu.index() >= cpu_count() {
-            Attempt::Done(Err((PortError::NoSuchCpu, msg)))
-        } else {
-            Attempt::Remote(msg)
+            },
+            Some(_) if self.cpu.index() < cpu_count() => Attempt::Remote(msg),
+            Some(_) => Attempt::Done(Err((PortError::NoSuchCpu, msg))),
+            None => Attempt::Done(Err((PortError::NotOnCpu, msg))),
         }
     }
 
@@ -155,23 +159,32 @@ impl<M: Send + 'static, H: ?Sized + Handler<M>> ExecPort<M, H> {
 
 impl<M: Send + 'static, H: ?Sized + Handler<M>> RemoteDrain for ExecPort<M, H> {
     fn drain_remote(&self) {
-        debug_assert_eq!(current_cpu(), self.cpu, "ports: inbox drained on the wrong CPU");
-        // Take the whole batch in one lock hold; a put that arrives meanwhile finds the
-        // inbox empty again and sends its own IPI, so nothing is left behind.
-        let mut batch = self.remote.lock().take_all();
-        while let Some(env) = batch.pop_front() {
-            let Some(msg) = env.take_msg() else {
-                debug_assert!(false, "ports: a message in the inbox was not queued");
-                continue;
-            };
-            match self.handler.put(msg) {
-                Handled::Done(msg) => Envelope::complete(env, Ok(msg)),
-                Handled::Queue(msg) => {
-                    env.put_back(msg);
-                    self.enqueue_local(env);
+        debug_assert_eq!(current_cpu_checked(), Some(self.cpu), "ports: inbox drained on the wrong CPU");
+        if self.draining.swap(true, Ordering::Relaxed) {
+            return; // nested in our own drain: the outer loop takes the new messages
+        }
+        // Take a whole batch per lock hold, and loop until the inbox stays empty: a put
+        // that arrives meanwhile is served by this loop (its IPI then finds nothing).
+        loop {
+            let mut batch = self.remote.lock().take_all();
+            if batch.is_empty() {
+                break;
+            }
+            while let Some(env) = batch.pop_front() {
+                let Some(msg) = env.take_msg() else {
+                    debug_assert!(false, "ports: a message in the inbox was not queued");
+                    continue;
+                };
+                match self.handler.put(msg) {
+                    Handled::Done(msg) => Envelope::complete(env, Ok(msg)),
+                    Handled::Queue(msg) => {
+                        env.put_back(msg);
+                        self.enqueue_local(env);
+                    }
                 }
             }
         }
+        self.draining.store(false, Ordering::Relaxed);
     }
 }
 
@@ -266,6 +279,7 @@ impl<M: Send + 'static> Port<M> {
                 closed: AtomicBool::new(false),
                 local: Mutex::new(Local { queue: List::new(), server: None }),
                 remote: Mutex::new(List::new()),
+                draining: AtomicBool::new(false),
                 handler,
             }
         })
@@ -327,8 +341,9 @@ impl<M: Send + 'static> Port<M> {
     /// will arrive on `reply_port`.
     ///
     /// # Errors
-    /// [`PortError::NoSuchCpu`] if the port's CPU does not exist, [`PortError::Closed`]
-    /// if the port's server is gone (this one may also arrive later on `reply_port`).
+    /// [`PortError::NoSuchCpu`] if the port's CPU does not exist, [`PortError::NotOnCpu`]
+    /// if called off-CPU (executor ports only), [`PortError::Closed`] if the port's
+    /// server is gone (this one may also arrive later on `reply_port`).
     ///
     /// # Cancel safety
     /// Not a future. Once it returns `Pending` the message belongs to the port, and its

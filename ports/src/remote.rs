@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 
 use crate::platform::{CpuId, IpiMsg, ipi_send};
 
+
 /// A port whose inbox of messages from other CPUs can be drained on its own CPU.
 pub(crate) trait RemoteDrain: Send + Sync {
     /// Serves every message in the inbox. Runs on the port's CPU (from the IPI).

@@ -15,7 +15,7 @@ use core::task::{Context, Poll};
 use crate::envelope::Envelope;
 use crate::error::PortError;
 use crate::list::List;
-use crate::platform::current_cpu;
+use crate::platform::current_cpu_checked;
 use crate::port::{Attempt, ExecPort, Port, bounce};
 use crate::sync;
 
@@ -44,7 +44,7 @@ impl<M: Send + 'static> Server<M> {
     /// # Context
     /// The serving task, on the port's CPU (debug-asserted); never waits.
     pub fn try_recv(&mut self) -> Option<Request<M>> {
-        debug_assert_eq!(current_cpu(), self.port.cpu, "ports: a port is served on its own CPU");
+        debug_assert_eq!(current_cpu_checked(), Some(self.port.cpu), "ports: a port is served on its own CPU");
         let env = self.port.local.lock().queue.pop_front()?;
         Some(Request::new(env))
     }
@@ -54,7 +54,7 @@ impl<M: Send + 'static> Server<M> {
     /// # Context
     /// The serving task, on the port's CPU (debug-asserted); never blocks.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Request<M>> {
-        debug_assert_eq!(current_cpu(), self.port.cpu, "ports: a port is served on its own CPU");
+        debug_assert_eq!(current_cpu_checked(), Some(self.port.cpu), "ports: a port is served on its own CPU");
         let mut local = self.port.local.lock();
         match local.queue.pop_front() {
             Some(env) => {

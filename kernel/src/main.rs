@@ -17,6 +17,7 @@ hal::entry_point!(kmain);
 
 fn kmain(info: &'static hal::BootInfo) -> ! {
     log::info!("Damselfly {} up", env!("CARGO_PKG_VERSION"));
+    start_cpus();
     if let Some(selection) = info.options().test {
         #[cfg(feature = "ktest")]
         ktest::run(selection);
@@ -24,4 +25,28 @@ fn kmain(info: &'static hal::BootInfo) -> ! {
         log::warn!("test={selection} ignored: this kernel was built without the ktest feature");
     }
     console::run()
+}
+
+/// Starts every CPU ACPI lists; each parks in HLT (waking for IPIs) until
+/// the per-CPU executors arrive.
+fn start_cpus() {
+    let Some(acpi) = hal::boot::acpi() else {
+        return;
+    };
+    let ids: alloc::vec::Vec<u32> = acpi.cpus.iter().map(|c| c.apic_id).collect();
+    hal::arch::smp::start_aps(&ids, park, |outcome| match outcome {
+        hal::arch::smp::ApStart::Started { index, apic_id } => {
+            log::debug!(target: "smp", "CPU {index} (APIC id {apic_id}) started")
+        }
+        other => {
+            log::error!(target: "smp", "a CPU failed to start: {other:?}; continuing without it")
+        }
+    });
+    log::info!(target: "smp", "{} of {} CPUs online", hal::arch::smp::online_cpus(), ids.len());
+}
+
+fn park(_index: usize) -> ! {
+    loop {
+        x86_64::instructions::interrupts::enable_and_hlt();
+    }
 }

@@ -23,7 +23,7 @@ commands:
         --accel tcg|kvm accelerator (default tcg, the reference)
         --gdb           wait for a debugger on localhost:1234
         --append TEXT   extra kernel command line
-  test                  every test: host crates, then QEMU suites (-smp 1 and 4)
+  test                  every test: host crates, then QEMU suites (-smp 1, 2 and 4)
   ktest NAME[,NAME]     boot the test kernel running the named in-kernel tests
         --smp N
   bench [--runs N]      boot-time figures (medians over N boots, default 10)

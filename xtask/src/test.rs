@@ -15,7 +15,7 @@ const SUITE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The hang self-test is killed after this.
 const HANG_TIMEOUT: Duration = Duration::from_secs(4);
 /// SMP configurations the kernel suite runs under.
-const SMP_CONFIGS: [u32; 2] = [1, 4];
+const SMP_CONFIGS: [u32; 3] = [1, 2, 4];
 
 #[derive(Default)]
 struct Tally {

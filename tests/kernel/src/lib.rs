@@ -95,8 +95,22 @@ pub static TESTS: &[KernelTest] = &[
         "backtrace_walks_nested_frames",
         report::backtrace_walks_nested_frames,
     ),
-    KernelTest::new("self_ipi_reaches_its_handler", report::self_ipi_reaches_its_handler),
-    KernelTest::new("unexpected_vector_is_logged_and_survived", report::unexpected_vector_is_logged_and_survived),
+    KernelTest::new(
+        "self_ipi_reaches_its_handler",
+        report::self_ipi_reaches_its_handler,
+    ),
+    KernelTest::new(
+        "unexpected_vector_is_logged_and_survived",
+        report::unexpected_vector_is_logged_and_survived,
+    ),
+    KernelTest::new(
+        "every_listed_cpu_comes_online",
+        report::every_listed_cpu_comes_online,
+    ),
+    KernelTest::new(
+        "remote_ipi_wakes_a_halted_cpu",
+        report::remote_ipi_wakes_a_halted_cpu,
+    ),
     // Tests of the runner itself: xtask selects them by name and checks that
     // the run FAILS (a panic nobody expected) or HANGS (caught by its timeout).
     KernelTest::new(

@@ -75,14 +75,73 @@ pub fn self_ipi_reaches_its_handler() {
     use hal::arch::apic;
     hal::arch::trap::set_interrupt_handler(0xf1, count_ipi).expect("vector 0xf1 is free");
     apic::send_ipi(apic::id(), 0xf1);
-    assert!(wait_with_interrupts(|| IPI_SEEN.load(core::sync::atomic::Ordering::SeqCst) == 1), "IPI never arrived");
+    assert!(
+        wait_with_interrupts(|| IPI_SEEN.load(core::sync::atomic::Ordering::SeqCst) == 1),
+        "IPI never arrived"
+    );
     apic::send_ipi(apic::id(), 0xf1);
-    assert!(wait_with_interrupts(|| IPI_SEEN.load(core::sync::atomic::Ordering::SeqCst) == 2), "second IPI lost");
+    assert!(
+        wait_with_interrupts(|| IPI_SEEN.load(core::sync::atomic::Ordering::SeqCst) == 2),
+        "second IPI lost"
+    );
 }
 
 pub fn unexpected_vector_is_logged_and_survived() {
     use hal::arch::{apic, trap};
     let before = trap::unexpected_interrupts();
     apic::send_ipi(apic::id(), 0xf2); // nobody handles 0xf2
-    assert!(wait_with_interrupts(|| trap::unexpected_interrupts() == before + 1), "not counted");
+    assert!(
+        wait_with_interrupts(|| trap::unexpected_interrupts() == before + 1),
+        "not counted"
+    );
+}
+
+pub fn every_listed_cpu_comes_online() {
+    let acpi = hal::boot::acpi().expect("ACPI tables");
+    assert_eq!(
+        hal::arch::smp::online_cpus(),
+        acpi.cpus.len(),
+        "not every enabled CPU started"
+    );
+}
+
+static REMOTE_SEEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static REMOTE_CPU: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(usize::MAX);
+
+fn note_remote(_vector: u8) {
+    REMOTE_CPU.store(hal::cpu_index(), core::sync::atomic::Ordering::SeqCst);
+    REMOTE_SEEN.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+}
+
+pub fn remote_ipi_wakes_a_halted_cpu() {
+    use core::sync::atomic::Ordering::SeqCst;
+    let acpi = hal::boot::acpi().expect("ACPI tables");
+    let me = hal::arch::apic::id();
+    let Some(target) = acpi.cpus.iter().find(|c| c.apic_id != me) else {
+        // One CPU: nothing remote to wake; the single-CPU path is covered
+        // by self_ipi_reaches_its_handler.
+        assert_eq!(acpi.cpus.len(), 1);
+        return;
+    };
+    hal::arch::trap::set_interrupt_handler(0xf3, note_remote).expect("vector 0xf3 is free");
+    for round in 1..=100 {
+        hal::arch::apic::send_ipi(target.apic_id, 0xf3);
+        let mut spins = 0u64;
+        while REMOTE_SEEN.load(SeqCst) < round && spins < 100_000_000 {
+            spins += 1;
+            core::hint::spin_loop();
+        }
+        assert_eq!(
+            REMOTE_SEEN.load(SeqCst),
+            round,
+            "IPI {round} to APIC id {} lost",
+            target.apic_id
+        );
+    }
+    assert_ne!(
+        REMOTE_CPU.load(SeqCst),
+        0,
+        "the handler ran on the boot CPU, not the target"
+    );
 }

@@ -73,7 +73,13 @@ pub(crate) extern "C" fn entry(start_info: u32) -> ! {
 
     // The direct map covers every memory-map entry (ACPI tables sit in
     // reserved ranges), capped at 1 TiB against a bogus entry.
-    let top = info.memory_map().iter().map(|r| r.addr.saturating_add(r.size)).max().unwrap_or(0).min(1 << 40);
+    let top = info
+        .memory_map()
+        .iter()
+        .map(|r| r.addr.saturating_add(r.size))
+        .max()
+        .unwrap_or(0)
+        .min(1 << 40);
     mm::paging::init(info.usable(), top);
     mm::heap::init();
     BOOT_INFO.call_once(|| info);
@@ -90,10 +96,12 @@ fn after_stack_switch() -> ! {
             .expect("no memory for IST stacks")
             .top
     });
-    gdt::init(ist);
+    gdt::configure_idt(gdt::init(ist));
     let info = BOOT_INFO
         .get()
         .expect("boot info is set before the stack switch");
+    // Before any AP can exist: `cpu_index` trusts GS once any CPU set it.
+    crate::percpu::init_this_cpu(0, 0);
     let frames = mm::frame_stats();
     log::info!(
         target: "boot",
@@ -121,12 +129,16 @@ fn after_stack_switch() -> ! {
                 acpi.pm_timer_port,
             );
             match crate::arch::apic::init_bsp(acpi.local_apic_address) {
-                Ok(x2apic) => log::info!(target: "apic", "local APIC enabled ({})", if x2apic { "x2APIC" } else { "xAPIC" }),
+                Ok(x2apic) => {
+                    log::info!(target: "apic", "local APIC enabled ({})", if x2apic { "x2APIC" } else { "xAPIC" })
+                }
                 Err(e) => log::error!(target: "apic", "cannot map the local APIC: {e:?}"),
             }
             ACPI.call_once(|| acpi);
         }
-        Err(e) => log::warn!(target: "acpi", "no usable ACPI tables ({e:?}); running on the boot CPU only"),
+        Err(e) => {
+            log::warn!(target: "acpi", "no usable ACPI tables ({e:?}); running on the boot CPU only")
+        }
     }
     // SAFETY: the kernel binary defines this function through
     // `hal::entry_point!`, with exactly this signature.

@@ -22,39 +22,33 @@ pub struct Selectors {
     pub tss: SegmentSelector,
 }
 
-static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
-static GDT: spin::Once<(GlobalDescriptorTable, Selectors)> = spin::Once::new();
-
-/// Builds and loads the boot CPU's GDT and TSS; `ist_tops` are the stack tops
+/// Builds and loads this CPU's GDT and TSS; `ist_tops` are the stack tops
 /// for double fault, NMI and machine check (each stack has a guard page).
+/// Every CPU gets its own pair (leaked: CPUs are never removed); the
+/// selectors are the same on every CPU.
 pub fn init(ist_tops: [u64; 3]) -> Selectors {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        for (slot, top) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
-            .into_iter()
-            .zip(ist_tops)
-        {
-            tss.interrupt_stack_table[usize::from(slot - 1)] = VirtAddr::new(top);
-        }
-        tss
-    });
-    let (gdt, selectors) = GDT.call_once(|| {
-        let mut gdt = GlobalDescriptorTable::new();
-        let kernel_code = gdt.append(Descriptor::kernel_code_segment());
-        let kernel_data = gdt.append(Descriptor::kernel_data_segment());
-        let tss = gdt.append(Descriptor::tss_segment(tss));
-        (
-            gdt,
-            Selectors {
-                kernel_code,
-                kernel_data,
-                tss,
-            },
-        )
-    });
+    let mut tss = TaskStateSegment::new();
+    for (slot, top) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]
+        .into_iter()
+        .zip(ist_tops)
+    {
+        tss.interrupt_stack_table[usize::from(slot - 1)] = VirtAddr::new(top);
+    }
+    let tss: &'static TaskStateSegment = alloc::boxed::Box::leak(alloc::boxed::Box::new(tss));
+    let gdt: &'static mut GlobalDescriptorTable =
+        alloc::boxed::Box::leak(alloc::boxed::Box::new(GlobalDescriptorTable::new()));
+    let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+    let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+    let tss_selector = gdt.append(Descriptor::tss_segment(tss));
+    let selectors = Selectors {
+        kernel_code,
+        kernel_data,
+        tss: tss_selector,
+    };
+    let gdt: &'static GlobalDescriptorTable = gdt;
     gdt.load();
-    // SAFETY: the selectors come from the GDT just loaded, which is static;
-    // the TSS descriptor points at the static TSS.
+    // SAFETY: the selectors come from the GDT just loaded, which is never
+    // freed; the TSS descriptor points at this CPU's leaked TSS.
     unsafe {
         CS::set_reg(selectors.kernel_code);
         DS::set_reg(selectors.kernel_data);
@@ -62,10 +56,15 @@ pub fn init(ist_tops: [u64; 3]) -> Selectors {
         SS::set_reg(selectors.kernel_data);
         load_tss(selectors.tss);
     }
+    selectors
+}
+
+/// Points the shared IDT's gates at the final code selector and gives the
+/// critical exceptions their IST stacks (boot CPU, once).
+pub fn configure_idt(selectors: Selectors) {
     let cs = selectors.kernel_code.0;
     trap::set_code_selector(cs);
     trap::set_ist(trap::vector::DOUBLE_FAULT, IST_DOUBLE_FAULT, cs);
     trap::set_ist(2, IST_NMI, cs);
     trap::set_ist(18, IST_MACHINE_CHECK, cs);
-    *selectors
 }

@@ -5,6 +5,7 @@ pub mod boot;
 pub mod cpu;
 pub mod gdt;
 pub mod serial;
+pub mod smp;
 pub mod trap;
 
 use core::cell::UnsafeCell;

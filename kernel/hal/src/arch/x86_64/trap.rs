@@ -282,6 +282,11 @@ pub fn init() {
     for (vector, stub) in INTERRUPT_STUBS {
         table[usize::from(vector)] = Gate::interrupt(stub as usize as u64, cs, 0);
     }
+    load();
+}
+
+/// Loads the shared IDT on this CPU (application processors at bring-up).
+pub fn load() {
     let pointer = x86_64::structures::DescriptorTablePointer {
         limit: (size_of::<[Gate; 256]>() - 1) as u16,
         base: x86_64::VirtAddr::from_ptr(IDT.0.get()),

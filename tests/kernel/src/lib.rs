@@ -111,6 +111,14 @@ pub static TESTS: &[KernelTest] = &[
         "remote_ipi_wakes_a_halted_cpu",
         report::remote_ipi_wakes_a_halted_cpu,
     ),
+    KernelTest::new(
+        "monotonic_clock_never_goes_back",
+        report::monotonic_clock_never_goes_back,
+    ),
+    KernelTest::new(
+        "apic_timer_fires_no_earlier_than_its_deadline",
+        report::apic_timer_fires_no_earlier_than_its_deadline,
+    ),
     // Tests of the runner itself: xtask selects them by name and checks that
     // the run FAILS (a panic nobody expected) or HANGS (caught by its timeout).
     KernelTest::new(

@@ -145,3 +145,43 @@ pub fn remote_ipi_wakes_a_halted_cpu() {
         "the handler ran on the boot CPU, not the target"
     );
 }
+
+pub fn monotonic_clock_never_goes_back() {
+    use hal::arch::time;
+    assert!(time::tsc_hz() > 0, "the clock was not calibrated");
+    let mut last = time::now_ns();
+    for _ in 0..10_000 {
+        let now = time::now_ns();
+        assert!(now >= last, "clock went back: {last} -> {now}");
+        last = now;
+    }
+}
+
+static TIMER_FIRED_NS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn timer_fired(_vector: u8) {
+    TIMER_FIRED_NS.store(
+        hal::arch::time::now_ns(),
+        core::sync::atomic::Ordering::SeqCst,
+    );
+}
+
+pub fn apic_timer_fires_no_earlier_than_its_deadline() {
+    use core::sync::atomic::Ordering::SeqCst;
+    use hal::arch::time;
+    hal::arch::trap::set_interrupt_handler(0xf4, timer_fired).expect("vector 0xf4 is free");
+    for delay_ns in [200_000u64, 2_000_000, 5_000_000] {
+        TIMER_FIRED_NS.store(0, SeqCst);
+        let start = time::now_ns();
+        time::arm_oneshot_ns(0xf4, delay_ns);
+        assert!(
+            wait_with_interrupts(|| TIMER_FIRED_NS.load(SeqCst) != 0),
+            "timer for {delay_ns} ns never fired"
+        );
+        let waited = TIMER_FIRED_NS.load(SeqCst) - start;
+        assert!(
+            waited >= delay_ns,
+            "fired after {waited} ns, before its {delay_ns} ns deadline"
+        );
+    }
+}

@@ -134,6 +134,19 @@ fn after_stack_switch() -> ! {
                 }
                 Err(e) => log::error!(target: "apic", "cannot map the local APIC: {e:?}"),
             }
+            match crate::arch::time::calibrate() {
+                Ok((tsc, apic)) => log::info!(
+                    target: "time",
+                    "TSC {}.{:03} MHz ({}invariant), APIC timer {} kHz, calibrated against the PIT",
+                    tsc / 1_000_000,
+                    tsc / 1000 % 1000,
+                    if crate::arch::time::tsc_is_invariant() { "" } else { "not " },
+                    apic / 1000
+                ),
+                Err(e) => {
+                    log::error!(target: "time", "clock calibration failed: {e:?}; no monotonic clock")
+                }
+            }
             ACPI.call_once(|| acpi);
         }
         Err(e) => {

@@ -6,6 +6,7 @@ pub mod cpu;
 pub mod gdt;
 pub mod serial;
 pub mod smp;
+pub mod time;
 pub mod trap;
 
 use core::cell::UnsafeCell;

@@ -15,7 +15,6 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
-use crate::sync::Arc;
 use crate::{CpuId, CpuStats, IpiMsg, JoinHandle, LocalCpu, Platform, Runtime, SpawnError};
 
 std::thread_local! {
@@ -94,7 +93,7 @@ impl Platform for HostedPlatform {
 /// A hosted machine: `n` CPU threads, each driving its executor until `shutdown`.
 #[derive(Debug)]
 pub struct Machine {
-    rt: Arc<Runtime>,
+    rt: Runtime,
     threads: Vec<thread::JoinHandle<()>>,
 }
 
@@ -131,7 +130,7 @@ impl Machine {
     }
 
     /// The runtime shared by the CPUs.
-    pub fn runtime(&self) -> &Arc<Runtime> {
+    pub fn runtime(&self) -> &Runtime {
         &self.rt
     }
 
@@ -208,7 +207,7 @@ impl Drop for Machine {
     }
 }
 
-fn cpu_main(rt: Arc<Runtime>, cpu: CpuId, table: std::sync::Arc<OnceLock<Vec<Thread>>>) {
+fn cpu_main(rt: Runtime, cpu: CpuId, table: std::sync::Arc<OnceLock<Vec<Thread>>>) {
     while table.get().is_none() {
         thread::park();
     }

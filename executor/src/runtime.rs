@@ -61,17 +61,23 @@ struct CpuShared {
     stats: StatCounters,
 }
 
-/// A machine's executors: one per CPU, sharing IPI rings. See the module docs.
-pub struct Runtime {
+struct Shared {
     platform: Box<dyn Platform>,
     cpus: Box<[CpuShared]>,
     rings: Arc<RingMatrix>,
     shutdown: AtomicBool,
 }
 
+/// A machine's executors: one per CPU, sharing IPI rings. See the module docs. A cheap
+/// handle (one reference count); every task holds one.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Shared>,
+}
+
 impl core::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Runtime").field("cpus", &self.cpus.len()).finish_non_exhaustive()
+        f.debug_struct("Runtime").field("cpus", &self.inner.cpus.len()).finish_non_exhaustive()
     }
 }
 
@@ -89,7 +95,7 @@ impl Runtime {
     ///
     /// # Panics
     /// If the platform reports 0 or more than `MAX_CPUS` CPUs.
-    pub fn new(platform: Box<dyn Platform>) -> Arc<Self> {
+    pub fn new(platform: Box<dyn Platform>) -> Self {
         let n = platform.cpu_count();
         assert!((1..=MAX_CPUS).contains(&n), "executor: {n} CPUs requested, 1..={MAX_CPUS} supported");
         let cpus = (0..n)
@@ -103,17 +109,23 @@ impl Runtime {
             })
             .collect::<Vec<_>>()
             .into_boxed_slice();
-        Arc::new(Self { platform, cpus, rings: Arc::new(RingMatrix::new(n)), shutdown: AtomicBool::new(false) })
+        let shared = Shared { platform, cpus, rings: Arc::new(RingMatrix::new(n)), shutdown: AtomicBool::new(false) };
+        Self { inner: Arc::new(shared) }
+    }
+
+    /// True if both handles name the same runtime.
+    pub fn same(&self, other: &Runtime) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Number of CPUs.
     pub fn cpu_count(&self) -> usize {
-        self.cpus.len()
+        self.inner.cpus.len()
     }
 
     /// The platform under this runtime.
     pub fn platform(&self) -> &dyn Platform {
-        &*self.platform
+        &*self.inner.platform
     }
 
     /// Creates the CPU-local half for `cpu`, to be kept where the context hook finds it and
@@ -122,12 +134,12 @@ impl Runtime {
     /// # Errors
     /// `NoSuchCpu` for an id out of range, `AlreadyBound` while another `LocalCpu` for the
     /// same CPU is alive.
-    pub fn bind(self: &Arc<Self>, cpu: CpuId) -> Result<LocalCpu, BindError> {
+    pub fn bind(&self, cpu: CpuId) -> Result<LocalCpu, BindError> {
         if cpu.index() >= self.cpu_count() {
             return Err(BindError::NoSuchCpu);
         }
-        let rings = self.rings.claim(cpu.index()).ok_or(BindError::AlreadyBound)?;
-        let now = self.platform.now_ns();
+        let rings = RingMatrix::claim(&self.inner.rings, cpu.index()).ok_or(BindError::AlreadyBound)?;
+        let now = self.inner.platform.now_ns();
         Ok(LocalCpu {
             rt: self.clone(),
             cpu,
@@ -146,27 +158,27 @@ impl Runtime {
     /// # Panics
     /// If `cpu` is out of range.
     pub fn stats(&self, cpu: CpuId) -> CpuStats {
-        self.cpus[cpu.index()].stats.snapshot()
+        self.inner.cpus[cpu.index()].stats.snapshot()
     }
 
     /// Asks every CPU's `run` loop to return (queued tasks are cancelled there).
     pub fn shutdown(&self) {
-        self.shutdown.store(true, Ordering::Release);
+        self.inner.shutdown.store(true, Ordering::Release);
         for cpu in 0..self.cpu_count() {
-            self.platform.send_ipi(CpuId(cpu as u32));
+            self.inner.platform.send_ipi(CpuId(cpu as u32));
         }
     }
 
     /// True once `shutdown` was called.
     pub fn is_shut_down(&self) -> bool {
-        self.shutdown.load(Ordering::Acquire)
+        self.inner.shutdown.load(Ordering::Acquire)
     }
 
     /// Spawns from any thread (a CPU of this runtime or not).
     ///
     /// # Errors
     /// `NoSuchCpu` if `cpu` is out of range; `ShuttingDown` after `shutdown`.
-    pub fn spawn_on<F>(self: &Arc<Self>, cpu: CpuId, future: F) -> Result<JoinHandle<F::Output>, SpawnError>
+    pub fn spawn_on<F>(&self, cpu: CpuId, future: F) -> Result<JoinHandle<F::Output>, SpawnError>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -174,7 +186,7 @@ impl Runtime {
         let rt = self.clone();
         let mut future = Some(future);
         with_local(move |local| {
-            let local = local.filter(|l| Arc::ptr_eq(&l.rt, &rt));
+            let local = local.filter(|l| l.rt.same(&rt));
             rt.spawn_task(local, cpu, Priority::Kernel, Vec::new(), future.take().expect("called once"))
         })
     }
@@ -184,13 +196,13 @@ impl Runtime {
     ///
     /// # Errors
     /// `NoSuchCpu` if `cpu` is out of range.
-    pub fn ipi_send(self: &Arc<Self>, cpu: CpuId, msg: IpiMsg) -> Result<(), SpawnError> {
+    pub fn ipi_send(&self, cpu: CpuId, msg: IpiMsg) -> Result<(), SpawnError> {
         if cpu.index() >= self.cpu_count() {
             return Err(SpawnError::NoSuchCpu);
         }
         let mut msg = Some(msg);
         with_local(|local| {
-            if let Some(l) = local.filter(|l| Arc::ptr_eq(&l.rt, self)) {
+            if let Some(l) = local.filter(|l| l.rt.same(self)) {
                 l.send_ipi_msg(cpu.index(), msg.take().expect("once"));
             }
         });
@@ -207,7 +219,7 @@ impl Runtime {
     /// # Errors
     /// `NoSuchCpu` if `cpu` is out of range.
     pub fn raise_interrupt(&self, cpu: CpuId, handler: fn(usize), arg: usize) -> Result<(), SpawnError> {
-        let shared = self.cpus.get(cpu.index()).ok_or(SpawnError::NoSuchCpu)?;
+        let shared = self.inner.cpus.get(cpu.index()).ok_or(SpawnError::NoSuchCpu)?;
         shared.interrupts.lock().push_back((handler, arg));
         shared.reqflags.fetch_or(REQ_INTERRUPT, Ordering::Release);
         self.signal(cpu.index());
@@ -215,7 +227,7 @@ impl Runtime {
     }
 
     pub(crate) fn spawn_task<F>(
-        self: &Arc<Self>,
+        &self,
         local: Option<&LocalCpu>,
         cpu: CpuId,
         priority: Priority,
@@ -236,7 +248,7 @@ impl Runtime {
         let meta = TaskMeta { owner: cpu.0, level: priority.level() as u8 };
         let task_local = TaskLocal { tokens: TokenSet::new(tokens) };
         let (notified, join) = task::spawn(future, self.clone(), meta, task_local);
-        self.cpus[target].stats.tasks_spawned.fetch_add(1, Ordering::Relaxed);
+        self.inner.cpus[target].stats.tasks_spawned.fetch_add(1, Ordering::Relaxed);
         match local {
             Some(l) if l.cpu == cpu => l.enqueue(notified),
             Some(l) => l.send_ipi_msg(target, notified.into_ipi()),
@@ -247,7 +259,7 @@ impl Runtime {
 
     /// Hands work to `cpu` from a thread that is not one of our CPUs.
     fn inject(&self, cpu: usize, item: Inbound) {
-        let shared = &self.cpus[cpu];
+        let shared = &self.inner.cpus[cpu];
         shared.inbox.lock().push_back(item);
         shared.reqflags.fetch_or(REQ_INBOX, Ordering::Release);
         self.signal(cpu);
@@ -255,21 +267,21 @@ impl Runtime {
 
     /// Interrupts `cpu` unless it is already draining. True if an IPI was sent.
     fn signal(&self, cpu: usize) -> bool {
-        if self.cpus[cpu].npoll.swap(true, Ordering::AcqRel) {
+        if self.inner.cpus[cpu].npoll.swap(true, Ordering::AcqRel) {
             false
         } else {
-            self.platform.send_ipi(CpuId(cpu as u32));
+            self.inner.platform.send_ipi(CpuId(cpu as u32));
             true
         }
     }
 }
 
-impl Schedule for Arc<Runtime> {
+impl Schedule for Runtime {
     fn schedule(&self, task: Notified) {
         let owner = task.meta().owner as usize;
         let mut task = Some(task);
         with_local(|local| {
-            let Some(l) = local.filter(|l| Arc::ptr_eq(&l.rt, self)) else { return };
+            let Some(l) = local.filter(|l| l.rt.same(self)) else { return };
             let t = task.take().expect("once");
             if l.cpu.index() == owner {
                 bump(&l.shared().stats.local_wakes);
@@ -288,7 +300,7 @@ impl Schedule for Arc<Runtime> {
         let owner = task.meta().owner as usize;
         let mut task = Some(task);
         with_local(|local| {
-            if let Some(l) = local.filter(|l| Arc::ptr_eq(&l.rt, self) && l.cpu.index() == owner) {
+            if let Some(l) = local.filter(|l| l.rt.same(self) && l.cpu.index() == owner) {
                 l.enqueue(task.take().expect("once"));
             }
         });
@@ -342,7 +354,7 @@ pub(crate) fn with_local<R>(f: impl FnOnce(Option<&LocalCpu>) -> R) -> R {
 
 /// The CPU-local executor state (run queues, crit count, timers). Only its CPU uses it.
 pub struct LocalCpu {
-    rt: Arc<Runtime>,
+    rt: Runtime,
     cpu: CpuId,
     rings: Endpoints,
     queues: RefCell<[RunQueue; Priority::LEVELS]>,
@@ -391,20 +403,20 @@ impl LocalCpu {
     }
 
     /// The runtime this CPU belongs to.
-    pub fn runtime(&self) -> &Arc<Runtime> {
+    pub fn runtime(&self) -> &Runtime {
         &self.rt
     }
 
     pub(crate) fn runtime_id(&self) -> usize {
-        Arc::as_ptr(&self.rt) as usize
+        Arc::as_ptr(&self.rt.inner) as usize
     }
 
     pub(crate) fn now_ns(&self) -> u64 {
-        self.rt.platform.now_ns()
+        self.rt.inner.platform.now_ns()
     }
 
     fn shared(&self) -> &CpuShared {
-        &self.rt.cpus[self.cpu.index()]
+        &self.rt.inner.cpus[self.cpu.index()]
     }
 
     pub(crate) fn enqueue(&self, task: Notified) {
@@ -475,7 +487,7 @@ impl LocalCpu {
                     // Every runnable task waits for tokens held elsewhere: spin politely
                     // (DragonFly spins through its idle thread here).
                     self.passed_over.set(0);
-                    self.rt.platform.relax();
+                    self.rt.inner.platform.relax();
                 } else {
                     self.passed_over.set(passed);
                 }
@@ -486,7 +498,7 @@ impl LocalCpu {
     }
 
     fn idle(&self) {
-        let platform = &*self.rt.platform;
+        let platform = &*self.rt.inner.platform;
         platform.prepare_to_sleep(self.cpu);
         if self.has_work() {
             platform.abort_sleep(self.cpu);
@@ -615,7 +627,7 @@ impl LocalCpu {
             // Two CPUs flooding each other both end up here and both drain: no deadlock.
             while self.rings.outgoing(target) > IPIQ_CAPACITY / 4 {
                 self.process_ipiq();
-                self.rt.platform.relax();
+                self.rt.inner.platform.relax();
             }
         }
         let mut msg = msg;
@@ -625,11 +637,11 @@ impl LocalCpu {
                 Err(back) => {
                     msg = back;
                     self.process_ipiq();
-                    self.rt.platform.relax();
+                    self.rt.inner.platform.relax();
                 }
             }
         }
-        let dest = &self.rt.cpus[target];
+        let dest = &self.rt.inner.cpus[target];
         dest.ipimask.fetch_or(1 << self.cpu.index(), Ordering::Release);
         if self.rt.signal(target) {
             bump(&stats.ipis_sent);
@@ -649,7 +661,7 @@ impl LocalCpu {
             if wheel.is_empty() {
                 return;
             }
-            let now = self.rt.platform.now_ns();
+            let now = self.rt.inner.platform.now_ns();
             if wheel.next_deadline().is_some_and(|d| d > now) {
                 return;
             }

@@ -78,12 +78,12 @@ impl RingMatrix {
     }
 
     /// Takes the ring ends of `cpu`. `None` if another holder has them.
-    pub(crate) fn claim(self: &Arc<Self>, cpu: usize) -> Option<Endpoints> {
-        assert!(cpu < self.n, "executor: claim of CPU {cpu} on a {}-CPU machine", self.n);
-        self.claimed[cpu]
+    pub(crate) fn claim(matrix: &Arc<Self>, cpu: usize) -> Option<Endpoints> {
+        assert!(cpu < matrix.n, "executor: claim of CPU {cpu} on a {}-CPU machine", matrix.n);
+        matrix.claimed[cpu]
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()
-            .map(|_| Endpoints { matrix: self.clone(), cpu, _not_sync: PhantomData })
+            .map(|_| Endpoints { matrix: matrix.clone(), cpu, _not_sync: PhantomData })
     }
 }
 

@@ -65,31 +65,46 @@ impl<'a, M: Send + 'static> Call<'a, M> {
     }
 }
 
+impl<M: Send + 'static> Call<'_, M> {
+    /// The slow half of the first poll: the target queued the message.
+    #[inline(never)]
+    fn queue(&mut self, msg: M, remote: bool, cx: &mut Context<'_>) -> Poll<Reply<M>> {
+        let env = Envelope::new_call(msg, cx.waker().clone());
+        self.state = State::Waiting(env.clone());
+        self.port.enqueue(env, remote);
+        Poll::Pending
+    }
+
+    /// Every poll after a first one that returned `Pending`.
+    #[inline(never)]
+    fn poll_waiting(&mut self, cx: &mut Context<'_>) -> Poll<Reply<M>> {
+        let State::Waiting(env) = &self.state else {
+            panic!("ports: `Call` polled after it returned Ready");
+        };
+        let reply = core::task::ready!(env.poll_reply(cx));
+        self.state = State::Done;
+        Poll::Ready(reply)
+    }
+}
+
 impl<M: Send + 'static> Future for Call<'_, M> {
     type Output = Reply<M>;
 
+    // The inline path (first poll, target completes) is small and inlined into the
+    // caller; queueing and waiting are out of line.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply<M>> {
         let this = self.get_mut();
-        match core::mem::replace(&mut this.state, State::Done) {
-            State::Start(msg) => {
-                let (msg, remote) = match this.port.attempt(msg) {
-                    Attempt::Done(reply) => return Poll::Ready(reply),
-                    Attempt::Local(msg) => (msg, false),
-                    Attempt::Remote(msg) => (msg, true),
-                };
-                let env = Envelope::new_call(msg, cx.waker().clone());
-                this.state = State::Waiting(env.clone());
-                this.port.enqueue(env, remote);
-                Poll::Pending
-            }
-            State::Waiting(env) => match env.poll_reply(cx) {
-                Poll::Ready(reply) => Poll::Ready(reply),
-                Poll::Pending => {
-                    this.state = State::Waiting(env);
-                    Poll::Pending
-                }
-            },
-            State::Done => panic!("ports: `Call` polled after it returned Ready"),
+        if !matches!(this.state, State::Start(_)) {
+            return this.poll_waiting(cx);
+        }
+        let State::Start(msg) = core::mem::replace(&mut this.state, State::Done) else {
+            unreachable!()
+        };
+        match this.port.attempt(msg) {
+            Attempt::Done(reply) => Poll::Ready(reply),
+            Attempt::Local(msg) => this.queue(msg, false, cx),
+            Attempt::Remote(msg) => this.queue(msg, true, cx),
         }
     }
 }

@@ -117,7 +117,7 @@ pub(crate) enum Attempt<M> {
 impl<M: Send + 'static, H: ?Sized + Handler<M>> ExecPort<M, H> {
     /// Runs the inline half on the current CPU, or says where the message must go.
     #[inline]
-    fn attempt(&self, msg: M) -> Attempt<M> {
+    fn try_inline(&self, msg: M) -> Attempt<M> {
         match current_cpu_checked() {
             Some(cpu) if cpu == self.cpu => match self.handler.put(msg) {
                 Handled::Done(msg) => Attempt::Done(Ok(msg)),
@@ -214,6 +214,9 @@ pub(crate) fn bounce<M>(env: sync::Arc<Envelope<M>>, error: PortError) {
 type SpinHandler<M> = spin::Mutex<dyn FnMut(M) -> M + Send>;
 type FunctionHandler<M> = dyn Fn(M) -> M + Send + Sync;
 
+/// The kinds. An enum rather than one `dyn` target: the benchmark of the inline path
+/// (`benches/ports.rs`, section 4) measured the enum faster, because a function port's
+/// handler then returns its `M` in registers instead of an `Attempt` through memory.
 enum Kind<M> {
     Executor(Arc<ExecPort<M>>),
     Spin(Arc<SpinHandler<M>>),
@@ -234,8 +237,8 @@ impl<M> Clone for Port<M> {
         Self {
             kind: match &self.kind {
                 Kind::Executor(port) => Kind::Executor(port.clone()),
-                Kind::Spin(port) => Kind::Spin(port.clone()),
-                Kind::Function(port) => Kind::Function(port.clone()),
+                Kind::Spin(handler) => Kind::Spin(handler.clone()),
+                Kind::Function(handler) => Kind::Function(handler.clone()),
             },
         }
     }
@@ -261,17 +264,8 @@ impl<M: Send + 'static> Port<M> {
     ///
     /// # Context
     /// Any CPU; allocates the port and takes the port registry's write lock.
-    pub fn executor(cpu: CpuId, handler: impl Handler<M>) -> (Port<M>, Server<M>) {
-        let port: Arc<ExecPort<M>> = Self::new_exec(cpu, handler);
-        (Port { kind: Kind::Executor(port.clone()) }, Server::new(port))
-    }
-
-    pub(crate) fn from_exec(port: Arc<ExecPort<M>>) -> Self {
-        Port { kind: Kind::Executor(port) }
-    }
-
-    fn new_exec<H: Handler<M>>(cpu: CpuId, handler: H) -> Arc<ExecPort<M, H>> {
-        Arc::new_cyclic(|weak: &alloc::sync::Weak<ExecPort<M, H>>| {
+    pub fn executor<H: Handler<M>>(cpu: CpuId, handler: H) -> (Port<M>, Server<M>) {
+        let exec: Arc<ExecPort<M, H>> = Arc::new_cyclic(|weak: &alloc::sync::Weak<ExecPort<M, H>>| {
             let weak: alloc::sync::Weak<dyn RemoteDrain> = weak.clone();
             ExecPort {
                 cpu,
@@ -282,13 +276,17 @@ impl<M: Send + 'static> Port<M> {
                 draining: AtomicBool::new(false),
                 handler,
             }
-        })
+        });
+        let exec: Arc<ExecPort<M>> = exec;
+        let port = Port { kind: Kind::Executor(exec.clone()) };
+        (port.clone(), Server::new(exec, port))
     }
 
     /// Creates a spin port: `handler` runs under a spin lock on the caller's CPU, from
     /// any CPU, and always completes inline.
     ///
-    /// Keep the handler tiny: every CPU that puts to the port spins while it runs.
+    /// Keep the handler tiny, and do not put to a port from inside it: every CPU that
+    /// puts to the port spins while it runs.
     ///
     /// # Context
     /// Any CPU; allocates the port.
@@ -318,7 +316,7 @@ impl<M: Send + 'static> Port<M> {
     #[inline]
     pub(crate) fn attempt(&self, msg: M) -> Attempt<M> {
         match &self.kind {
-            Kind::Executor(port) => port.attempt(msg),
+            Kind::Executor(port) => port.try_inline(msg),
             Kind::Spin(handler) => Attempt::Done(Ok((handler.lock())(msg))),
             Kind::Function(handler) => Attempt::Done(Ok(handler(msg))),
         }
@@ -327,7 +325,7 @@ impl<M: Send + 'static> Port<M> {
     /// Queues an envelope after `attempt` said `Local` or `Remote`.
     pub(crate) fn enqueue(&self, env: sync::Arc<Envelope<M>>, remote: bool) {
         let Kind::Executor(port) = &self.kind else {
-            unreachable!("ports: only executor ports queue");
+            unreachable!("ports: spin and function ports complete every message inline");
         };
         if remote { port.enqueue_remote(env) } else { port.enqueue_local(env) }
     }

@@ -26,6 +26,8 @@ use crate::sync;
 /// does not complete inline bounce back with [`PortError::Closed`].
 pub struct Server<M: Send + 'static> {
     port: Arc<ExecPort<M>>,
+    /// A handle on the same port, for `Server::port`.
+    handle: Port<M>,
 }
 
 impl<M: Send + 'static> core::fmt::Debug for Server<M> {
@@ -35,8 +37,8 @@ impl<M: Send + 'static> core::fmt::Debug for Server<M> {
 }
 
 impl<M: Send + 'static> Server<M> {
-    pub(crate) fn new(port: Arc<ExecPort<M>>) -> Self {
-        Self { port }
+    pub(crate) fn new(port: Arc<ExecPort<M>>, handle: Port<M>) -> Self {
+        Self { port, handle }
     }
 
     /// Takes the oldest queued message, if any.
@@ -84,7 +86,7 @@ impl<M: Send + 'static> Server<M> {
 
     /// A new handle to the port this server serves.
     pub fn port(&self) -> Port<M> {
-        Port::from_exec(self.port.clone())
+        self.handle.clone()
     }
 }
 

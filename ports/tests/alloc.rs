@@ -3,13 +3,15 @@
 //! inline path, exactly one fixed-size allocation per queued message, and no leak when a
 //! call is dropped mid-flight.
 //!
-//! The counter is process-wide (a cross-CPU put allocates on one thread and frees on
-//! another), so the tests of this binary take `SERIAL` to measure one at a time. The
-//! hosted CPUs are idle between tests and do not allocate while idle.
+//! Only the hosted CPU threads are counted (they are marked by `machine_counted`): a
+//! cross-CPU put allocates on one CPU and frees on the other, while the test harness's
+//! own threads allocate whenever they like. The tests of this binary take `SERIAL`, so
+//! one window is open at a time.
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::task::Poll;
@@ -19,30 +21,59 @@ use ports::{Port, ReplyPort};
 
 struct Counting;
 
+thread_local! {
+    /// Set on the hosted CPU threads: only their allocations are counted.
+    static IS_CPU_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counted_thread() -> bool {
+    // `try_with`: the allocator also runs while thread-locals are being torn down.
+    IS_CPU_THREAD.try_with(Cell::get).unwrap_or(false)
+}
+
+/// A two-CPU machine whose CPU threads are counted.
+fn machine_counted() -> executor::hosted::Machine {
+    let machine = machine();
+    for cpu in [CPU0, CPU1] {
+        run(&machine, cpu, async { IS_CPU_THREAD.with(|c| c.set(true)) });
+    }
+    machine
+}
+
 static ENABLED: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 static MIN_SIZE: AtomicUsize = AtomicUsize::new(usize::MAX);
 static MAX_SIZE: AtomicUsize = AtomicUsize::new(0);
+/// Live allocations per size (index `size / 8`, capped): a free of something allocated
+/// before the window (the executor reclaiming an earlier task) lands in another class
+/// than the envelopes, so the envelopes' class shows exactly what the window leaked.
+static LIVE_BY_CLASS: [AtomicI64; 129] = [const { AtomicI64::new(0) }; 129];
+
+fn class(size: usize) -> usize {
+    (size / 8).min(128)
+}
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees are ours; the bookkeeping only touches atomics (no allocation,
-// no reentrancy).
+// `System`'s guarantees are ours; the bookkeeping only touches atomics and a
+// const-initialised thread-local `Cell<bool>` (no allocation, no reentrancy).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ENABLED.load(Ordering::Relaxed) {
+        if ENABLED.load(Ordering::Relaxed) && counted_thread() {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
             LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
             MIN_SIZE.fetch_min(layout.size(), Ordering::Relaxed);
             MAX_SIZE.fetch_max(layout.size(), Ordering::Relaxed);
+            LIVE_BY_CLASS[class(layout.size())].fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if ENABLED.load(Ordering::Relaxed) {
+        if ENABLED.load(Ordering::Relaxed) && counted_thread() {
             LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+            LIVE_BY_CLASS[class(layout.size())].fetch_sub(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded unchanged; `ptr` came from `System.alloc` with `layout`.
         unsafe { System.dealloc(ptr, layout) }
@@ -57,7 +88,10 @@ static SERIAL: Mutex<()> = Mutex::new(());
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Window {
     allocs: u64,
+    /// Bytes allocated minus bytes freed in the window, all classes (informational).
     live_bytes: i64,
+    /// Allocations of the window's (single) size still live at its end: the leak check.
+    live_of_size: i64,
     min_size: usize,
     max_size: usize,
 }
@@ -67,14 +101,19 @@ fn start_counting() {
     LIVE_BYTES.store(0, Ordering::SeqCst);
     MIN_SIZE.store(usize::MAX, Ordering::SeqCst);
     MAX_SIZE.store(0, Ordering::SeqCst);
+    for live in &LIVE_BY_CLASS {
+        live.store(0, Ordering::SeqCst);
+    }
     ENABLED.store(true, Ordering::SeqCst);
 }
 
 fn stop_counting() -> Window {
     ENABLED.store(false, Ordering::SeqCst);
+    let max_size = MAX_SIZE.load(Ordering::SeqCst);
     Window {
         allocs: ALLOCS.load(Ordering::SeqCst),
         live_bytes: LIVE_BYTES.load(Ordering::SeqCst),
+        live_of_size: LIVE_BY_CLASS[class(max_size)].load(Ordering::SeqCst),
         min_size: MIN_SIZE.load(Ordering::SeqCst),
         max_size: MAX_SIZE.load(Ordering::SeqCst),
     }
@@ -85,7 +124,7 @@ const N: u64 = 1000;
 #[test]
 fn inline_call_put_and_function_ports_allocate_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let machine = machine();
+    let machine = machine_counted();
     let (port, _server) = port_for(Path::Inline);
     let spin_port = Port::spin(|mut m: Msg| {
         m.value += 1;
@@ -120,7 +159,7 @@ fn inline_call_put_and_function_ports_allocate_nothing() {
 #[test]
 fn a_queued_message_costs_exactly_one_fixed_size_allocation() {
     let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let machine = machine();
+    let machine = machine_counted();
     for path in [Path::QueuedLocal, Path::QueuedRemote] {
         let (port, server) = port_for(path);
         let (calls, sends) = run(&machine, CPU0, async move {
@@ -152,7 +191,7 @@ fn a_queued_message_costs_exactly_one_fixed_size_allocation() {
         for (what, w) in [("call", calls), ("send", sends)] {
             assert_eq!(w.allocs, N, "{path:?} {what}: one allocation per queued message: {w:?}");
             assert_eq!(w.min_size, w.max_size, "{path:?} {what}: all of one fixed size: {w:?}");
-            assert_eq!(w.live_bytes, 0, "{path:?} {what}: every envelope freed: {w:?}");
+            assert_eq!(w.live_of_size, 0, "{path:?} {what}: every envelope freed: {w:?}");
         }
     }
 }
@@ -160,7 +199,7 @@ fn a_queued_message_costs_exactly_one_fixed_size_allocation() {
 #[test]
 fn send_of_an_inline_completion_costs_one_allocation() {
     let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let machine = machine();
+    let machine = machine_counted();
     let (port, _server) = port_for(Path::Inline);
     let w = run(&machine, CPU0, async move {
         let mut reply_port = ReplyPort::new();
@@ -173,13 +212,13 @@ fn send_of_an_inline_completion_costs_one_allocation() {
         }
         stop_counting()
     });
-    assert_eq!((w.allocs, w.live_bytes), (N, 0), "{w:?}");
+    assert_eq!((w.allocs, w.min_size, w.live_of_size), (N, w.max_size, 0), "{w:?}");
 }
 
 #[test]
 fn dropped_calls_leak_nothing_and_the_target_still_completes() {
     let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let machine = machine();
+    let machine = machine_counted();
     for path in [Path::QueuedLocal, Path::QueuedRemote] {
         let (port, server) = port_for(path);
         let drops = Drops::default();
@@ -218,7 +257,8 @@ fn dropped_calls_leak_nothing_and_the_target_still_completes() {
             w
         });
         assert_eq!(drops.count(), N as usize, "{path:?}: every message dropped exactly once");
-        assert_eq!(w.live_bytes, 0, "{path:?}: nothing leaked: {w:?}");
+        assert_eq!(w.live_of_size, 0, "{path:?}: nothing leaked: {w:?}");
+        assert_eq!(w.min_size, w.max_size, "{path:?}: {w:?}");
         assert_eq!(w.allocs, N, "{path:?}: {w:?}");
     }
 }

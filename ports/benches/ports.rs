@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Port benchmarks, each run side by side with its peers in one process.
+//!
+//! Run: `cargo bench -p ports --bench ports` (set `PORTS_BENCH_SCALE=0.1` for a quick
+//! run). Every figure is the median of `ROUNDS` rounds of `n` operations, in ns per
+//! operation; ratios are peer / ports (above 1.0 = ports is faster) except for the
+//! inline call, which is ports / floor (the cost over a plain trait-object call).
+//!
+//! 2. wake-to-poll on one CPU: a ping-pong round trip between two tasks (two wake-ups
+//!    and two polls) through a port, vs tokio current-thread with oneshot and mpsc.
+//! 3. cross-CPU round trip: two CPUs ping-ponging through a port, vs tokio multi-thread
+//!    (two workers) with mpsc, vs two threads with crossbeam channels.
+//! 4. inline `call` vs a plain call through a trait object (the floor).
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use executor::CpuId;
+use executor::hosted::Machine;
+use ports::{AlwaysQueue, Handled, Port, ReplyPort, Server};
+
+const ROUNDS: usize = 7;
+
+fn scale(n: u64) -> u64 {
+    let factor: f64 = std::env::var("PORTS_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    ((n as f64 * factor) as u64).max(100)
+}
+
+/// Median ns/op of `ROUNDS` runs of `round(n)`, where `round` returns elapsed ns.
+fn measure(n: u64, mut round: impl FnMut(u64) -> u64) -> f64 {
+    round(n / 10); // warm-up
+    let mut samples: Vec<f64> = (0..ROUNDS).map(|_| round(n) as f64 / n as f64).collect();
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    samples[ROUNDS / 2]
+}
+
+fn elapsed_ns(start: Instant) -> u64 {
+    start.elapsed().as_nanos() as u64
+}
+
+async fn echo_server(mut server: Server<u64>) {
+    loop {
+        let mut req = server.recv().await;
+        *req.msg_mut() += 1;
+        req.reply();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. wake-to-poll latency on one CPU
+// ---------------------------------------------------------------------------------------
+
+fn ports_one_cpu_call(machine: &Machine, n: u64) -> u64 {
+    let (port, server) = Port::<u64>::executor(CpuId(0), AlwaysQueue);
+    machine.block_on(CpuId(0), async move {
+        let server = executor::spawn(echo_server(server));
+        let start = Instant::now();
+        let mut x = 0;
+        for _ in 0..n {
+            x = port.call(x).await.unwrap();
+        }
+        let ns = elapsed_ns(start);
+        assert_eq!(x, n);
+        server.cancel();
+        ns
+    })
+}
+
+fn ports_one_cpu_send(machine: &Machine, n: u64) -> u64 {
+    let (port, server) = Port::<u64>::executor(CpuId(0), AlwaysQueue);
+    machine.block_on(CpuId(0), async move {
+        let server = executor::spawn(echo_server(server));
+        let mut reply_port = ReplyPort::new();
+        let start = Instant::now();
+        let mut x = 0;
+        for _ in 0..n {
+            port.send(x, &reply_port);
+            x = reply_port.recv().await.unwrap();
+        }
+        let ns = elapsed_ns(start);
+        assert_eq!(x, n);
+        server.cancel();
+        ns
+    })
+}
+
+fn tokio_current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().build().unwrap()
+}
+
+fn tokio_oneshot_pingpong(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
+    rt.block_on(async move {
+        let (req_tx, mut req_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, tokio::sync::oneshot::Sender<u64>)>();
+        let server = tokio::spawn(async move {
+            while let Some((x, reply)) = req_rx.recv().await {
+                let _ = reply.send(x + 1);
+            }
+        });
+        // The caller waits in its own task so that each hop is a task wake-up.
+        let client = tokio::spawn(async move {
+            let start = Instant::now();
+            let mut x = 0;
+            for _ in 0..n {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                req_tx.send((x, tx)).unwrap();
+                x = rx.await.unwrap();
+            }
+            assert_eq!(x, n);
+            elapsed_ns(start)
+        });
+        let ns = client.await.unwrap();
+        server.abort();
+        ns
+    })
+}
+
+fn tokio_mpsc_pingpong(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
+    rt.block_on(async move {
+        let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<u64>(1);
+        let (rep_tx, mut rep_rx) = tokio::sync::mpsc::channel::<u64>(1);
+        let server = tokio::spawn(async move {
+            while let Some(x) = req_rx.recv().await {
+                if rep_tx.send(x + 1).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let client = tokio::spawn(async move {
+            let start = Instant::now();
+            let mut x = 0;
+            for _ in 0..n {
+                req_tx.send(x).await.unwrap();
+                x = rep_rx.recv().await.unwrap();
+            }
+            assert_eq!(x, n);
+            elapsed_ns(start)
+        });
+        let ns = client.await.unwrap();
+        server.abort();
+        ns
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. cross-CPU round trip
+// ---------------------------------------------------------------------------------------
+
+fn ports_cross_cpu_call(machine: &Machine, n: u64) -> u64 {
+    let (port, server) = Port::<u64>::executor(CpuId(1), AlwaysQueue);
+    machine.block_on(CpuId(0), async move {
+        let server = executor::spawn_on(CpuId(1), echo_server(server)).unwrap();
+        let start = Instant::now();
+        let mut x = 0;
+        for _ in 0..n {
+            x = port.call(x).await.unwrap();
+        }
+        let ns = elapsed_ns(start);
+        assert_eq!(x, n);
+        server.cancel();
+        ns
+    })
+}
+
+fn ports_cross_cpu_inline_handler(machine: &Machine, n: u64) -> u64 {
+    // The remote handler completes in the IPI itself: no server task on CPU1.
+    let (port, _server) = Port::<u64>::executor(CpuId(1), |x: u64| Handled::Done(x + 1));
+    machine.block_on(CpuId(0), async move {
+        let start = Instant::now();
+        let mut x = 0;
+        for _ in 0..n {
+            x = port.call(x).await.unwrap();
+        }
+        let ns = elapsed_ns(start);
+        assert_eq!(x, n);
+        ns
+    })
+}
+
+fn tokio_multi_thread_mpsc(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
+    rt.block_on(async move {
+        let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<u64>(1);
+        let (rep_tx, mut rep_rx) = tokio::sync::mpsc::channel::<u64>(1);
+        let server = tokio::spawn(async move {
+            while let Some(x) = req_rx.recv().await {
+                if rep_tx.send(x + 1).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let client = tokio::spawn(async move {
+            let start = Instant::now();
+            let mut x = 0;
+            for _ in 0..n {
+                req_tx.send(x).await.unwrap();
+                x = rep_rx.recv().await.unwrap();
+            }
+            assert_eq!(x, n);
+            elapsed_ns(start)
+        });
+        let ns = client.await.unwrap();
+        server.abort();
+        ns
+    })
+}
+
+fn crossbeam_threads(n: u64) -> u64 {
+    let (req_tx, req_rx) = crossbeam_channel::bounded::<u64>(1);
+    let (rep_tx, rep_rx) = crossbeam_channel::bounded::<u64>(1);
+    let server = std::thread::spawn(move || {
+        while let Ok(x) = req_rx.recv() {
+            rep_tx.send(x + 1).unwrap();
+        }
+    });
+    let start = Instant::now();
+    let mut x = 0;
+    for _ in 0..n {
+        req_tx.send(x).unwrap();
+        x = rep_rx.recv().unwrap();
+    }
+    let ns = elapsed_ns(start);
+    assert_eq!(x, n);
+    drop(req_tx);
+    server.join().unwrap();
+    ns
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. inline call vs a trait-object call
+// ---------------------------------------------------------------------------------------
+
+trait Service {
+    fn handle(&self, x: u64) -> u64;
+}
+
+struct AddOne;
+
+impl Service for AddOne {
+    #[inline(never)]
+    fn handle(&self, x: u64) -> u64 {
+        x + 1
+    }
+}
+
+/// Polls a call once with a no-op waker, as an `.await` on an inline port does.
+#[inline(always)]
+fn call_once(port: &Port<u64>, x: u64) -> u64 {
+    let mut call = pin!(port.call(x));
+    match call.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(reply) => reply.unwrap(),
+        Poll::Pending => unreachable!("inline port"),
+    }
+}
+
+/// The floor, run as a task on the same hosted CPU as the port calls it is compared with.
+fn trait_object_floor(machine: &Machine, n: u64) -> u64 {
+    machine.block_on(CpuId(0), async move {
+        let service: Box<dyn Service> = Box::new(AddOne);
+        let service: &dyn Service = black_box(&*service);
+        let start = Instant::now();
+        let mut x = 0;
+        for _ in 0..n {
+            x = service.handle(black_box(x));
+        }
+        let ns = elapsed_ns(start);
+        assert_eq!(x, n);
+        ns
+    })
+}
+
+fn current_cpu_alone(machine: &Machine, n: u64) -> u64 {
+    machine.block_on(CpuId(0), async move {
+        let start = Instant::now();
+        let mut x = 0;
+        for _ in 0..n {
+            x += black_box(executor::current_cpu_checked()).map_or(0, |c| c.0 as u64 + 1);
+        }
+        let ns = elapsed_ns(start);
+        assert_eq!(x, n);
+        ns
+    })
+}
+
+fn inline_call_on_cpu(machine: &Machine, port: Port<u64>, n: u64) -> u64 {
+    machine.block_on(CpuId(0), async move {
+        let port = black_box(&port);
+        let start = Instant::now();
+        let mut x = 0;
+        for _ in 0..n {
+            x = call_once(port, black_box(x));
+        }
+        let ns = elapsed_ns(start);
+        assert_eq!(x, n);
+        ns
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn row(name: &str, ns: f64) {
+    println!("| {name:<58} | {ns:>9.1} |");
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this as a smoke test.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let n = |full: u64| if smoke { 200 } else { scale(full) };
+    // `PORTS_BENCH_ONLY=4` runs one section.
+    let only = std::env::var("PORTS_BENCH_ONLY").ok();
+    let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
+
+    println!("| benchmark | ns/op |\n|---|---:|");
+    if run("2") {
+        one_cpu(n);
+    }
+    if run("3") {
+        cross_cpu(n);
+    }
+    if run("4") {
+        inline(n);
+    }
+}
+
+fn one_cpu(n: impl Fn(u64) -> u64) {
+    let one = Machine::start(1);
+    let rt = tokio_current_thread();
+    let p_call = measure(n(200_000), |n| ports_one_cpu_call(&one, n));
+    let p_send = measure(n(200_000), |n| ports_one_cpu_send(&one, n));
+    let t_oneshot = measure(n(200_000), |n| tokio_oneshot_pingpong(&rt, n));
+    let t_mpsc = measure(n(200_000), |n| tokio_mpsc_pingpong(&rt, n));
+    drop(rt);
+    drop(one);
+    row("2. one CPU round trip: ports call (server task)", p_call);
+    row("2. one CPU round trip: ports send + reply port", p_send);
+    row("2. one CPU round trip: tokio current-thread, oneshot", t_oneshot);
+    row("2. one CPU round trip: tokio current-thread, mpsc", t_mpsc);
+    println!("   ratios: tokio oneshot / ports call = {:.2}", t_oneshot / p_call);
+    println!("   ratios: tokio mpsc    / ports call = {:.2}", t_mpsc / p_call);
+    println!("   ratios: tokio oneshot / ports send = {:.2}", t_oneshot / p_send);
+    println!("   ratios: tokio mpsc    / ports send = {:.2}", t_mpsc / p_send);
+}
+
+fn cross_cpu(n: impl Fn(u64) -> u64) {
+
+    // 3. two CPUs
+    let two = Machine::start(2);
+    let x_call = measure(n(100_000), |n| ports_cross_cpu_call(&two, n));
+    let x_inline = measure(n(100_000), |n| ports_cross_cpu_inline_handler(&two, n));
+    drop(two);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let x_tokio = measure(n(100_000), |n| tokio_multi_thread_mpsc(&rt, n));
+    drop(rt);
+    let x_crossbeam = measure(n(100_000), crossbeam_threads);
+    row("3. cross-CPU round trip: ports call (server task on CPU1)", x_call);
+    row("3. cross-CPU round trip: ports call (inline handler in the IPI)", x_inline);
+    row("3. cross-CPU round trip: tokio multi-thread (2 workers), mpsc", x_tokio);
+    row("3. cross-CPU round trip: 2 threads, crossbeam bounded(1)", x_crossbeam);
+    println!("   ratios: tokio mpsc / ports call   = {:.2}", x_tokio / x_call);
+    println!("   ratios: crossbeam  / ports call   = {:.2}", x_crossbeam / x_call);
+    println!("   ratios: tokio mpsc / ports inline = {:.2}", x_tokio / x_inline);
+    println!("   ratios: crossbeam  / ports inline = {:.2}", x_crossbeam / x_inline);
+}
+
+fn inline(n: impl Fn(u64) -> u64) {
+
+    // 4. inline call
+    let one = Machine::start(1);
+    let exec_port = Port::<u64>::executor(CpuId(0), |x: u64| Handled::Done(x + 1)).0;
+    let fn_port = Port::<u64>::function(|x| x + 1);
+    let spin_port = Port::<u64>::spin(|x| x + 1);
+    let floor = measure(n(20_000_000), |n| trait_object_floor(&one, n));
+    let i_exec = measure(n(20_000_000), |n| inline_call_on_cpu(&one, exec_port.clone(), n));
+    let i_fn = measure(n(20_000_000), |n| inline_call_on_cpu(&one, fn_port.clone(), n));
+    let i_spin = measure(n(20_000_000), |n| inline_call_on_cpu(&one, spin_port.clone(), n));
+    let cpu_id = measure(n(20_000_000), |n| current_cpu_alone(&one, n));
+    drop(one);
+    row("4. inline: plain call through a trait object (floor)", floor);
+    row("4. inline: ports call, executor port, handler Done", i_exec);
+    row("4. inline: ports call, function port", i_fn);
+    row("4. inline: ports call, spin port", i_spin);
+    row("4. (attribution) executor::current_cpu_checked() alone", cpu_id);
+
+    println!("   cost over the floor (ports / trait object; goal <= 2.0):");
+    println!("   executor port = {:.2}, function port = {:.2}, spin port = {:.2}", i_exec / floor, i_fn / floor, i_spin / floor);
+}

@@ -150,6 +150,8 @@ impl Runtime {
             passed_over: Cell::new(0),
             timers: RefCell::new(TimerWheel::new(DEFAULT_TICK_NS, now)),
             next_tokens: RefCell::new(None),
+            overflow: RefCell::new((0..self.cpu_count()).map(|_| RunQueue::new()).collect()),
+            overflow_mask: Cell::new(0),
         })
     }
 
@@ -251,7 +253,7 @@ impl Runtime {
         self.inner.cpus[target].stats.tasks_spawned.fetch_add(1, Ordering::Relaxed);
         match local {
             Some(l) if l.cpu == cpu => l.enqueue(notified),
-            Some(l) => l.send_ipi_msg(target, notified.into_ipi()),
+            Some(l) => l.send_task(target, notified),
             None => self.inject(target, Inbound::Task(notified)),
         }
         Ok(JoinHandle::new(join))
@@ -288,7 +290,7 @@ impl Schedule for Runtime {
                 l.enqueue(t);
             } else {
                 bump(&l.shared().stats.remote_wakes);
-                l.send_ipi_msg(owner, t.into_ipi());
+                l.send_task(owner, t);
             }
         });
         if let Some(t) = task {
@@ -366,6 +368,10 @@ pub struct LocalCpu {
     timers: RefCell<TimerWheel<Waker>>,
     /// A token set the running task asked for, applied when its poll returns.
     next_tokens: RefCell<Option<Vec<TokenRef>>>,
+    /// Per target CPU: woken tasks waiting for room in our ring to that CPU.
+    overflow: RefCell<Vec<RunQueue>>,
+    /// Bit `i`: `overflow[i]` is not empty.
+    overflow_mask: Cell<u64>,
 }
 
 impl core::fmt::Debug for LocalCpu {
@@ -439,6 +445,7 @@ impl LocalCpu {
     /// On this CPU, with the context hook able to find `self`.
     pub fn run(&self) {
         loop {
+            self.flush_overflow();
             self.interrupt_point();
             self.fire_timers();
             if self.rt.is_shut_down() {
@@ -456,9 +463,10 @@ impl LocalCpu {
     pub fn run_until_idle(&self) -> usize {
         let mut polls = 0;
         loop {
+            self.flush_overflow();
             self.interrupt_point();
             self.fire_timers();
-            if self.runnable() == 0 {
+            if self.runnable() == 0 && self.overflow_mask.get() == 0 {
                 return polls;
             }
             if self.run_one() {
@@ -499,6 +507,11 @@ impl LocalCpu {
 
     fn idle(&self) {
         let platform = &*self.rt.inner.platform;
+        if self.overflow_mask.get() != 0 {
+            // Wakes wait for a target to drain its queue; it was signalled. Keep trying.
+            platform.relax();
+            return;
+        }
         platform.prepare_to_sleep(self.cpu);
         if self.has_work() {
             platform.abort_sleep(self.cpu);
@@ -511,6 +524,7 @@ impl LocalCpu {
     fn has_work(&self) -> bool {
         let shared = self.shared();
         self.runnable() != 0
+            || shared.npoll.load(Ordering::SeqCst)
             || shared.ipimask.load(Ordering::SeqCst) != 0
             || shared.reqflags.load(Ordering::SeqCst) != 0
             || self.rings.has_incoming()
@@ -554,7 +568,12 @@ impl LocalCpu {
     /// for the outermost `crit_exit` when inside a critical section.
     pub(crate) fn interrupt_point(&self) {
         let shared = self.shared();
-        let pending = shared.ipimask.load(Ordering::Relaxed) != 0 || shared.reqflags.load(Ordering::Relaxed) != 0;
+        // `npoll` counts too: a sender may have set it after our last drain found its
+        // message already gone. Left set, it would make every later sender skip the IPI
+        // while we sleep (a lost wake-up the stress test caught). Draining clears it.
+        let pending = shared.ipimask.load(Ordering::Relaxed) != 0
+            || shared.reqflags.load(Ordering::Relaxed) != 0
+            || shared.npoll.load(Ordering::Relaxed);
         if !pending {
             return;
         }
@@ -641,12 +660,65 @@ impl LocalCpu {
                 }
             }
         }
+        self.published(target);
+    }
+
+    /// After a push to ring `(self, target)`: mark the source and signal the target unless
+    /// it is already draining (DragonFly's "IPI avoided").
+    fn published(&self, target: usize) {
+        let stats = &self.shared().stats;
         let dest = &self.rt.inner.cpus[target];
         dest.ipimask.fetch_or(1 << self.cpu.index(), Ordering::Release);
         if self.rt.signal(target) {
             bump(&stats.ipis_sent);
         } else {
             bump(&stats.ipis_avoided);
+        }
+    }
+
+    /// Hands a woken (or newly spawned) task to its owner `target` as a wake message.
+    ///
+    /// Unlike `send_ipi_msg` this never waits: when the ring is half full the task goes to
+    /// an intrusive per-target overflow list (no allocation) that `flush_overflow` moves
+    /// into the ring as it drains. A waker may be called with locks held, and waiting here
+    /// for a target that is itself waiting for that lock would deadlock.
+    pub(crate) fn send_task(&self, target: usize, task: Notified) {
+        let bit = 1u64 << target;
+        if self.overflow_mask.get() & bit == 0 && self.rings.outgoing(target) < IPIQ_CAPACITY / 2 {
+            if let Err(_back) = self.rings.push(target, task.into_ipi()) {
+                unreachable!("executor: ring below half full refused a push");
+            }
+            self.published(target);
+        } else {
+            bump(&self.shared().stats.ipiq_full);
+            self.overflow.borrow_mut()[target].push_back(task);
+            self.overflow_mask.set(self.overflow_mask.get() | bit);
+        }
+    }
+
+    /// Moves overflowed wakes into their rings while there is room.
+    fn flush_overflow(&self) {
+        let mut pending = self.overflow_mask.get();
+        while pending != 0 {
+            let target = pending.trailing_zeros() as usize;
+            pending &= pending - 1;
+            let mut moved = false;
+            loop {
+                if self.rings.outgoing(target) >= IPIQ_CAPACITY / 2 {
+                    break;
+                }
+                let Some(task) = self.overflow.borrow_mut()[target].pop_front() else {
+                    self.overflow_mask.set(self.overflow_mask.get() & !(1 << target));
+                    break;
+                };
+                if let Err(_back) = self.rings.push(target, task.into_ipi()) {
+                    unreachable!("executor: ring below half full refused a push");
+                }
+                moved = true;
+            }
+            if moved {
+                self.published(target);
+            }
         }
     }
 

@@ -99,6 +99,10 @@ fn run_ring(cpus: usize, tasks_per_cpu: usize, circulating: usize, hops: u64) ->
         }
         total
     });
+    // The root wrapper sends its result just before it completes.
+    common::spin_until("every task completed", || {
+        (0..cpus).all(|c| m.stats(CpuId(c as u32)).tasks_live == 0)
+    });
     let stats = (0..cpus).map(|c| m.stats(CpuId(c as u32))).collect();
     (received, stats)
 }
@@ -120,4 +124,57 @@ fn four_cpus_a_thousand_tasks_no_lost_wakeups() {
 fn two_cpus_few_tasks_many_hops() {
     let (received, _) = run_ring(2, 3, 4, 30_000);
     assert!(received >= 30_000);
+}
+
+/// Regression: a sender could set the target's `npoll` just after the target drained the
+/// message it was signalling; the target then slept with `npoll` still set and every later
+/// sender skipped the IPI (lost wake-up, found by the ring stress test above). Ping-pong
+/// with both CPUs going idle between hops hits that window often.
+#[test]
+fn ping_pong_between_cpus_that_go_idle() {
+    let m = Machine::start(2);
+    let rounds = 20_000;
+    let n = block_on_within(&m, CpuId(0), Duration::from_secs(25), async move {
+        let ping = Arc::new(Mutex::new((0u32, None::<Waker>, None::<Waker>)));
+        let p2 = ping.clone();
+        let pong = executor::spawn_on(CpuId(1), async move {
+            let mut seen = 0;
+            std::future::poll_fn(|cx| {
+                let mut g = p2.lock().unwrap();
+                while g.0 % 2 == 1 {
+                    g.0 += 1;
+                    seen += 1;
+                    if let Some(w) = g.1.take() {
+                        w.wake();
+                    }
+                }
+                if seen == rounds {
+                    return Poll::Ready(seen);
+                }
+                g.2 = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await
+        })
+        .unwrap();
+        let mut sent = 0;
+        std::future::poll_fn(|cx| {
+            let mut g = ping.lock().unwrap();
+            if g.0 % 2 == 0 && sent < rounds {
+                g.0 += 1;
+                sent += 1;
+                if let Some(w) = g.2.take() {
+                    w.wake();
+                }
+            }
+            if sent == rounds && g.0 == 2 * rounds {
+                return Poll::Ready(());
+            }
+            g.1 = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        pong.await.unwrap()
+    });
+    assert_eq!(n, rounds);
 }

@@ -191,11 +191,14 @@ impl Machine {
 
     fn stop(&mut self) {
         self.rt.shutdown();
+        if thread::panicking() {
+            // A failing test must report, not hang on a CPU thread that is stuck.
+            self.threads.clear();
+            return;
+        }
         for t in self.threads.drain(..) {
             if let Err(panic) = t.join() {
-                if !thread::panicking() {
-                    std::panic::resume_unwind(panic);
-                }
+                std::panic::resume_unwind(panic);
             }
         }
     }

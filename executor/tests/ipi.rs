@@ -274,3 +274,47 @@ fn many_remote_wakes_all_arrive() {
     });
     assert_eq!(trace.take().len(), n);
 }
+
+/// Regression (found by the ring stress test): a waker called while holding a lock must
+/// not wait for the target CPU to drain its queue, because the target may be blocked on
+/// that very lock. Here CPU 1 blocks on `lock` inside a poll while CPU 0, holding it, wakes
+/// more of CPU 1's tasks than the ring can take.
+#[test]
+fn waking_many_remote_tasks_with_a_lock_held_does_not_wait_for_the_target() {
+    let m = Machine::start(2);
+    let n = 3 * IPIQ_CAPACITY;
+    let events: Vec<Event> = (0..n).map(|_| Event::default()).collect();
+    let mut waiters = Vec::new();
+    for ev in &events {
+        let ev = ev.clone();
+        waiters.push(m.spawn_on(CpuId(1), async move { ev.wait().await }).unwrap());
+    }
+    spin_until("waiters parked", || m.stats(CpuId(1)).polls >= n as u64);
+    let lock = std::sync::Arc::new(Mutex::new(()));
+    let blocker_ready = Event::default();
+    let (l, br) = (lock.clone(), blocker_ready.clone());
+    let guard_taken = Event::default();
+    let gt = guard_taken.clone();
+    let blocker = m
+        .spawn_on(CpuId(1), async move {
+            spin_until("guard taken", || gt.is_set());
+            br.set();
+            drop(l.lock().unwrap()); // blocks CPU 1 inside this poll
+        })
+        .unwrap();
+    block_on_within(&m, CpuId(0), Duration::from_secs(10), async move {
+        let g = lock.lock().unwrap();
+        guard_taken.set();
+        spin_until("CPU 1 about to block", || blocker_ready.is_set());
+        std::thread::sleep(Duration::from_millis(5));
+        for ev in &events {
+            ev.set(); // remote wakes while holding `lock`
+        }
+        drop(g);
+    });
+    common::block_on_join(blocker);
+    for w in waiters {
+        common::block_on_join(w);
+    }
+    assert!(m.stats(CpuId(0)).ipiq_full > 0, "the ring did fill up");
+}

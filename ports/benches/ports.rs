@@ -15,6 +15,7 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -25,7 +26,10 @@ use ports::{AlwaysQueue, Handled, Port, ReplyPort, Server};
 const ROUNDS: usize = 7;
 
 fn scale(n: u64) -> u64 {
-    let factor: f64 = std::env::var("PORTS_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let factor: f64 = std::env::var("PORTS_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     ((n as f64 * factor) as u64).max(100)
 }
 
@@ -88,12 +92,15 @@ fn ports_one_cpu_send(machine: &Machine, n: u64) -> u64 {
 }
 
 fn tokio_current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
 }
 
 fn tokio_oneshot_pingpong(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
     rt.block_on(async move {
-        let (req_tx, mut req_rx) = tokio::sync::mpsc::unbounded_channel::<(u64, tokio::sync::oneshot::Sender<u64>)>();
+        let (req_tx, mut req_rx) =
+            tokio::sync::mpsc::unbounded_channel::<(u64, tokio::sync::oneshot::Sender<u64>)>();
         let server = tokio::spawn(async move {
             while let Some((x, reply)) = req_rx.recv().await {
                 let _ = reply.send(x + 1);
@@ -179,13 +186,17 @@ fn ports_cross_cpu_inline_handler(machine: &Machine, n: u64) -> u64 {
     })
 }
 
-fn tokio_multi_thread_mpsc(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
+/// Also counts the round trips whose two halves ran on different worker threads: tokio's
+/// scheduler is free to keep both tasks on one worker, which makes it a one-thread
+/// ping-pong.
+fn tokio_multi_thread_mpsc(rt: &tokio::runtime::Runtime, n: u64, cross_thread: &AtomicU64) -> u64 {
     rt.block_on(async move {
-        let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<u64>(1);
-        let (rep_tx, mut rep_rx) = tokio::sync::mpsc::channel::<u64>(1);
+        let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<(u64, std::thread::ThreadId)>(1);
+        let (rep_tx, mut rep_rx) = tokio::sync::mpsc::channel::<(u64, bool)>(1);
         let server = tokio::spawn(async move {
-            while let Some(x) = req_rx.recv().await {
-                if rep_tx.send(x + 1).await.is_err() {
+            while let Some((x, from)) = req_rx.recv().await {
+                let crossed = from != std::thread::current().id();
+                if rep_tx.send((x + 1, crossed)).await.is_err() {
                     break;
                 }
             }
@@ -193,15 +204,78 @@ fn tokio_multi_thread_mpsc(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
         let client = tokio::spawn(async move {
             let start = Instant::now();
             let mut x = 0;
+            let mut crossed = 0;
             for _ in 0..n {
-                req_tx.send(x).await.unwrap();
-                x = rep_rx.recv().await.unwrap();
+                req_tx.send((x, std::thread::current().id())).await.unwrap();
+                let (y, c) = rep_rx.recv().await.unwrap();
+                x = y;
+                crossed += c as u64;
             }
             assert_eq!(x, n);
-            elapsed_ns(start)
+            (elapsed_ns(start), crossed)
         });
-        let ns = client.await.unwrap();
+        let (ns, crossed) = client.await.unwrap();
+        cross_thread.fetch_add(crossed, Ordering::Relaxed);
         server.abort();
+        ns
+    })
+}
+
+/// The executor's own floor for a cross-CPU round trip: two tasks on two CPUs handing a
+/// number back and forth through a one-slot mailbox and plain wakers (no port).
+fn executor_wake_floor(machine: &Machine, n: u64) -> u64 {
+    struct Slot {
+        value: spin::Mutex<(Option<u64>, Option<Waker>)>,
+    }
+    impl Slot {
+        fn put(&self, x: u64) {
+            let waker = {
+                let mut v = self.value.lock();
+                v.0 = Some(x);
+                v.1.take()
+            };
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+        async fn take(&self) -> u64 {
+            std::future::poll_fn(|cx| {
+                let mut v = self.value.lock();
+                match v.0.take() {
+                    Some(x) => Poll::Ready(x),
+                    None => {
+                        v.1 = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
+            })
+            .await
+        }
+    }
+    let ping = std::sync::Arc::new(Slot {
+        value: spin::Mutex::new((None, None)),
+    });
+    let pong = std::sync::Arc::new(Slot {
+        value: spin::Mutex::new((None, None)),
+    });
+    machine.block_on(CpuId(0), async move {
+        let (ping2, pong2) = (ping.clone(), pong.clone());
+        let server = executor::spawn_on(CpuId(1), async move {
+            for _ in 0..n {
+                let x = ping2.take().await;
+                pong2.put(x + 1);
+            }
+        })
+        .unwrap();
+        let start = Instant::now();
+        let mut x = 0;
+        for _ in 0..n {
+            ping.put(x);
+            x = pong.take().await;
+        }
+        let ns = elapsed_ns(start);
+        assert_eq!(x, n);
+        server.await.unwrap();
         ns
     })
 }
@@ -334,54 +408,122 @@ fn one_cpu(n: impl Fn(u64) -> u64) {
     drop(one);
     row("2. one CPU round trip: ports call (server task)", p_call);
     row("2. one CPU round trip: ports send + reply port", p_send);
-    row("2. one CPU round trip: tokio current-thread, oneshot", t_oneshot);
+    row(
+        "2. one CPU round trip: tokio current-thread, oneshot",
+        t_oneshot,
+    );
     row("2. one CPU round trip: tokio current-thread, mpsc", t_mpsc);
-    println!("   ratios: tokio oneshot / ports call = {:.2}", t_oneshot / p_call);
-    println!("   ratios: tokio mpsc    / ports call = {:.2}", t_mpsc / p_call);
-    println!("   ratios: tokio oneshot / ports send = {:.2}", t_oneshot / p_send);
-    println!("   ratios: tokio mpsc    / ports send = {:.2}", t_mpsc / p_send);
+    println!(
+        "   ratios: tokio oneshot / ports call = {:.2}",
+        t_oneshot / p_call
+    );
+    println!(
+        "   ratios: tokio mpsc    / ports call = {:.2}",
+        t_mpsc / p_call
+    );
+    println!(
+        "   ratios: tokio oneshot / ports send = {:.2}",
+        t_oneshot / p_send
+    );
+    println!(
+        "   ratios: tokio mpsc    / ports send = {:.2}",
+        t_mpsc / p_send
+    );
 }
 
 fn cross_cpu(n: impl Fn(u64) -> u64) {
-
     // 3. two CPUs
     let two = Machine::start(2);
     let x_call = measure(n(100_000), |n| ports_cross_cpu_call(&two, n));
     let x_inline = measure(n(100_000), |n| ports_cross_cpu_inline_handler(&two, n));
+    let x_floor = measure(n(100_000), |n| executor_wake_floor(&two, n));
     drop(two);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-    let x_tokio = measure(n(100_000), |n| tokio_multi_thread_mpsc(&rt, n));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let crossed = AtomicU64::new(0);
+    let total = (ROUNDS as u64 + 1) * n(100_000) - n(100_000) + n(100_000) / 10;
+    let x_tokio = measure(n(100_000), |n| tokio_multi_thread_mpsc(&rt, n, &crossed));
     drop(rt);
     let x_crossbeam = measure(n(100_000), crossbeam_threads);
-    row("3. cross-CPU round trip: ports call (server task on CPU1)", x_call);
-    row("3. cross-CPU round trip: ports call (inline handler in the IPI)", x_inline);
-    row("3. cross-CPU round trip: tokio multi-thread (2 workers), mpsc", x_tokio);
-    row("3. cross-CPU round trip: 2 threads, crossbeam bounded(1)", x_crossbeam);
-    println!("   ratios: tokio mpsc / ports call   = {:.2}", x_tokio / x_call);
-    println!("   ratios: crossbeam  / ports call   = {:.2}", x_crossbeam / x_call);
-    println!("   ratios: tokio mpsc / ports inline = {:.2}", x_tokio / x_inline);
-    println!("   ratios: crossbeam  / ports inline = {:.2}", x_crossbeam / x_inline);
+    row(
+        "3. cross-CPU round trip: ports call (server task on CPU1)",
+        x_call,
+    );
+    row(
+        "3. cross-CPU round trip: ports call (inline handler in the IPI)",
+        x_inline,
+    );
+    row(
+        "3. cross-CPU round trip: tokio multi-thread (2 workers), mpsc",
+        x_tokio,
+    );
+    row(
+        "3. cross-CPU round trip: 2 threads, crossbeam bounded(1)",
+        x_crossbeam,
+    );
+    row(
+        "3. (attribution) executor floor: remote wake ping-pong, no port",
+        x_floor,
+    );
+    println!(
+        "   tokio: {:.1}% of round trips had their two tasks on different worker threads",
+        100.0 * crossed.load(Ordering::Relaxed) as f64 / total as f64
+    );
+    println!(
+        "   ratios: tokio mpsc / ports call   = {:.2}",
+        x_tokio / x_call
+    );
+    println!(
+        "   ratios: crossbeam  / ports call   = {:.2}",
+        x_crossbeam / x_call
+    );
+    println!(
+        "   ratios: tokio mpsc / ports inline = {:.2}",
+        x_tokio / x_inline
+    );
+    println!(
+        "   ratios: crossbeam  / ports inline = {:.2}",
+        x_crossbeam / x_inline
+    );
 }
 
 fn inline(n: impl Fn(u64) -> u64) {
-
     // 4. inline call
     let one = Machine::start(1);
     let exec_port = Port::<u64>::executor(CpuId(0), |x: u64| Handled::Done(x + 1)).0;
     let fn_port = Port::<u64>::function(|x| x + 1);
     let spin_port = Port::<u64>::spin(|x| x + 1);
     let floor = measure(n(20_000_000), |n| trait_object_floor(&one, n));
-    let i_exec = measure(n(20_000_000), |n| inline_call_on_cpu(&one, exec_port.clone(), n));
-    let i_fn = measure(n(20_000_000), |n| inline_call_on_cpu(&one, fn_port.clone(), n));
-    let i_spin = measure(n(20_000_000), |n| inline_call_on_cpu(&one, spin_port.clone(), n));
+    let i_exec = measure(n(20_000_000), |n| {
+        inline_call_on_cpu(&one, exec_port.clone(), n)
+    });
+    let i_fn = measure(n(20_000_000), |n| {
+        inline_call_on_cpu(&one, fn_port.clone(), n)
+    });
+    let i_spin = measure(n(20_000_000), |n| {
+        inline_call_on_cpu(&one, spin_port.clone(), n)
+    });
     let cpu_id = measure(n(20_000_000), |n| current_cpu_alone(&one, n));
     drop(one);
-    row("4. inline: plain call through a trait object (floor)", floor);
+    row(
+        "4. inline: plain call through a trait object (floor)",
+        floor,
+    );
     row("4. inline: ports call, executor port, handler Done", i_exec);
     row("4. inline: ports call, function port", i_fn);
     row("4. inline: ports call, spin port", i_spin);
-    row("4. (attribution) executor::current_cpu_checked() alone", cpu_id);
+    row(
+        "4. (attribution) executor::current_cpu_checked() alone",
+        cpu_id,
+    );
 
     println!("   cost over the floor (ports / trait object; goal <= 2.0):");
-    println!("   executor port = {:.2}, function port = {:.2}, spin port = {:.2}", i_exec / floor, i_fn / floor, i_spin / floor);
+    println!(
+        "   executor port = {:.2}, function port = {:.2}, spin port = {:.2}",
+        i_exec / floor,
+        i_fn / floor,
+        i_spin / floor
+    );
 }

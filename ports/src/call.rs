@@ -36,7 +36,10 @@ impl<M> Unpin for Call<'_, M> {}
 
 impl<'a, M: Send + 'static> Call<'a, M> {
     pub(crate) fn new(port: &'a Port<M>, msg: M) -> Self {
-        Self { port, state: State::Start(msg) }
+        Self {
+            port,
+            state: State::Start(msg),
+        }
     }
 
     /// Asks the target to abort the message (DragonFly's `lwkt_abortmsg`).

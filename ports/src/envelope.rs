@@ -8,18 +8,22 @@
 //! current holder both keep an `Arc`, so whoever lets go first frees nothing the other
 //! still uses; the `Slot` says which of them owns the message itself.
 //!
-//! Message states (see also `docs/design/001-port-semantics.md`):
+//! Envelope slot states (the full message diagram is in
+//! `docs/design/001-port-semantics.md`):
 //!
 //! ```text
-//!              (1) Port::call / Port::put / Port::send (handler returned Queue,
-//!                  or the port is on another CPU)
-//!   [caller] ────────────────────────────────────────────────► Queued(M)
-//!                                                  (2) drain_remote │ ▲ (3) Request::forward
-//!                                                      Server::recv ▼ │     to a queueing port
-//!                                                               InService ──(4) Request::reply ─► Replied(R)
-//!                                                                  │      Request drop (Unreplied)
-//!          Queued(M) ──(5) Server drop / port drop (Closed) ──────────────────────────────────► Replied(R)
-//!          Replied(R) ──(6) Call::poll / ReplyPort::poll_recv ─► Retired
+//!   (1) new_call / new_send
+//!   ─────────────────────────► Queued(M) ◄──────── (3) put_back ────────┐
+//!                               │     │            Request::forward,     │
+//!                               │     │            put_remote -> Queue   │
+//!                               │     └── (2) take_msg ──► InService ────┘
+//!                               │         Server::recv,        │
+//!   (5) bounce: Server drop,    │         put_remote           │ (4) complete: Request::reply,
+//!       port drop (Closed)      ▼                              │     Request drop (Unreplied),
+//!   new_replied ──────────► Replied(R) ◄───────────────────────┘     put_remote -> Done
+//!   (send, inline)              │
+//!                               └── (6) poll_reply / take_reply, or complete of an
+//!                                       orphaned call ──► Retired
 //! ```
 //!
 //! Abort (`request_abort`) and orphaning (`orphan`, when a `Call` is dropped) only set
@@ -72,7 +76,12 @@ pub(crate) struct Envelope<M> {
 impl<M> Envelope<M> {
     fn with(slot: Slot<M>, origin: Origin<M>) -> Arc<Self> {
         Arc::new(Self {
-            state: Mutex::new(State { slot, origin, abort_requested: false, abort_waker: None }),
+            state: Mutex::new(State {
+                slot,
+                origin,
+                abort_requested: false,
+                abort_waker: None,
+            }),
             next: Mutex::new(None),
         })
     }
@@ -110,7 +119,10 @@ impl<M> Envelope<M> {
     /// put whose handler chose to queue).
     pub(crate) fn put_back(&self, msg: M) {
         let mut state = self.state.lock();
-        debug_assert!(matches!(state.slot, Slot::InService), "ports: put_back of a message not in service");
+        debug_assert!(
+            matches!(state.slot, Slot::InService),
+            "ports: put_back of a message not in service"
+        );
         state.slot = Slot::Queued(msg);
     }
 
@@ -163,7 +175,10 @@ impl<M> Envelope<M> {
             };
             return Poll::Ready(reply);
         }
-        debug_assert!(!matches!(state.slot, Slot::Retired), "ports: call polled after completion");
+        debug_assert!(
+            !matches!(state.slot, Slot::Retired),
+            "ports: call polled after completion"
+        );
         if let Origin::Caller(slot) = &mut state.origin {
             match slot {
                 Some(waker) if waker.will_wake(cx.waker()) => {}

@@ -23,7 +23,11 @@ pub(crate) struct List<M> {
 
 impl<M> List<M> {
     pub(crate) const fn new() -> Self {
-        Self { head: None, tail: None, len: 0 }
+        Self {
+            head: None,
+            tail: None,
+            len: 0,
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -36,7 +40,10 @@ impl<M> List<M> {
 
     /// Appends `env` at the tail. Allocation-free.
     pub(crate) fn push_back(&mut self, env: Arc<Envelope<M>>) {
-        debug_assert!(env.next.lock().is_none(), "ports: envelope is already on a queue");
+        debug_assert!(
+            env.next.lock().is_none(),
+            "ports: envelope is already on a queue"
+        );
         match self.tail.replace(env.clone()) {
             Some(old_tail) => *old_tail.next.lock() = Some(env),
             None => self.head = Some(env),

@@ -30,7 +30,10 @@ impl Drop for Msg {
 }
 
 fn msg(value: u32, drops: &Arc<AtomicUsize>) -> Msg {
-    Msg { value, drops: drops.clone() }
+    Msg {
+        value,
+        drops: drops.clone(),
+    }
 }
 
 /// The target takes the message out (as `Server::recv` does) and replies with it.
@@ -52,7 +55,11 @@ fn loom_call_reply_wakes_the_waiting_caller() {
         let reply = reply.ok().expect("replied");
         assert_eq!(reply.value, 2);
         target.join().unwrap();
-        assert_eq!(drops.load(Ordering::SeqCst), 0, "the reply is live until the caller drops it");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            0,
+            "the reply is live until the caller drops it"
+        );
         drop(reply);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     });
@@ -78,7 +85,11 @@ fn loom_dropped_call_frees_the_message_once_after_the_reply() {
         assert!(env.is_abort_requested() || drops.load(Ordering::SeqCst) == 1);
         drop(env);
         target.join().unwrap();
-        assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped exactly once, by whoever went last");
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            1,
+            "dropped exactly once, by whoever went last"
+        );
     });
 }
 
@@ -105,7 +116,13 @@ fn loom_abort_races_reply_and_the_reply_still_arrives() {
         let aborted = env.request_abort();
         let reply = loom::future::block_on(poll_fn(|cx| env.poll_reply(cx)));
         target.join().unwrap();
-        assert_eq!(reply.ok().expect("abort is advisory: the reply arrives").value, 2);
+        assert_eq!(
+            reply
+                .ok()
+                .expect("abort is advisory: the reply arrives")
+                .value,
+            2
+        );
         // An abort that was accepted is visible to the target until the reply.
         if aborted {
             assert!(env.is_abort_requested());

@@ -159,7 +159,11 @@ impl<M: Send + 'static, H: ?Sized + Handler<M>> ExecPort<M, H> {
 
 impl<M: Send + 'static, H: ?Sized + Handler<M>> RemoteDrain for ExecPort<M, H> {
     fn drain_remote(&self) {
-        debug_assert_eq!(current_cpu_checked(), Some(self.cpu), "ports: inbox drained on the wrong CPU");
+        debug_assert_eq!(
+            current_cpu_checked(),
+            Some(self.cpu),
+            "ports: inbox drained on the wrong CPU"
+        );
         if self.draining.swap(true, Ordering::Relaxed) {
             return; // nested in our own drain: the outer loop takes the new messages
         }
@@ -247,7 +251,11 @@ impl<M> Clone for Port<M> {
 impl<M> fmt::Debug for Port<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Executor(port) => f.debug_struct("Port").field("kind", &"executor").field("cpu", &port.cpu).finish(),
+            Kind::Executor(port) => f
+                .debug_struct("Port")
+                .field("kind", &"executor")
+                .field("cpu", &port.cpu)
+                .finish(),
             Kind::Spin(_) => f.debug_struct("Port").field("kind", &"spin").finish(),
             Kind::Function(_) => f.debug_struct("Port").field("kind", &"function").finish(),
         }
@@ -265,20 +273,26 @@ impl<M: Send + 'static> Port<M> {
     /// # Context
     /// Any CPU; allocates the port and takes the port registry's write lock.
     pub fn executor<H: Handler<M>>(cpu: CpuId, handler: H) -> (Port<M>, Server<M>) {
-        let exec: Arc<ExecPort<M, H>> = Arc::new_cyclic(|weak: &alloc::sync::Weak<ExecPort<M, H>>| {
-            let weak: alloc::sync::Weak<dyn RemoteDrain> = weak.clone();
-            ExecPort {
-                cpu,
-                key: remote::register(weak),
-                closed: AtomicBool::new(false),
-                local: Mutex::new(Local { queue: List::new(), server: None }),
-                remote: Mutex::new(List::new()),
-                draining: AtomicBool::new(false),
-                handler,
-            }
-        });
+        let exec: Arc<ExecPort<M, H>> =
+            Arc::new_cyclic(|weak: &alloc::sync::Weak<ExecPort<M, H>>| {
+                let weak: alloc::sync::Weak<dyn RemoteDrain> = weak.clone();
+                ExecPort {
+                    cpu,
+                    key: remote::register(weak),
+                    closed: AtomicBool::new(false),
+                    local: Mutex::new(Local {
+                        queue: List::new(),
+                        server: None,
+                    }),
+                    remote: Mutex::new(List::new()),
+                    draining: AtomicBool::new(false),
+                    handler,
+                }
+            });
         let exec: Arc<ExecPort<M>> = exec;
-        let port = Port { kind: Kind::Executor(exec.clone()) };
+        let port = Port {
+            kind: Kind::Executor(exec.clone()),
+        };
         (port.clone(), Server::new(exec, port))
     }
 
@@ -292,7 +306,9 @@ impl<M: Send + 'static> Port<M> {
     /// Any CPU; allocates the port.
     pub fn spin(handler: impl FnMut(M) -> M + Send + 'static) -> Port<M> {
         let handler: Arc<SpinHandler<M>> = Arc::new(spin::Mutex::new(handler));
-        Port { kind: Kind::Spin(handler) }
+        Port {
+            kind: Kind::Spin(handler),
+        }
     }
 
     /// Creates a function port: a put is a direct call of `handler` on the caller's CPU.
@@ -301,7 +317,9 @@ impl<M: Send + 'static> Port<M> {
     /// Any CPU; allocates the port.
     pub fn function(handler: impl Fn(M) -> M + Send + Sync + 'static) -> Port<M> {
         let handler: Arc<FunctionHandler<M>> = Arc::new(handler);
-        Port { kind: Kind::Function(handler) }
+        Port {
+            kind: Kind::Function(handler),
+        }
     }
 
     /// The CPU an executor port is bound to; `None` for spin and function ports.
@@ -327,7 +345,11 @@ impl<M: Send + 'static> Port<M> {
         let Kind::Executor(port) = &self.kind else {
             unreachable!("ports: spin and function ports complete every message inline");
         };
-        if remote { port.enqueue_remote(env) } else { port.enqueue_local(env) }
+        if remote {
+            port.enqueue_remote(env)
+        } else {
+            port.enqueue_local(env)
+        }
     }
 
     /// Puts `msg` to the port (DragonFly's `mp_putport`).

@@ -16,7 +16,6 @@ use alloc::vec::Vec;
 
 use crate::platform::{CpuId, IpiMsg, ipi_send};
 
-
 /// A port whose inbox of messages from other CPUs can be drained on its own CPU.
 pub(crate) trait RemoteDrain: Send + Sync {
     /// Serves every message in the inbox. Runs on the port's CPU (from the IPI).
@@ -40,7 +39,10 @@ struct Registry {
     free: Vec<u32>,
 }
 
-static REGISTRY: spin::RwLock<Registry> = spin::RwLock::new(Registry { entries: Vec::new(), free: Vec::new() });
+static REGISTRY: spin::RwLock<Registry> = spin::RwLock::new(Registry {
+    entries: Vec::new(),
+    free: Vec::new(),
+});
 
 /// Registers `port`, returning the key its IPIs carry.
 pub(crate) fn register(port: Weak<dyn RemoteDrain>) -> Key {
@@ -50,12 +52,22 @@ pub(crate) fn register(port: Weak<dyn RemoteDrain>) -> Key {
             let entry = &mut registry.entries[index as usize];
             entry.generation = entry.generation.wrapping_add(1);
             entry.port = Some(port);
-            Key { index, generation: entry.generation }
+            Key {
+                index,
+                generation: entry.generation,
+            }
         }
         None => {
-            let index = u32::try_from(registry.entries.len()).expect("ports: more than 2^32 executor ports");
-            registry.entries.push(Entry { generation: 0, port: Some(port) });
-            Key { index, generation: 0 }
+            let index = u32::try_from(registry.entries.len())
+                .expect("ports: more than 2^32 executor ports");
+            registry.entries.push(Entry {
+                generation: 0,
+                port: Some(port),
+            });
+            Key {
+                index,
+                generation: 0,
+            }
         }
     }
 }
@@ -64,14 +76,24 @@ pub(crate) fn register(port: Weak<dyn RemoteDrain>) -> Key {
 pub(crate) fn unregister(key: Key) {
     let mut registry = REGISTRY.write();
     let entry = &mut registry.entries[key.index as usize];
-    debug_assert_eq!(entry.generation, key.generation, "ports: unregistering a stale key");
+    debug_assert_eq!(
+        entry.generation, key.generation,
+        "ports: unregistering a stale key"
+    );
     entry.port = None;
     registry.free.push(key.index);
 }
 
 /// Asks `cpu` to drain the inbox of the port behind `key`.
 pub(crate) fn kick(cpu: CpuId, key: Key) {
-    ipi_send(cpu, IpiMsg { func: put_remote, arg1: key.index as usize, arg2: key.generation as usize });
+    ipi_send(
+        cpu,
+        IpiMsg {
+            func: put_remote,
+            arg1: key.index as usize,
+            arg2: key.generation as usize,
+        },
+    );
 }
 
 /// The IPI half of a cross-CPU put: runs on the port's CPU.

@@ -40,7 +40,10 @@ impl<M> ReplyQueue<M> {
 
     fn pop(&self) -> Option<Reply<M>> {
         let env = self.inner.lock().replies.pop_front()?;
-        Some(env.take_reply().expect("ports: only replied envelopes are linked onto a reply port"))
+        Some(
+            env.take_reply()
+                .expect("ports: only replied envelopes are linked onto a reply port"),
+        )
     }
 }
 
@@ -66,7 +69,9 @@ impl<M> Default for ReplyPort<M> {
 
 impl<M> core::fmt::Debug for ReplyPort<M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ReplyPort").field("queued", &self.len()).finish()
+        f.debug_struct("ReplyPort")
+            .field("queued", &self.len())
+            .finish()
     }
 }
 
@@ -76,7 +81,14 @@ impl<M> ReplyPort<M> {
     /// # Context
     /// Any CPU, any context that may allocate (one small allocation).
     pub fn new() -> Self {
-        Self { queue: Arc::new(ReplyQueue { inner: Mutex::new(Inner { replies: List::new(), waker: None }) }) }
+        Self {
+            queue: Arc::new(ReplyQueue {
+                inner: Mutex::new(Inner {
+                    replies: List::new(),
+                    waker: None,
+                }),
+            }),
+        }
     }
 
     pub(crate) fn queue(&self) -> &Arc<ReplyQueue<M>> {
@@ -110,7 +122,10 @@ impl<M> ReplyPort<M> {
         match inner.replies.pop_front() {
             Some(env) => {
                 drop(inner);
-                Poll::Ready(env.take_reply().expect("ports: only replied envelopes are linked onto a reply port"))
+                Poll::Ready(
+                    env.take_reply()
+                        .expect("ports: only replied envelopes are linked onto a reply port"),
+                )
             }
             None => {
                 match &inner.waker {

@@ -32,7 +32,9 @@ pub struct Server<M: Send + 'static> {
 
 impl<M: Send + 'static> core::fmt::Debug for Server<M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Server").field("cpu", &self.port.cpu).finish()
+        f.debug_struct("Server")
+            .field("cpu", &self.port.cpu)
+            .finish()
     }
 }
 
@@ -46,7 +48,11 @@ impl<M: Send + 'static> Server<M> {
     /// # Context
     /// The serving task, on the port's CPU (debug-asserted); never waits.
     pub fn try_recv(&mut self) -> Option<Request<M>> {
-        debug_assert_eq!(current_cpu_checked(), Some(self.port.cpu), "ports: a port is served on its own CPU");
+        debug_assert_eq!(
+            current_cpu_checked(),
+            Some(self.port.cpu),
+            "ports: a port is served on its own CPU"
+        );
         let env = self.port.local.lock().queue.pop_front()?;
         Some(Request::new(env))
     }
@@ -56,7 +62,11 @@ impl<M: Send + 'static> Server<M> {
     /// # Context
     /// The serving task, on the port's CPU (debug-asserted); never blocks.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Request<M>> {
-        debug_assert_eq!(current_cpu_checked(), Some(self.port.cpu), "ports: a port is served on its own CPU");
+        debug_assert_eq!(
+            current_cpu_checked(),
+            Some(self.port.cpu),
+            "ports: a port is served on its own CPU"
+        );
         let mut local = self.port.local.lock();
         match local.queue.pop_front() {
             Some(env) => {
@@ -128,12 +138,18 @@ impl<M> core::fmt::Debug for Request<M> {
 
 impl<M> Request<M> {
     fn new(env: sync::Arc<Envelope<M>>) -> Self {
-        let msg = env.take_msg().expect("ports: only queued envelopes are on a port queue");
-        Self { inner: Some((msg, env)) }
+        let msg = env
+            .take_msg()
+            .expect("ports: only queued envelopes are on a port queue");
+        Self {
+            inner: Some((msg, env)),
+        }
     }
 
     fn parts(&self) -> &(M, sync::Arc<Envelope<M>>) {
-        self.inner.as_ref().expect("ports: a request is live until consumed")
+        self.inner
+            .as_ref()
+            .expect("ports: a request is live until consumed")
     }
 
     /// The message.
@@ -143,7 +159,11 @@ impl<M> Request<M> {
 
     /// The message, to fill in results before replying.
     pub fn msg_mut(&mut self) -> &mut M {
-        &mut self.inner.as_mut().expect("ports: a request is live until consumed").0
+        &mut self
+            .inner
+            .as_mut()
+            .expect("ports: a request is live until consumed")
+            .0
     }
 
     /// Replies (DragonFly's `lwkt_replymsg`): hands the message back to its originator.
@@ -155,7 +175,10 @@ impl<M> Request<M> {
     /// Any CPU, any task; never suspends. Wakes the originator (through the executor's
     /// IPI queue if it lives on another CPU).
     pub fn reply(mut self) {
-        let (msg, env) = self.inner.take().expect("ports: a request is live until consumed");
+        let (msg, env) = self
+            .inner
+            .take()
+            .expect("ports: a request is live until consumed");
         Envelope::complete(env, Ok(msg));
     }
 
@@ -167,7 +190,10 @@ impl<M> Request<M> {
     /// # Context
     /// As [`Request::reply`].
     pub fn reply_with(mut self, msg: M) {
-        let (old, env) = self.inner.take().expect("ports: a request is live until consumed");
+        let (old, env) = self
+            .inner
+            .take()
+            .expect("ports: a request is live until consumed");
         drop(old);
         Envelope::complete(env, Ok(msg));
     }
@@ -209,7 +235,10 @@ impl<M: Send + 'static> Request<M> {
     /// # Context
     /// Any CPU; never suspends (see [`Port::put`]).
     pub fn forward(mut self, port: &Port<M>) {
-        let (msg, env) = self.inner.take().expect("ports: a request is live until consumed");
+        let (msg, env) = self
+            .inner
+            .take()
+            .expect("ports: a request is live until consumed");
         match port.attempt(msg) {
             Attempt::Done(reply) => Envelope::complete(env, reply),
             Attempt::Local(msg) => {

@@ -29,18 +29,25 @@ pub(crate) type MutexGuard<'a, T> = spin::MutexGuard<'a, T>;
 impl<T> Mutex<T> {
     #[cfg(not(loom))]
     pub(crate) const fn new(value: T) -> Self {
-        Self { inner: spin::Mutex::new(value) }
+        Self {
+            inner: spin::Mutex::new(value),
+        }
     }
 
     #[cfg(loom)]
     pub(crate) fn new(value: T) -> Self {
-        Self { inner: loom::sync::Mutex::new(value) }
+        Self {
+            inner: loom::sync::Mutex::new(value),
+        }
     }
 
     #[inline]
     pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
         #[cfg(loom)]
-        return self.inner.lock().expect("loom mutexes are never poisoned in our models");
+        return self
+            .inner
+            .lock()
+            .expect("loom mutexes are never poisoned in our models");
         #[cfg(not(loom))]
         return self.inner.lock();
     }

@@ -12,8 +12,8 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use common::*;
@@ -123,7 +123,9 @@ const N: u64 = 1000;
 
 #[test]
 fn inline_call_put_and_function_ports_allocate_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let machine = machine_counted();
     let (port, _server) = port_for(Path::Inline);
     let spin_port = Port::spin(|mut m: Msg| {
@@ -142,23 +144,36 @@ fn inline_call_put_and_function_ports_allocate_nothing() {
         let mut sum = 0;
         for id in 0..N {
             let mut call = port.call(Msg::new(id));
-            let Poll::Ready(reply) = poll_once(&mut call).await else { panic!("inline") };
+            let Poll::Ready(reply) = poll_once(&mut call).await else {
+                panic!("inline")
+            };
             sum += reply.expect("served").value;
-            let Poll::Ready(reply) = port.put(Msg::new(id), &reply_port) else { panic!("inline") };
+            let Poll::Ready(reply) = port.put(Msg::new(id), &reply_port) else {
+                panic!("inline")
+            };
             sum += reply.expect("served").value;
             sum += spin_port.call(Msg::new(id)).await.expect("served").value;
-            sum += function_port.call(Msg::new(id)).await.expect("served").value;
+            sum += function_port
+                .call(Msg::new(id))
+                .await
+                .expect("served")
+                .value;
         }
         let window = stop_counting();
         assert!(sum > 0);
         window
     });
-    assert_eq!(window.allocs, 0, "the inline path allocates nothing: {window:?}");
+    assert_eq!(
+        window.allocs, 0,
+        "the inline path allocates nothing: {window:?}"
+    );
 }
 
 #[test]
 fn a_queued_message_costs_exactly_one_fixed_size_allocation() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let machine = machine_counted();
     for path in [Path::QueuedLocal, Path::QueuedRemote] {
         let (port, server) = port_for(path);
@@ -189,16 +204,27 @@ fn a_queued_message_costs_exactly_one_fixed_size_allocation() {
             (calls, sends)
         });
         for (what, w) in [("call", calls), ("send", sends)] {
-            assert_eq!(w.allocs, N, "{path:?} {what}: one allocation per queued message: {w:?}");
-            assert_eq!(w.min_size, w.max_size, "{path:?} {what}: all of one fixed size: {w:?}");
-            assert_eq!(w.live_of_size, 0, "{path:?} {what}: every envelope freed: {w:?}");
+            assert_eq!(
+                w.allocs, N,
+                "{path:?} {what}: one allocation per queued message: {w:?}"
+            );
+            assert_eq!(
+                w.min_size, w.max_size,
+                "{path:?} {what}: all of one fixed size: {w:?}"
+            );
+            assert_eq!(
+                w.live_of_size, 0,
+                "{path:?} {what}: every envelope freed: {w:?}"
+            );
         }
     }
 }
 
 #[test]
 fn send_of_an_inline_completion_costs_one_allocation() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let machine = machine_counted();
     let (port, _server) = port_for(Path::Inline);
     let w = run(&machine, CPU0, async move {
@@ -212,12 +238,18 @@ fn send_of_an_inline_completion_costs_one_allocation() {
         }
         stop_counting()
     });
-    assert_eq!((w.allocs, w.min_size, w.live_of_size), (N, w.max_size, 0), "{w:?}");
+    assert_eq!(
+        (w.allocs, w.min_size, w.live_of_size),
+        (N, w.max_size, 0),
+        "{w:?}"
+    );
 }
 
 #[test]
 fn dropped_calls_leak_nothing_and_the_target_still_completes() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let machine = machine_counted();
     for path in [Path::QueuedLocal, Path::QueuedRemote] {
         let (port, server) = port_for(path);
@@ -256,7 +288,11 @@ fn dropped_calls_leak_nothing_and_the_target_still_completes() {
             let _server = join(server_task).await;
             w
         });
-        assert_eq!(drops.count(), N as usize, "{path:?}: every message dropped exactly once");
+        assert_eq!(
+            drops.count(),
+            N as usize,
+            "{path:?}: every message dropped exactly once"
+        );
         assert_eq!(w.live_of_size, 0, "{path:?}: nothing leaked: {w:?}");
         assert_eq!(w.min_size, w.max_size, "{path:?}: {w:?}");
         assert_eq!(w.allocs, N, "{path:?}: {w:?}");

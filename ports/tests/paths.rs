@@ -36,10 +36,22 @@ fn call_replies_on_every_path_and_is_ready_on_first_poll_only_inline() {
             results
         });
         for (id, (ready_first, got_id, value, served_on)) in out.into_iter().enumerate() {
-            assert_eq!(ready_first, path == Path::Inline, "{path:?}: Ready on first poll iff inline");
+            assert_eq!(
+                ready_first,
+                path == Path::Inline,
+                "{path:?}: Ready on first poll iff inline"
+            );
             assert_eq!(got_id, id as u64);
-            assert_eq!(value, id as u64 + 1000, "{path:?}: the reply carries the target's result");
-            assert_eq!(served_on, Some(path.port_cpu()), "{path:?}: served on the port's CPU");
+            assert_eq!(
+                value,
+                id as u64 + 1000,
+                "{path:?}: the reply carries the target's result"
+            );
+            assert_eq!(
+                served_on,
+                Some(path.port_cpu()),
+                "{path:?}: served on the port's CPU"
+            );
         }
     }
 }
@@ -81,7 +93,11 @@ fn send_always_replies_through_the_reply_port_even_inline() {
                 port.send(Msg::new(id), &reply_port);
             }
             if path == Path::Inline {
-                assert_eq!(reply_port.len(), 4, "inline replies are already queued on the reply port");
+                assert_eq!(
+                    reply_port.len(),
+                    4,
+                    "inline replies are already queued on the reply port"
+                );
             }
             let mut values = Vec::new();
             for _ in 0..4 {
@@ -91,7 +107,11 @@ fn send_always_replies_through_the_reply_port_even_inline() {
             let _server = join(server_task).await;
             values
         });
-        assert_eq!(values, vec![1000, 1001, 1002, 1003], "{path:?}: FIFO replies");
+        assert_eq!(
+            values,
+            vec![1000, 1001, 1002, 1003],
+            "{path:?}: FIFO replies"
+        );
     }
 }
 
@@ -109,7 +129,11 @@ fn reply_port_is_a_stream() {
             let mut ids = Vec::new();
             while ids.len() < 3 {
                 let next = std::future::poll_fn(|cx| reply_port.as_mut().poll_next(cx)).await;
-                ids.push(next.expect("a reply port stream never ends").expect("served").id);
+                ids.push(
+                    next.expect("a reply port stream never ends")
+                        .expect("served")
+                        .id,
+                );
             }
             let _server = join(server_task).await;
             ids
@@ -137,7 +161,7 @@ fn fifo_holds_per_sender_receiver_pair_across_cpus() {
             let mut reply_port = ReplyPort::new();
             for id in 0..N {
                 port.send(Msg::new(id), &reply_port);
-                if id % 64 == 0 {
+                if id.is_multiple_of(64) {
                     yield_now().await; // let the server interleave with the sender
                 }
             }
@@ -149,8 +173,14 @@ fn fifo_holds_per_sender_receiver_pair_across_cpus() {
             (seen, replies)
         });
         let expected: Vec<u64> = (0..N).collect();
-        assert_eq!(seen, expected, "{path:?}: the target sees the sender's order");
-        assert_eq!(replies, expected, "{path:?}: replies come back in the same order");
+        assert_eq!(
+            seen, expected,
+            "{path:?}: the target sees the sender's order"
+        );
+        assert_eq!(
+            replies, expected,
+            "{path:?}: replies come back in the same order"
+        );
     }
 }
 
@@ -163,12 +193,19 @@ fn inline_handler_runs_on_the_port_cpu_when_put_from_another_cpu() {
     });
     let (served_on, queued) = run(&machine, CPU0, async move {
         let mut call = port.call(Msg::new(1));
-        assert!(poll_once(&mut call).await.is_pending(), "a cross-CPU put is always asynchronous");
+        assert!(
+            poll_once(&mut call).await.is_pending(),
+            "a cross-CPU put is always asynchronous"
+        );
         let queued = call.is_queued();
         (call.await.expect("served").served_on, queued)
     });
     assert!(queued);
-    assert_eq!(served_on, Some(CPU1), "the handler ran on its own CPU, from the IPI");
+    assert_eq!(
+        served_on,
+        Some(CPU1),
+        "the handler ran on its own CPU, from the IPI"
+    );
 }
 
 #[test]
@@ -193,7 +230,11 @@ fn forward_hands_the_message_to_a_new_target_and_the_reply_to_the_originator() {
             reply
         });
         let m = reply.expect("served by the second target");
-        assert_eq!(m.value, 5 + 1 + 1000, "{path:?}: both targets worked on the message");
+        assert_eq!(
+            m.value,
+            5 + 1 + 1000,
+            "{path:?}: both targets worked on the message"
+        );
         assert_eq!(m.served_on, Some(path.port_cpu()), "{path:?}");
         drop(back);
     }
@@ -319,9 +360,15 @@ fn dropping_a_call_mid_flight_keeps_the_message_alive_until_the_target_replies()
             go_rx.recv().unwrap();
             (alive, saw_abort, d.count())
         });
-        assert!(alive_in_target, "{path:?}: never freed while the target holds it");
+        assert!(
+            alive_in_target,
+            "{path:?}: never freed while the target holds it"
+        );
         assert!(saw_abort, "{path:?}: dropping a call requests an abort");
-        assert_eq!(dropped_after, 1, "{path:?}: freed exactly once, by the reply");
+        assert_eq!(
+            dropped_after, 1,
+            "{path:?}: freed exactly once, by the reply"
+        );
         assert_eq!(drops.count(), 1);
     }
 }
@@ -416,12 +463,24 @@ fn spin_port_serves_every_cpu_inline_under_its_lock() {
     let p1 = port.clone();
     let a = run(&machine, CPU0, async move {
         let mut call = p0.call(Msg::new(1));
-        let Poll::Ready(reply) = poll_once(&mut call).await else { panic!("spin ports are inline") };
+        let Poll::Ready(reply) = poll_once(&mut call).await else {
+            panic!("spin ports are inline")
+        };
         reply.expect("served")
     });
-    let b = run(&machine, CPU1, async move { p1.call(Msg::new(2)).await.expect("served") });
-    assert_eq!((a.value, a.served_on), (1, Some(CPU0)), "runs on the caller's CPU");
-    assert_eq!((b.value, b.served_on), (3, Some(CPU1)), "state persists across CPUs");
+    let b = run(&machine, CPU1, async move {
+        p1.call(Msg::new(2)).await.expect("served")
+    });
+    assert_eq!(
+        (a.value, a.served_on),
+        (1, Some(CPU0)),
+        "runs on the caller's CPU"
+    );
+    assert_eq!(
+        (b.value, b.served_on),
+        (3, Some(CPU1)),
+        "state persists across CPUs"
+    );
     assert_eq!(port.cpu(), None);
 }
 
@@ -452,7 +511,7 @@ fn handler_can_mix_inline_and_queued_completion() {
     for port_cpu in [CPU0, CPU1] {
         // Even ids complete inline ("cache hit"), odd ids go to the server ("miss").
         let (port, server) = Port::executor(port_cpu, |mut m: Msg| {
-            if m.id % 2 == 0 {
+            if m.id.is_multiple_of(2) {
                 m.serve();
                 Handled::Done(m)
             } else {
@@ -474,6 +533,10 @@ fn handler_can_mix_inline_and_queued_completion() {
             out
         });
         let local = port_cpu == CPU0;
-        assert_eq!(out, vec![local, false, local, false], "port on {port_cpu:?}");
+        assert_eq!(
+            out,
+            vec![local, false, local, false],
+            "port on {port_cpu:?}"
+        );
     }
 }

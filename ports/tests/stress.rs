@@ -18,7 +18,11 @@ fn messages() -> u64 {
     std::env::var("PORTS_STRESS_MESSAGES")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) { 100_000 } else { 1_000_000 })
+        .unwrap_or(if cfg!(debug_assertions) {
+            100_000
+        } else {
+            1_000_000
+        })
 }
 
 /// Messages in flight per direction in the windowed phase.
@@ -70,8 +74,13 @@ fn a_million_cross_cpu_messages_with_no_lost_wakeup() {
         });
         done_tx.send(served).unwrap();
     });
-    let served = done_rx.recv_timeout(Duration::from_secs(300)).expect("no progress for 300 s: a lost wake-up");
+    let served = done_rx
+        .recv_timeout(Duration::from_secs(300))
+        .expect("no progress for 300 s: a lost wake-up");
     worker.join().unwrap();
     assert_eq!(served, 4 * per_phase);
-    eprintln!("stress: {served} cross-CPU messages in {:?}", started.elapsed());
+    eprintln!(
+        "stress: {served} cross-CPU messages in {:?}",
+        started.elapsed()
+    );
 }

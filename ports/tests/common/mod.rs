@@ -71,11 +71,19 @@ pub struct Msg {
 
 impl Msg {
     pub fn new(id: u64) -> Self {
-        Self { id, value: id, served_on: None, drops: None }
+        Self {
+            id,
+            value: id,
+            served_on: None,
+            drops: None,
+        }
     }
 
     pub fn counted(id: u64, drops: &Drops) -> Self {
-        Self { drops: Some(drops.clone()), ..Self::new(id) }
+        Self {
+            drops: Some(drops.clone()),
+            ..Self::new(id)
+        }
     }
 
     /// What every test handler does to a message.
@@ -138,7 +146,11 @@ pub async fn serve_n(mut server: Server<Msg>, n: usize) -> Server<Msg> {
 }
 
 /// Spawns a server task for `path` serving `n` requests (none for the inline path).
-pub fn start_server(path: Path, server: Server<Msg>, n: usize) -> executor::JoinHandle<Server<Msg>> {
+pub fn start_server(
+    path: Path,
+    server: Server<Msg>,
+    n: usize,
+) -> executor::JoinHandle<Server<Msg>> {
     let n = if path == Path::Inline { 0 } else { n };
     spawn_on(path.port_cpu(), serve_n(server, n))
 }

@@ -373,8 +373,8 @@ fn inline_call_on_cpu(machine: &Machine, port: Port<u64>, n: u64) -> u64 {
 
 // ---------------------------------------------------------------------------------------
 
-fn row(name: &str, ns: f64) {
-    println!("| {name:<58} | {ns:>9.1} |");
+fn row(name: &str, ns: f64, ratio: &str) {
+    println!("| {name:<64} | {ns:>9.1} | {ratio:>28} |");
 }
 
 fn main() {
@@ -385,7 +385,7 @@ fn main() {
     let only = std::env::var("PORTS_BENCH_ONLY").ok();
     let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
 
-    println!("| benchmark | ns/op |\n|---|---:|");
+    println!("| benchmark | ns/op | ratio |\n|---|---:|---:|");
     if run("2") {
         one_cpu(n);
     }
@@ -406,28 +406,26 @@ fn one_cpu(n: impl Fn(u64) -> u64) {
     let t_mpsc = measure(n(200_000), |n| tokio_mpsc_pingpong(&rt, n));
     drop(rt);
     drop(one);
-    row("2. one CPU round trip: ports call (server task)", p_call);
-    row("2. one CPU round trip: ports send + reply port", p_send);
+    let vs = |ns: f64| format!("{:.2} x ports call", ns / p_call);
+    row(
+        "2. one CPU round trip: ports call (server task)",
+        p_call,
+        "1.00",
+    );
+    row(
+        "2. one CPU round trip: ports send + reply port",
+        p_send,
+        &vs(p_send),
+    );
     row(
         "2. one CPU round trip: tokio current-thread, oneshot",
         t_oneshot,
+        &vs(t_oneshot),
     );
-    row("2. one CPU round trip: tokio current-thread, mpsc", t_mpsc);
-    println!(
-        "   ratios: tokio oneshot / ports call = {:.2}",
-        t_oneshot / p_call
-    );
-    println!(
-        "   ratios: tokio mpsc    / ports call = {:.2}",
-        t_mpsc / p_call
-    );
-    println!(
-        "   ratios: tokio oneshot / ports send = {:.2}",
-        t_oneshot / p_send
-    );
-    println!(
-        "   ratios: tokio mpsc    / ports send = {:.2}",
-        t_mpsc / p_send
+    row(
+        "2. one CPU round trip: tokio current-thread, mpsc",
+        t_mpsc,
+        &vs(t_mpsc),
     );
 }
 
@@ -447,45 +445,35 @@ fn cross_cpu(n: impl Fn(u64) -> u64) {
     let x_tokio = measure(n(100_000), |n| tokio_multi_thread_mpsc(&rt, n, &crossed));
     drop(rt);
     let x_crossbeam = measure(n(100_000), crossbeam_threads);
+    let vs = |ns: f64| format!("{:.2} x ports call", ns / x_call);
     row(
         "3. cross-CPU round trip: ports call (server task on CPU1)",
         x_call,
+        "1.00",
     );
     row(
         "3. cross-CPU round trip: ports call (inline handler in the IPI)",
         x_inline,
+        &vs(x_inline),
     );
     row(
         "3. cross-CPU round trip: tokio multi-thread (2 workers), mpsc",
         x_tokio,
+        &vs(x_tokio),
     );
     row(
         "3. cross-CPU round trip: 2 threads, crossbeam bounded(1)",
         x_crossbeam,
+        &vs(x_crossbeam),
     );
     row(
-        "3. (attribution) executor floor: remote wake ping-pong, no port",
+        "3. (attribution) executor alone: remote-wake ping-pong, no port",
         x_floor,
+        &vs(x_floor),
     );
-    println!(
-        "   tokio: {:.1}% of round trips had their two tasks on different worker threads",
+    eprintln!(
+        "note: tokio ran {:.1}% of its round trips with the two tasks on different worker threads",
         100.0 * crossed.load(Ordering::Relaxed) as f64 / total as f64
-    );
-    println!(
-        "   ratios: tokio mpsc / ports call   = {:.2}",
-        x_tokio / x_call
-    );
-    println!(
-        "   ratios: crossbeam  / ports call   = {:.2}",
-        x_crossbeam / x_call
-    );
-    println!(
-        "   ratios: tokio mpsc / ports inline = {:.2}",
-        x_tokio / x_inline
-    );
-    println!(
-        "   ratios: crossbeam  / ports inline = {:.2}",
-        x_crossbeam / x_inline
     );
 }
 
@@ -507,23 +495,22 @@ fn inline(n: impl Fn(u64) -> u64) {
     });
     let cpu_id = measure(n(20_000_000), |n| current_cpu_alone(&one, n));
     drop(one);
+    let vs = |ns: f64| format!("{:.2} x floor", ns / floor);
     row(
         "4. inline: plain call through a trait object (floor)",
         floor,
+        "1.00",
     );
-    row("4. inline: ports call, executor port, handler Done", i_exec);
-    row("4. inline: ports call, function port", i_fn);
-    row("4. inline: ports call, spin port", i_spin);
+    row("4. inline: ports call, function port", i_fn, &vs(i_fn));
+    row(
+        "4. inline: ports call, executor port, handler Done",
+        i_exec,
+        &vs(i_exec),
+    );
+    row("4. inline: ports call, spin port", i_spin, &vs(i_spin));
     row(
         "4. (attribution) executor::current_cpu_checked() alone",
         cpu_id,
-    );
-
-    println!("   cost over the floor (ports / trait object; goal <= 2.0):");
-    println!(
-        "   executor port = {:.2}, function port = {:.2}, spin port = {:.2}",
-        i_exec / floor,
-        i_fn / floor,
-        i_spin / floor
+        &vs(cpu_id),
     );
 }

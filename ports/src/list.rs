@@ -54,9 +54,16 @@ impl<M> List<M> {
     /// Removes the head. Allocation-free.
     pub(crate) fn pop_front(&mut self) -> Option<Arc<Envelope<M>>> {
         let head = self.head.take()?;
-        self.head = head.next.lock().take();
-        if self.head.is_none() {
+        if self
+            .tail
+            .as_ref()
+            .is_some_and(|tail| Arc::ptr_eq(tail, &head))
+        {
+            // The only element: its link is empty (a tail links to nothing), so skip the
+            // link's lock. This is the common case of a port that keeps up.
             self.tail = None;
+        } else {
+            self.head = head.next.lock().take();
         }
         self.len -= 1;
         Some(head)

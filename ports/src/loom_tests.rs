@@ -129,3 +129,34 @@ fn loom_abort_races_reply_and_the_reply_still_arrives() {
         }
     });
 }
+
+#[test]
+fn loom_two_replies_race_onto_one_reply_port() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut reply_port = ReplyPort::new();
+        let a = serve(Envelope::new_send(
+            msg(10, &drops),
+            reply_port.queue().clone(),
+        ));
+        let b = serve(Envelope::new_send(
+            msg(20, &drops),
+            reply_port.queue().clone(),
+        ));
+        let first = loom::future::block_on(reply_port.recv())
+            .ok()
+            .expect("replied")
+            .value;
+        let second = loom::future::block_on(reply_port.recv())
+            .ok()
+            .expect("replied")
+            .value;
+        let mut got = [first, second];
+        got.sort_unstable();
+        assert_eq!(got, [11, 21], "both replies arrive, each once");
+        a.join().unwrap();
+        b.join().unwrap();
+        assert!(reply_port.try_recv().is_none());
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    });
+}

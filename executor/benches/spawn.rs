@@ -123,7 +123,11 @@ impl Future for YieldOnce {
 
 // One slot per sample: a finished driver slot is not reused across executors here.
 #[embassy_executor::task(pool_size = 32)]
-async fn embassy_driver(spawner: embassy_executor::Spawner, batch: usize, result: mpsc::Sender<f64>) {
+async fn embassy_driver(
+    spawner: embassy_executor::Spawner,
+    batch: usize,
+    result: mpsc::Sender<f64>,
+) {
     EMBASSY_DONE.store(0, Ordering::Relaxed);
     let start = Instant::now();
     for round in 1..=TOTAL / batch {
@@ -140,7 +144,8 @@ async fn embassy_driver(spawner: embassy_executor::Spawner, batch: usize, result
 fn embassy(batch: usize) -> f64 {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let ex: &'static mut embassy_executor::Executor = Box::leak(Box::new(embassy_executor::Executor::new()));
+        let ex: &'static mut embassy_executor::Executor =
+            Box::leak(Box::new(embassy_executor::Executor::new()));
         let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (tx2, rx2) = mpsc::channel();
         let f = finished.clone();
@@ -149,27 +154,39 @@ fn embassy(batch: usize) -> f64 {
             f.store(true, Ordering::SeqCst);
             tx.send(v).unwrap();
         });
-        ex.run_until(|spawner| spawner.spawn(embassy_driver(spawner, batch, tx2).expect("driver slot")), move || {
-            finished.load(Ordering::SeqCst)
-        });
+        ex.run_until(
+            |spawner| spawner.spawn(embassy_driver(spawner, batch, tx2).expect("driver slot")),
+            move || finished.load(Ordering::SeqCst),
+        );
     });
     rx.recv().unwrap()
 }
 
 fn main() {
     let machine = Machine::start(1);
-    let tokio_rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let smol: &'static async_executor::Executor<'static> = Box::leak(Box::new(async_executor::Executor::new()));
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let smol: &'static async_executor::Executor<'static> =
+        Box::leak(Box::new(async_executor::Executor::new()));
     let smol_local: &'static async_executor::LocalExecutor<'static> =
         Box::leak(Box::new(async_executor::LocalExecutor::new()));
 
-    println!("spawn + run to completion of a trivial task, {TOTAL} tasks per sample, median of {SAMPLES}");
+    println!(
+        "spawn + run to completion of a trivial task, {TOTAL} tasks per sample, median of {SAMPLES}"
+    );
     for batch in [1024, 1] {
         let rows = [
-            measure("damselfly executor (hosted, 1 CPU)", || ours(&machine, batch)),
-            measure("tokio current_thread", || tokio_current_thread(&tokio_rt, batch)),
+            measure("damselfly executor (hosted, 1 CPU)", || {
+                ours(&machine, batch)
+            }),
+            measure("tokio current_thread", || {
+                tokio_current_thread(&tokio_rt, batch)
+            }),
             measure("async-executor Executor", || smol_executor(smol, batch)),
-            measure("async-executor LocalExecutor", || smol_local_executor(smol_local, batch)),
+            measure("async-executor LocalExecutor", || {
+                smol_local_executor(smol_local, batch)
+            }),
             measure("embassy-executor platform-std", || embassy(batch)),
         ];
         let ours_ns = rows[0].1;

@@ -53,7 +53,10 @@ impl Platform for HostedPlatform {
     }
 
     fn current_cpu(&self) -> Option<CpuId> {
-        CURRENT.try_with(|c| c.get().map(LocalCpu::cpu)).ok().flatten()
+        CURRENT
+            .try_with(|c| c.get().map(LocalCpu::cpu))
+            .ok()
+            .flatten()
     }
 
     fn send_ipi(&self, target: CpuId) {
@@ -105,7 +108,11 @@ impl Machine {
     pub fn start(n_cpus: usize) -> Machine {
         crate::set_context_hook(with_current);
         let table = std::sync::Arc::new(OnceLock::new());
-        let platform = HostedPlatform { n: n_cpus, threads: table.clone(), epoch: Instant::now() };
+        let platform = HostedPlatform {
+            n: n_cpus,
+            threads: table.clone(),
+            epoch: Instant::now(),
+        };
         let rt = Runtime::new(Box::new(platform));
         let threads: Vec<_> = (0..n_cpus)
             .map(|cpu| {
@@ -117,7 +124,9 @@ impl Machine {
                     .expect("spawn CPU thread")
             })
             .collect();
-        table.set(threads.iter().map(|t| t.thread().clone()).collect()).expect("thread table set once");
+        table
+            .set(threads.iter().map(|t| t.thread().clone()).collect())
+            .expect("thread table set once");
         for t in &threads {
             t.thread().unpark();
         }
@@ -155,8 +164,11 @@ impl Machine {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let handle = self.spawn_on(cpu, future).unwrap_or_else(|e| panic!("Machine::block_on on {cpu}: {e}"));
-        block_on_thread(handle).unwrap_or_else(|_| panic!("Machine::block_on: task on {cpu} was cancelled"))
+        let handle = self
+            .spawn_on(cpu, future)
+            .unwrap_or_else(|e| panic!("Machine::block_on on {cpu}: {e}"));
+        block_on_thread(handle)
+            .unwrap_or_else(|_| panic!("Machine::block_on: task on {cpu} was cancelled"))
     }
 
     /// Sends an IPI message to `cpu` from this (non-CPU) thread (through its inbox).
@@ -172,7 +184,12 @@ impl Machine {
     ///
     /// # Errors
     /// `NoSuchCpu`.
-    pub fn raise_interrupt(&self, cpu: CpuId, handler: fn(usize), arg: usize) -> Result<(), SpawnError> {
+    pub fn raise_interrupt(
+        &self,
+        cpu: CpuId,
+        handler: fn(usize),
+        arg: usize,
+    ) -> Result<(), SpawnError> {
         self.rt.raise_interrupt(cpu, handler, arg)
     }
 

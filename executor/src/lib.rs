@@ -29,14 +29,15 @@ pub use raw::ring::IPIQ_CAPACITY;
 pub use raw::task::Cancelled;
 pub use runtime::{BindError, ContextHook, LocalCpu, MAX_CPUS, Runtime, set_context_hook};
 pub use spawn::{
-    CritSection, IpiError, JoinHandle, SpawnError, TaskBuilder, YieldNow, crit_enter, crit_exit, crit_section,
-    current_cpu, current_cpu_checked, cpu_count, in_critical_section, interrupt_point, ipi_send, set_task_tokens,
-    spawn, spawn_on, spawn_with, spawn_with_tokens, try_ipi_send, yield_now,
+    CritSection, IpiError, JoinHandle, SpawnError, TaskBuilder, YieldNow, cpu_count, crit_enter,
+    crit_exit, crit_section, current_cpu, current_cpu_checked, in_critical_section,
+    interrupt_point, ipi_send, set_task_tokens, spawn, spawn_on, spawn_with, spawn_with_tokens,
+    try_ipi_send, yield_now,
 };
 pub use timer::{Elapsed, Sleep, Timeout, sleep, sleep_until, timeout};
-pub use token::{Token, TokenMode, TokenRef};
 #[cfg(not(loom))]
 pub use token::pool_token;
+pub use token::{Token, TokenMode, TokenRef};
 
 /// A function call to run on another CPU (DragonFly's `{func, arg1, arg2}` IPI entry).
 ///

@@ -14,7 +14,9 @@ use loom::thread;
 
 use crate::IpiMsg;
 use crate::raw::ring::{Endpoints, IPIQ_CAPACITY, RingMatrix};
-use crate::raw::task::{self, Cancelled, Notified, RawJoin, RunHooks, RunOutcome, Schedule, TaskMeta};
+use crate::raw::task::{
+    self, Cancelled, Notified, RawJoin, RunHooks, RunOutcome, Schedule, TaskMeta,
+};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::task_local::TaskLocal;
 
@@ -29,7 +31,11 @@ fn loom_ipi_ring_is_fifo_across_threads() {
         let producer = thread::spawn(move || {
             let ends = RingMatrix::claim(&m, 0).expect("cpu0 free");
             for i in 0..3 {
-                let mut msg = IpiMsg { func: nop, arg1: i, arg2: 0 };
+                let mut msg = IpiMsg {
+                    func: nop,
+                    arg1: i,
+                    arg2: 0,
+                };
                 loop {
                     match ends.push(1, msg) {
                         Ok(()) => break,
@@ -59,16 +65,49 @@ fn loom_ipi_ring_refuses_when_full_and_endpoints_are_unique() {
     loom::model(|| {
         let matrix = Arc::new(RingMatrix::new(2));
         let a = RingMatrix::claim(&matrix, 0).expect("free");
-        assert!(RingMatrix::claim(&matrix, 0).is_none(), "a CPU's ring ends are handed out once");
+        assert!(
+            RingMatrix::claim(&matrix, 0).is_none(),
+            "a CPU's ring ends are handed out once"
+        );
         let b = RingMatrix::claim(&matrix, 1).expect("free");
         for i in 0..IPIQ_CAPACITY {
-            assert!(a.push(1, IpiMsg { func: nop, arg1: i, arg2: 0 }).is_ok());
+            assert!(
+                a.push(
+                    1,
+                    IpiMsg {
+                        func: nop,
+                        arg1: i,
+                        arg2: 0
+                    }
+                )
+                .is_ok()
+            );
         }
-        assert!(a.push(1, IpiMsg { func: nop, arg1: 99, arg2: 0 }).is_err());
+        assert!(
+            a.push(
+                1,
+                IpiMsg {
+                    func: nop,
+                    arg1: 99,
+                    arg2: 0
+                }
+            )
+            .is_err()
+        );
         assert_eq!(a.outgoing(1), IPIQ_CAPACITY);
         let t = thread::spawn(move || b.pop(0).map(|m| m.arg1));
         assert_eq!(t.join().unwrap(), Some(0));
-        assert!(a.push(1, IpiMsg { func: nop, arg1: 32, arg2: 0 }).is_ok());
+        assert!(
+            a.push(
+                1,
+                IpiMsg {
+                    func: nop,
+                    arg1: 32,
+                    arg2: 0
+                }
+            )
+            .is_ok()
+        );
         drop(a);
         assert!(RingMatrix::claim(&matrix, 0).is_some(), "released on drop");
     });
@@ -91,7 +130,8 @@ impl Schedule for TestSched {
         match &self.remote {
             Some(ends) => {
                 let ends = ends.lock().unwrap();
-                ends.push(0, task.into_ipi()).unwrap_or_else(|_| panic!("ring full in a 1-message model"));
+                ends.push(0, task.into_ipi())
+                    .unwrap_or_else(|_| panic!("ring full in a 1-message model"));
             }
             None => self.queue.lock().unwrap().push_back(task),
         }
@@ -125,15 +165,35 @@ impl Future for WaitFor {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
         self.polls += 1;
         *self.slot.lock().unwrap() = Some(cx.waker().clone());
-        if self.go.load(Ordering::Acquire) { Poll::Ready(self.polls) } else { Poll::Pending }
+        if self.go.load(Ordering::Acquire) {
+            Poll::Ready(self.polls)
+        } else {
+            Poll::Pending
+        }
     }
 }
 
-fn spawn_wait_for(sched: TestSched) -> (Notified, RawJoin<usize>, Arc<AtomicBool>, Arc<Mutex<Option<Waker>>>) {
+type WaitForParts = (
+    Notified,
+    RawJoin<usize>,
+    Arc<AtomicBool>,
+    Arc<Mutex<Option<Waker>>>,
+);
+
+fn spawn_wait_for(sched: TestSched) -> WaitForParts {
     let go = Arc::new(AtomicBool::new(false));
     let slot = Arc::new(Mutex::new(None));
-    let fut = WaitFor { go: go.clone(), slot: slot.clone(), polls: 0 };
-    let (n, j) = task::spawn(fut, sched, TaskMeta { owner: 0, level: 2 }, TaskLocal::default());
+    let fut = WaitFor {
+        go: go.clone(),
+        slot: slot.clone(),
+        polls: 0,
+    };
+    let (n, j) = task::spawn(
+        fut,
+        sched,
+        TaskMeta { owner: 0, level: 2 },
+        TaskLocal::default(),
+    );
     (n, j, go, slot)
 }
 
@@ -148,7 +208,9 @@ fn run_until_complete(queue: &Mutex<VecDeque<Notified>>, ends: Option<&Endpoints
         let next = queue.lock().unwrap().pop_front();
         match next {
             Some(task) => match task.run(&mut Hooks) {
-                RunOutcome::Rescheduled(t) | RunOutcome::PassedOver(t) => queue.lock().unwrap().push_back(t),
+                RunOutcome::Rescheduled(t) | RunOutcome::PassedOver(t) => {
+                    queue.lock().unwrap().push_back(t)
+                }
                 RunOutcome::Idle => {}
                 RunOutcome::Completed => return,
             },
@@ -169,7 +231,10 @@ fn waker_from_slot(slot: &Mutex<Option<Waker>>) -> Waker {
 #[test]
 fn loom_wake_racing_with_poll_is_never_lost() {
     loom::model(|| {
-        let sched = TestSched { queue: Arc::new(Mutex::new(VecDeque::new())), remote: None };
+        let sched = TestSched {
+            queue: Arc::new(Mutex::new(VecDeque::new())),
+            remote: None,
+        };
         let (notified, mut join, go, slot) = spawn_wait_for(sched.clone());
         sched.queue.lock().unwrap().push_back(notified);
         let waker_thread = thread::spawn(move || {
@@ -182,7 +247,10 @@ fn loom_wake_racing_with_poll_is_never_lost() {
         let mut cx = Context::from_waker(Waker::noop());
         match join.poll_join(&mut cx) {
             Poll::Ready(Ok(polls)) => assert!((1..=3).contains(&polls), "{polls}"),
-            other => panic!("join not ready after completion: {:?}", other.map(|r| r.is_ok())),
+            other => panic!(
+                "join not ready after completion: {:?}",
+                other.map(|r| r.is_ok())
+            ),
         }
     });
 }
@@ -194,7 +262,10 @@ fn loom_remote_wake_through_the_ipi_ring() {
         let cpu0 = RingMatrix::claim(&matrix, 0).expect("free");
         let cpu1 = Arc::new(Mutex::new(RingMatrix::claim(&matrix, 1).expect("free")));
         let queue = Arc::new(Mutex::new(VecDeque::new()));
-        let sched = TestSched { queue: queue.clone(), remote: Some(cpu1) };
+        let sched = TestSched {
+            queue: queue.clone(),
+            remote: Some(cpu1),
+        };
         let (notified, _join, go, slot) = spawn_wait_for(sched);
         queue.lock().unwrap().push_back(notified);
         let remote_cpu = thread::spawn(move || {
@@ -216,9 +287,16 @@ fn loom_join_waker_is_woken_when_the_task_completes() {
                 self.0.store(true, Ordering::Release);
             }
         }
-        let sched = TestSched { queue: Arc::new(Mutex::new(VecDeque::new())), remote: None };
-        let (notified, mut join) =
-            task::spawn(async { 7 }, sched.clone(), TaskMeta { owner: 0, level: 2 }, TaskLocal::default());
+        let sched = TestSched {
+            queue: Arc::new(Mutex::new(VecDeque::new())),
+            remote: None,
+        };
+        let (notified, mut join) = task::spawn(
+            async { 7 },
+            sched.clone(),
+            TaskMeta { owner: 0, level: 2 },
+            TaskLocal::default(),
+        );
         let cpu = thread::spawn(move || {
             let _ = notified.run(&mut Hooks);
         });
@@ -245,7 +323,10 @@ fn loom_join_waker_is_woken_when_the_task_completes() {
 #[test]
 fn loom_cancel_racing_with_the_owner() {
     loom::model(|| {
-        let sched = TestSched { queue: Arc::new(Mutex::new(VecDeque::new())), remote: None };
+        let sched = TestSched {
+            queue: Arc::new(Mutex::new(VecDeque::new())),
+            remote: None,
+        };
         let dropped = Arc::new(AtomicUsize::new(0));
         struct Pend(Arc<AtomicUsize>);
         impl Future for Pend {
@@ -259,15 +340,23 @@ fn loom_cancel_racing_with_the_owner() {
                 self.0.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let (notified, join) =
-            task::spawn(Pend(dropped.clone()), sched.clone(), TaskMeta { owner: 0, level: 2 }, TaskLocal::default());
+        let (notified, join) = task::spawn(
+            Pend(dropped.clone()),
+            sched.clone(),
+            TaskMeta { owner: 0, level: 2 },
+            TaskLocal::default(),
+        );
         sched.queue.lock().unwrap().push_back(notified);
         let join = Arc::new(Mutex::new(join));
         let j = join.clone();
         let canceller = thread::spawn(move || j.lock().unwrap().cancel());
         run_until_complete(&sched.queue, None);
         canceller.join().unwrap();
-        assert_eq!(dropped.load(Ordering::Relaxed), 1, "future dropped exactly once");
+        assert_eq!(
+            dropped.load(Ordering::Relaxed),
+            1,
+            "future dropped exactly once"
+        );
         let mut cx = Context::from_waker(Waker::noop());
         let r = join.lock().unwrap().poll_join(&mut cx);
         assert!(matches!(r, Poll::Ready(Err(Cancelled))));

@@ -47,6 +47,9 @@ enum Inbound {
     Ipi(IpiMsg),
 }
 
+/// Deferred interrupt work: `handler(arg)`.
+type InterruptWork = (fn(usize), usize);
+
 /// The cross-CPU part of one CPU.
 struct CpuShared {
     /// Set by a sender that signalled this CPU; cleared when it finished draining
@@ -57,7 +60,7 @@ struct CpuShared {
     /// `REQ_*` bits for the inbox and interrupts.
     reqflags: AtomicU32,
     inbox: Mutex<VecDeque<Inbound>>,
-    interrupts: Mutex<VecDeque<(fn(usize), usize)>>,
+    interrupts: Mutex<VecDeque<InterruptWork>>,
     stats: StatCounters,
 }
 
@@ -77,7 +80,9 @@ pub struct Runtime {
 
 impl core::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Runtime").field("cpus", &self.inner.cpus.len()).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("cpus", &self.inner.cpus.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -97,7 +102,10 @@ impl Runtime {
     /// If the platform reports 0 or more than `MAX_CPUS` CPUs.
     pub fn new(platform: Box<dyn Platform>) -> Self {
         let n = platform.cpu_count();
-        assert!((1..=MAX_CPUS).contains(&n), "executor: {n} CPUs requested, 1..={MAX_CPUS} supported");
+        assert!(
+            (1..=MAX_CPUS).contains(&n),
+            "executor: {n} CPUs requested, 1..={MAX_CPUS} supported"
+        );
         let cpus = (0..n)
             .map(|_| CpuShared {
                 npoll: CachePadded::new(AtomicBool::new(false)),
@@ -109,8 +117,15 @@ impl Runtime {
             })
             .collect::<Vec<_>>()
             .into_boxed_slice();
-        let shared = Shared { platform, cpus, rings: Arc::new(RingMatrix::new(n)), shutdown: AtomicBool::new(false) };
-        Self { inner: Arc::new(shared) }
+        let shared = Shared {
+            platform,
+            cpus,
+            rings: Arc::new(RingMatrix::new(n)),
+            shutdown: AtomicBool::new(false),
+        };
+        Self {
+            inner: Arc::new(shared),
+        }
     }
 
     /// True if both handles name the same runtime.
@@ -138,7 +153,8 @@ impl Runtime {
         if cpu.index() >= self.cpu_count() {
             return Err(BindError::NoSuchCpu);
         }
-        let rings = RingMatrix::claim(&self.inner.rings, cpu.index()).ok_or(BindError::AlreadyBound)?;
+        let rings =
+            RingMatrix::claim(&self.inner.rings, cpu.index()).ok_or(BindError::AlreadyBound)?;
         let now = self.inner.platform.now_ns();
         Ok(LocalCpu {
             rt: self.clone(),
@@ -189,7 +205,13 @@ impl Runtime {
         let mut future = Some(future);
         with_local(move |local| {
             let local = local.filter(|l| l.rt.same(&rt));
-            rt.spawn_task(local, cpu, Priority::Kernel, Vec::new(), future.take().expect("called once"))
+            rt.spawn_task(
+                local,
+                cpu,
+                Priority::Kernel,
+                Vec::new(),
+                future.take().expect("called once"),
+            )
         })
     }
 
@@ -220,8 +242,17 @@ impl Runtime {
     ///
     /// # Errors
     /// `NoSuchCpu` if `cpu` is out of range.
-    pub fn raise_interrupt(&self, cpu: CpuId, handler: fn(usize), arg: usize) -> Result<(), SpawnError> {
-        let shared = self.inner.cpus.get(cpu.index()).ok_or(SpawnError::NoSuchCpu)?;
+    pub fn raise_interrupt(
+        &self,
+        cpu: CpuId,
+        handler: fn(usize),
+        arg: usize,
+    ) -> Result<(), SpawnError> {
+        let shared = self
+            .inner
+            .cpus
+            .get(cpu.index())
+            .ok_or(SpawnError::NoSuchCpu)?;
         shared.interrupts.lock().push_back((handler, arg));
         shared.reqflags.fetch_or(REQ_INTERRUPT, Ordering::Release);
         self.signal(cpu.index());
@@ -247,10 +278,18 @@ impl Runtime {
         if self.is_shut_down() {
             return Err(SpawnError::ShuttingDown);
         }
-        let meta = TaskMeta { owner: cpu.0, level: priority.level() as u8 };
-        let task_local = TaskLocal { tokens: TokenSet::new(tokens) };
+        let meta = TaskMeta {
+            owner: cpu.0,
+            level: priority.level() as u8,
+        };
+        let task_local = TaskLocal {
+            tokens: TokenSet::new(tokens),
+        };
         let (notified, join) = task::spawn(future, self.clone(), meta, task_local);
-        self.inner.cpus[target].stats.tasks_spawned.fetch_add(1, Ordering::Relaxed);
+        self.inner.cpus[target]
+            .stats
+            .tasks_spawned
+            .fetch_add(1, Ordering::Relaxed);
         match local {
             Some(l) if l.cpu == cpu => l.enqueue(notified),
             Some(l) => l.send_task(target, notified),
@@ -283,7 +322,9 @@ impl Schedule for Runtime {
         let owner = task.meta().owner as usize;
         let mut task = Some(task);
         with_local(|local| {
-            let Some(l) = local.filter(|l| l.rt.same(self)) else { return };
+            let Some(l) = local.filter(|l| l.rt.same(self)) else {
+                return;
+            };
             let t = task.take().expect("once");
             if l.cpu.index() == owner {
                 bump(&l.shared().stats.local_wakes);
@@ -335,7 +376,9 @@ pub fn set_context_hook(hook: ContextHook) -> bool {
 
 /// Runs `f` with the current CPU's `LocalCpu` (or `None` off-CPU).
 pub(crate) fn with_local<R>(f: impl FnOnce(Option<&LocalCpu>) -> R) -> R {
-    let Some(hook) = CONTEXT_HOOK.get() else { return f(None) };
+    let Some(hook) = CONTEXT_HOOK.get() else {
+        return f(None);
+    };
     let mut f = Some(f);
     let mut out = None;
     hook(&mut |local| {
@@ -346,7 +389,9 @@ pub(crate) fn with_local<R>(f: impl FnOnce(Option<&LocalCpu>) -> R) -> R {
     match out {
         Some(out) => out,
         // The hook did not call us; behave as off-CPU.
-        None => (f.take().expect("hook called the closure but produced nothing"))(None),
+        None => (f
+            .take()
+            .expect("hook called the closure but produced nothing"))(None),
     }
 }
 
@@ -376,7 +421,9 @@ pub struct LocalCpu {
 
 impl core::fmt::Debug for LocalCpu {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("LocalCpu").field("cpu", &self.cpu).finish_non_exhaustive()
+        f.debug_struct("LocalCpu")
+            .field("cpu", &self.cpu)
+            .finish_non_exhaustive()
     }
 }
 
@@ -458,26 +505,11 @@ impl LocalCpu {
         self.teardown();
     }
 
-    /// Runs queued work until nothing is runnable (no sleeping). For platforms that
-    /// drive the loop themselves and for tests. Returns the number of polls.
-    pub fn run_until_idle(&self) -> usize {
-        let mut polls = 0;
-        loop {
-            self.flush_overflow();
-            self.interrupt_point();
-            self.fire_timers();
-            if self.runnable() == 0 && self.overflow_mask.get() == 0 {
-                return polls;
-            }
-            if self.run_one() {
-                polls += 1;
-            }
-        }
-    }
-
     /// Takes one task and polls it. False if nothing was runnable.
     fn run_one(&self) -> bool {
-        let Some(task) = self.dequeue() else { return false };
+        let Some(task) = self.dequeue() else {
+            return false;
+        };
         let stats = &self.shared().stats;
         match task.run(&mut TokenHooks { local: self }) {
             RunOutcome::Rescheduled(task) => {
@@ -501,7 +533,11 @@ impl LocalCpu {
                 }
             }
         }
-        debug_assert_eq!(self.crit.get(), 0, "executor: a task returned from poll inside a critical section");
+        debug_assert_eq!(
+            self.crit.get(),
+            0,
+            "executor: a task returned from poll inside a critical section"
+        );
         true
     }
 
@@ -538,7 +574,10 @@ impl LocalCpu {
             task.cancel_now();
             bump(&self.shared().stats.tasks_completed);
         }
-        let wheel = core::mem::replace(&mut *self.timers.borrow_mut(), TimerWheel::new(DEFAULT_TICK_NS, 0));
+        let wheel = core::mem::replace(
+            &mut *self.timers.borrow_mut(),
+            TimerWheel::new(DEFAULT_TICK_NS, 0),
+        );
         drop(wheel);
     }
 
@@ -552,7 +591,10 @@ impl LocalCpu {
 
     pub(crate) fn crit_exit(&self) {
         let count = self.crit.get();
-        assert!(count > 0, "executor: crit_exit without a matching crit_enter");
+        assert!(
+            count > 0,
+            "executor: crit_exit without a matching crit_enter"
+        );
         self.crit.set(count - 1);
         if count == 1 && self.deferred.replace(false) {
             // DragonFly's splz() on the 1 -> 0 transition.
@@ -622,7 +664,9 @@ impl LocalCpu {
             }
             shared.npoll.store(false, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            if shared.ipimask.load(Ordering::SeqCst) == 0 && shared.reqflags.load(Ordering::SeqCst) == 0 {
+            if shared.ipimask.load(Ordering::SeqCst) == 0
+                && shared.reqflags.load(Ordering::SeqCst) == 0
+            {
                 break;
             }
         }
@@ -668,7 +712,8 @@ impl LocalCpu {
     fn published(&self, target: usize) {
         let stats = &self.shared().stats;
         let dest = &self.rt.inner.cpus[target];
-        dest.ipimask.fetch_or(1 << self.cpu.index(), Ordering::Release);
+        dest.ipimask
+            .fetch_or(1 << self.cpu.index(), Ordering::Release);
         if self.rt.signal(target) {
             bump(&stats.ipis_sent);
         } else {
@@ -708,7 +753,8 @@ impl LocalCpu {
                     break;
                 }
                 let Some(task) = self.overflow.borrow_mut()[target].pop_front() else {
-                    self.overflow_mask.set(self.overflow_mask.get() & !(1 << target));
+                    self.overflow_mask
+                        .set(self.overflow_mask.get() & !(1 << target));
                     break;
                 };
                 if let Err(_back) = self.rings.push(target, task.into_ipi()) {
@@ -765,7 +811,11 @@ impl LocalCpu {
 
     pub(crate) fn remove_timer(&self, key: TimerKey) {
         // During teardown the wheel may be borrowed; the entry then dies with it.
-        let removed = self.timers.try_borrow_mut().ok().and_then(|mut w| w.remove(key));
+        let removed = self
+            .timers
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut w| w.remove(key));
         drop(removed);
     }
 

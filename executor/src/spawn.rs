@@ -50,7 +50,9 @@ pub struct JoinHandle<T> {
 
 impl<T> core::fmt::Debug for RawJoin<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("RawJoin").field("owner", &self.owner()).finish_non_exhaustive()
+        f.debug_struct("RawJoin")
+            .field("owner", &self.owner())
+            .finish_non_exhaustive()
     }
 }
 
@@ -151,7 +153,13 @@ impl TaskBuilder {
         with_local(move |local| {
             let local = local.ok_or(SpawnError::NoCurrentCpu)?;
             let cpu = self.cpu.unwrap_or(local.cpu());
-            local.runtime().spawn_task(Some(local), cpu, self.priority, self.tokens, future.take().expect("once"))
+            local.runtime().spawn_task(
+                Some(local),
+                cpu,
+                self.priority,
+                self.tokens,
+                future.take().expect("once"),
+            )
         })
     }
 }
@@ -172,7 +180,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    TaskBuilder::new().spawn(future).unwrap_or_else(|e| panic!("executor::spawn: {e}"))
+    TaskBuilder::new()
+        .spawn(future)
+        .unwrap_or_else(|e| panic!("executor::spawn: {e}"))
 }
 
 /// Spawns `future` on the current CPU at `priority`.
@@ -184,7 +194,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    TaskBuilder::new().priority(priority).spawn(future).unwrap_or_else(|e| panic!("executor::spawn_with: {e}"))
+    TaskBuilder::new()
+        .priority(priority)
+        .spawn(future)
+        .unwrap_or_else(|e| panic!("executor::spawn_with: {e}"))
 }
 
 /// Spawns `future` on the current CPU with a token set: the executor holds all of
@@ -300,7 +313,9 @@ pub struct CritSection {
 /// Off-CPU.
 pub fn crit_section() -> CritSection {
     crit_enter();
-    CritSection { _not_send: core::marker::PhantomData }
+    CritSection {
+        _not_send: core::marker::PhantomData,
+    }
 }
 
 impl Drop for CritSection {

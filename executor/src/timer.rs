@@ -81,7 +81,11 @@ impl<T> TimerWheel<T> {
         let slot = (tick % WHEEL_SLOTS as u64) as u32;
         let id = self.next_id;
         self.next_id += 1;
-        self.slots[slot as usize].push(Entry { deadline_ns, id, item });
+        self.slots[slot as usize].push(Entry {
+            deadline_ns,
+            id,
+            item,
+        });
         self.len += 1;
         if self.len == 1 {
             self.earliest = Some(deadline_ns);
@@ -106,7 +110,9 @@ impl<T> TimerWheel<T> {
     /// The item of a pending timer.
     pub fn get_mut(&mut self, key: TimerKey) -> Option<&mut T> {
         let slot = self.slots.get_mut(key.slot as usize)?;
-        slot.iter_mut().find(|e| e.id == key.id).map(|e| &mut e.item)
+        slot.iter_mut()
+            .find(|e| e.id == key.id)
+            .map(|e| &mut e.item)
     }
 
     /// The earliest pending deadline.
@@ -133,7 +139,9 @@ impl<T> TimerWheel<T> {
         let scan: Vec<usize> = if span >= WHEEL_SLOTS as u64 {
             (0..WHEEL_SLOTS).collect()
         } else {
-            (self.current_tick..=now_tick).map(|t| (t % WHEEL_SLOTS as u64) as usize).collect()
+            (self.current_tick..=now_tick)
+                .map(|t| (t % WHEEL_SLOTS as u64) as usize)
+                .collect()
         };
         for slot in scan {
             let entries = &mut self.slots[slot];
@@ -165,13 +173,17 @@ impl<T> TimerWheel<T> {
 /// # Context
 /// Must be polled on a CPU of a running machine.
 pub fn sleep(duration: Duration) -> Sleep {
-    let now = with_local(|l| l.map(LocalCpu::now_ns)).expect("executor::sleep called outside a CPU");
+    let now =
+        with_local(|l| l.map(LocalCpu::now_ns)).expect("executor::sleep called outside a CPU");
     sleep_until(now.saturating_add(duration.as_nanos().min(u64::MAX as u128) as u64))
 }
 
 /// Waits until the platform clock reads `deadline_ns`.
 pub fn sleep_until(deadline_ns: u64) -> Sleep {
-    Sleep { deadline_ns, registration: None }
+    Sleep {
+        deadline_ns,
+        registration: None,
+    }
 }
 
 /// Future of `sleep`. Dropping it cancels the timer.
@@ -189,7 +201,9 @@ impl Sleep {
     }
 
     fn unregister(&mut self, local: Option<&LocalCpu>) {
-        let Some((rt, cpu, key)) = self.registration.take() else { return };
+        let Some((rt, cpu, key)) = self.registration.take() else {
+            return;
+        };
         let Some(local) = local else { return };
         if local.runtime_id() != rt {
             // Dropped on another machine's thread: the entry fires once and wakes nobody.
@@ -198,7 +212,14 @@ impl Sleep {
         if local.cpu() == cpu {
             local.remove_timer(key);
         } else {
-            local.send_ipi_msg(cpu.index(), IpiMsg { func: remove_timer_ipi, arg1: key.id as usize, arg2: key.slot as usize });
+            local.send_ipi_msg(
+                cpu.index(),
+                IpiMsg {
+                    func: remove_timer_ipi,
+                    arg1: key.id as usize,
+                    arg2: key.slot as usize,
+                },
+            );
         }
     }
 }
@@ -206,7 +227,10 @@ impl Sleep {
 fn remove_timer_ipi(id: usize, slot: usize) {
     with_local(|l| {
         if let Some(l) = l {
-            l.remove_timer(TimerKey { id: id as u64, slot: slot as u32 });
+            l.remove_timer(TimerKey {
+                id: id as u64,
+                slot: slot as u32,
+            });
         }
     });
 }
@@ -275,7 +299,10 @@ pin_project_lite::pin_project! {
 /// # Cancel safety
 /// Exactly that of `future`.
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
-    Timeout { future, sleep: sleep(duration) }
+    Timeout {
+        future,
+        sleep: sleep(duration),
+    }
 }
 
 impl<F: Future> Future for Timeout<F> {

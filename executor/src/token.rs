@@ -48,17 +48,26 @@ impl Token {
     /// A free token.
     #[cfg(not(loom))]
     pub const fn new() -> Self {
-        Self { count: AtomicUsize::new(0), collisions: AtomicU64::new(0) }
+        Self {
+            count: AtomicUsize::new(0),
+            collisions: AtomicU64::new(0),
+        }
     }
 
     /// A free token.
     #[cfg(loom)]
     pub fn new() -> Self {
-        Self { count: AtomicUsize::new(0), collisions: AtomicU64::new(0) }
+        Self {
+            count: AtomicUsize::new(0),
+            collisions: AtomicU64::new(0),
+        }
     }
 
     fn try_exclusive(&self) -> bool {
-        let ok = self.count.compare_exchange(0, EXCLUSIVE, Ordering::Acquire, Ordering::Relaxed).is_ok();
+        let ok = self
+            .count
+            .compare_exchange(0, EXCLUSIVE, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
         if !ok {
             self.collisions.fetch_add(1, Ordering::Relaxed);
         }
@@ -81,7 +90,10 @@ impl Token {
             TokenMode::Shared => SHARED_ONE,
         };
         let prev = self.count.fetch_sub(amount, Ordering::Release);
-        debug_assert!(prev >= amount, "executor: token released more often than acquired");
+        debug_assert!(
+            prev >= amount,
+            "executor: token released more often than acquired"
+        );
     }
 
     /// True while some task holds this token exclusively.
@@ -120,22 +132,34 @@ pub struct TokenRef {
 impl TokenRef {
     /// `token`, held exclusively.
     pub fn exclusive(token: &'static Token) -> Self {
-        Self { token: TokenPtr::Static(token), mode: TokenMode::Exclusive }
+        Self {
+            token: TokenPtr::Static(token),
+            mode: TokenMode::Exclusive,
+        }
     }
 
     /// `token`, held shared.
     pub fn shared(token: &'static Token) -> Self {
-        Self { token: TokenPtr::Static(token), mode: TokenMode::Shared }
+        Self {
+            token: TokenPtr::Static(token),
+            mode: TokenMode::Shared,
+        }
     }
 
     /// A reference-counted token (one embedded in an object), held exclusively.
     pub fn exclusive_arc(token: Arc<Token>) -> Self {
-        Self { token: TokenPtr::Counted(token), mode: TokenMode::Exclusive }
+        Self {
+            token: TokenPtr::Counted(token),
+            mode: TokenMode::Exclusive,
+        }
     }
 
     /// A reference-counted token, held shared.
     pub fn shared_arc(token: Arc<Token>) -> Self {
-        Self { token: TokenPtr::Counted(token), mode: TokenMode::Shared }
+        Self {
+            token: TokenPtr::Counted(token),
+            mode: TokenMode::Shared,
+        }
     }
 
     /// The mode this entry asks for.
@@ -282,7 +306,10 @@ mod tests {
         let t2: &'static Token = alloc::boxed::Box::leak(alloc::boxed::Box::new(Token::new()));
         let mut holder = TokenSet::new(alloc::vec![TokenRef::exclusive(t2)]);
         assert!(holder.try_acquire_all());
-        let mut both = TokenSet::new(alloc::vec![TokenRef::exclusive(t1), TokenRef::exclusive(t2)]);
+        let mut both = TokenSet::new(alloc::vec![
+            TokenRef::exclusive(t1),
+            TokenRef::exclusive(t2)
+        ]);
         assert!(!both.try_acquire_all());
         assert!(!t1.is_held_exclusive(), "t1 was given back after t2 failed");
         holder.release_all();
@@ -303,10 +330,17 @@ mod tests {
     fn misses_switch_to_address_order() {
         let t1: &'static Token = alloc::boxed::Box::leak(alloc::boxed::Box::new(Token::new()));
         let t2: &'static Token = alloc::boxed::Box::leak(alloc::boxed::Box::new(Token::new()));
-        let (lo, hi) = if (t1 as *const Token) < (t2 as *const Token) { (t1, t2) } else { (t2, t1) };
+        let (lo, hi) = if (t1 as *const Token) < (t2 as *const Token) {
+            (t1, t2)
+        } else {
+            (t2, t1)
+        };
         let mut blocker = TokenSet::new(alloc::vec![TokenRef::exclusive(lo)]);
         assert!(blocker.try_acquire_all());
-        let mut set = TokenSet::new(alloc::vec![TokenRef::exclusive(hi), TokenRef::exclusive(lo)]);
+        let mut set = TokenSet::new(alloc::vec![
+            TokenRef::exclusive(hi),
+            TokenRef::exclusive(lo)
+        ]);
         for _ in 0..SORTED_AFTER_MISSES {
             assert!(!set.try_acquire_all());
         }

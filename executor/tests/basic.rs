@@ -1,4 +1,6 @@
 //! Basic spawn / join / remote spawn behaviour on the hosted machine.
+// Hosted tests use real threads and atomics; under `--cfg loom` only the loom models run.
+#![cfg(not(loom))]
 
 use executor::hosted::Machine;
 use executor::{CpuId, SpawnError};
@@ -24,7 +26,10 @@ fn spawn_and_join_on_the_same_cpu() {
 fn spawn_on_another_cpu_runs_there() {
     let m = Machine::start(2);
     let cpu = m.block_on(CpuId(0), async {
-        executor::spawn_on(CpuId(1), async { executor::current_cpu() }).unwrap().await.unwrap()
+        executor::spawn_on(CpuId(1), async { executor::current_cpu() })
+            .unwrap()
+            .await
+            .unwrap()
     });
     assert_eq!(cpu, CpuId(1));
 }
@@ -32,7 +37,12 @@ fn spawn_on_another_cpu_runs_there() {
 #[test]
 fn spawn_on_a_missing_cpu_is_an_error() {
     let m = Machine::start(2);
-    let err = m.block_on(CpuId(0), async { executor::spawn_on(CpuId(7), async {}).map(|_| ()) });
+    let err = m.block_on(CpuId(0), async {
+        executor::spawn_on(CpuId(7), async {}).map(|_| ())
+    });
     assert_eq!(err, Err(SpawnError::NoSuchCpu));
-    assert_eq!(m.spawn_on(CpuId(2), async {}).map(|_| ()), Err(SpawnError::NoSuchCpu));
+    assert_eq!(
+        m.spawn_on(CpuId(2), async {}).map(|_| ()),
+        Err(SpawnError::NoSuchCpu)
+    );
 }

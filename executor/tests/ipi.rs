@@ -1,4 +1,6 @@
 //! IPI queues, remote wakes, critical sections and interrupts on a hosted machine.
+// Hosted tests use real threads and atomics; under `--cfg loom` only the loom models run.
+#![cfg(not(loom))]
 
 mod common;
 
@@ -35,7 +37,11 @@ fn remote_wake_goes_through_the_owner_ipi_queue() {
 static FIFO_LOG: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 fn log_fifo(a: usize, b: usize) {
-    assert_eq!(executor::current_cpu(), CpuId(b as u32), "ran on the target CPU");
+    assert_eq!(
+        executor::current_cpu(),
+        CpuId(b as u32),
+        "ran on the target CPU"
+    );
     FIFO_LOG.lock().unwrap().push(a);
 }
 
@@ -45,7 +51,14 @@ fn ipi_messages_run_on_the_target_in_fifo_order() {
     let n = 10 * IPIQ_CAPACITY;
     m.block_on(CpuId(0), async move {
         for i in 0..n {
-            ipi_send(CpuId(1), IpiMsg { func: log_fifo, arg1: i, arg2: 1 });
+            ipi_send(
+                CpuId(1),
+                IpiMsg {
+                    func: log_fifo,
+                    arg1: i,
+                    arg2: 1,
+                },
+            );
         }
     });
     spin_until("all messages ran", || FIFO_LOG.lock().unwrap().len() == n);
@@ -62,7 +75,14 @@ fn mark_inline(_: usize, _: usize) {
 fn ipi_to_self_runs_inline() {
     let m = Machine::start(2);
     let ran_before_return = m.block_on(CpuId(1), async {
-        ipi_send(CpuId(1), IpiMsg { func: mark_inline, arg1: 0, arg2: 0 });
+        ipi_send(
+            CpuId(1),
+            IpiMsg {
+                func: mark_inline,
+                arg1: 0,
+                arg2: 0,
+            },
+        );
         INLINE_RAN.load(Ordering::SeqCst)
     });
     assert!(ran_before_return);
@@ -74,10 +94,27 @@ fn ipi_to_self_runs_inline() {
 fn ipi_to_a_missing_cpu_is_an_error() {
     let m = Machine::start(2);
     let r = m.block_on(CpuId(0), async {
-        executor::try_ipi_send(CpuId(9), IpiMsg { func: mark_inline, arg1: 0, arg2: 0 })
+        executor::try_ipi_send(
+            CpuId(9),
+            IpiMsg {
+                func: mark_inline,
+                arg1: 0,
+                arg2: 0,
+            },
+        )
     });
     assert_eq!(r, Err(executor::SpawnError::NoSuchCpu));
-    assert!(m.ipi_send(CpuId(5), IpiMsg { func: mark_inline, arg1: 0, arg2: 0 }).is_err());
+    assert!(
+        m.ipi_send(
+            CpuId(5),
+            IpiMsg {
+                func: mark_inline,
+                arg1: 0,
+                arg2: 0
+            }
+        )
+        .is_err()
+    );
 }
 
 static AVOID_COUNT: AtomicUsize = AtomicUsize::new(0);
@@ -105,14 +142,26 @@ fn no_hardware_ipi_while_the_target_has_not_drained() {
     let sends = IPIQ_CAPACITY / 2 - 1;
     m.block_on(CpuId(0), async move {
         for _ in 0..sends {
-            ipi_send(CpuId(1), IpiMsg { func: count_avoid, arg1: 0, arg2: 0 });
+            ipi_send(
+                CpuId(1),
+                IpiMsg {
+                    func: count_avoid,
+                    arg1: 0,
+                    arg2: 0,
+                },
+            );
         }
         release.store(true, Ordering::SeqCst);
     });
     common::block_on_join(busy);
-    spin_until("messages ran", || AVOID_COUNT.load(Ordering::SeqCst) == sends);
+    spin_until("messages ran", || {
+        AVOID_COUNT.load(Ordering::SeqCst) == sends
+    });
     let s0 = m.stats(CpuId(0));
-    assert_eq!(s0.ipis_sent, 1, "only the first send interrupts CPU 1: {s0:?}");
+    assert_eq!(
+        s0.ipis_sent, 1,
+        "only the first send interrupts CPU 1: {s0:?}"
+    );
     assert_eq!(s0.ipis_avoided, sends as u64 - 1, "{s0:?}");
 }
 
@@ -136,7 +185,14 @@ fn two_cpus_flooding_each_other_do_not_deadlock() {
             std::thread::yield_now();
         }
         for i in 0..N {
-            ipi_send(CpuId(other), IpiMsg { func: flood_recv, arg1: i, arg2: other as usize });
+            ipi_send(
+                CpuId(other),
+                IpiMsg {
+                    func: flood_recv,
+                    arg1: i,
+                    arg2: other as usize,
+                },
+            );
         }
     };
     let a = m.spawn_on(CpuId(0), flood(0)).unwrap();
@@ -147,12 +203,16 @@ fn two_cpus_flooding_each_other_do_not_deadlock() {
         common::block_on_join(b);
         let _ = tx.send(());
     });
-    rx.recv_timeout(Duration::from_secs(20)).expect("flooding CPUs deadlocked");
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("flooding CPUs deadlocked");
     spin_until("all delivered", || {
         FLOOD[0].load(Ordering::Relaxed) == N && FLOOD[1].load(Ordering::Relaxed) == N
     });
     let full = m.stats(CpuId(0)).ipiq_full + m.stats(CpuId(1)).ipiq_full;
-    assert!(full > 0, "the queues did fill up (otherwise this test proved nothing)");
+    assert!(
+        full > 0,
+        "the queues did fill up (otherwise this test proved nothing)"
+    );
 }
 
 // --- critical sections ---------------------------------------------------------------
@@ -171,7 +231,14 @@ fn ipi_inside_a_critical_section_runs_at_the_outermost_exit() {
     let sender = m
         .spawn_on(CpuId(1), async {
             spin_until("go", || CRIT_GO.load(Ordering::SeqCst));
-            ipi_send(CpuId(0), IpiMsg { func: crit_ipi, arg1: 0, arg2: 0 });
+            ipi_send(
+                CpuId(0),
+                IpiMsg {
+                    func: crit_ipi,
+                    arg1: 0,
+                    arg2: 0,
+                },
+            );
             CRIT_SENT.store(true, Ordering::SeqCst);
         })
         .unwrap();
@@ -190,7 +257,10 @@ fn ipi_inside_a_critical_section_runs_at_the_outermost_exit() {
         log("after");
     });
     common::block_on_join(sender);
-    assert_eq!(*CRIT_TRACE.lock().unwrap(), ["inner exit", "outer exit", "ipi", "after"]);
+    assert_eq!(
+        *CRIT_TRACE.lock().unwrap(),
+        ["inner exit", "outer exit", "ipi", "after"]
+    );
 }
 
 static INT_TRACE: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -215,14 +285,19 @@ fn interrupts_are_deferred_by_critical_sections_and_run_outside() {
             log("in crit");
             crit_exit();
             log("after crit");
-            spin_until("second raised", || r.is_set() && INT_TRACE.lock().unwrap().len() == 3);
+            spin_until("second raised", || {
+                r.is_set() && INT_TRACE.lock().unwrap().len() == 3
+            });
         })
         .unwrap();
     spin_until("task inside its critical section", || entered.is_set());
     m.raise_interrupt(CpuId(0), on_interrupt, 1).unwrap();
     raised.set();
     common::block_on_join(task);
-    assert_eq!(*INT_TRACE.lock().unwrap(), ["in crit", "irq1", "after crit"]);
+    assert_eq!(
+        *INT_TRACE.lock().unwrap(),
+        ["in crit", "irq1", "after crit"]
+    );
     // Outside a critical section an interrupt runs at the next interrupt point (the loop).
     m.raise_interrupt(CpuId(0), on_interrupt, 2).unwrap();
     spin_until("irq2", || INT_TRACE.lock().unwrap().len() == 4);
@@ -239,8 +314,14 @@ fn crit_exit_without_enter_is_reported() {
         m.shutdown()
     }));
     let err = joined.expect_err("crit_exit without crit_enter must panic");
-    let msg = err.downcast_ref::<String>().cloned().or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()));
-    assert!(msg.unwrap_or_default().contains("crit_exit without a matching crit_enter"));
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()));
+    assert!(
+        msg.unwrap_or_default()
+            .contains("crit_exit without a matching crit_enter")
+    );
 }
 
 #[test]
@@ -257,11 +338,13 @@ fn many_remote_wakes_all_arrive() {
             let e = ev.clone();
             let t = t.clone();
             let cpu = CpuId(1 + (i % 2) as u32);
-            handles.push(executor::spawn_on(cpu, async move {
-                e.wait().await;
-                t.push("woken");
-            })
-            .unwrap());
+            handles.push(
+                executor::spawn_on(cpu, async move {
+                    e.wait().await;
+                    t.push("woken");
+                })
+                .unwrap(),
+            );
             events.push(ev);
         }
         for ev in &events {
@@ -287,7 +370,10 @@ fn waking_many_remote_tasks_with_a_lock_held_does_not_wait_for_the_target() {
     let mut waiters = Vec::new();
     for ev in &events {
         let ev = ev.clone();
-        waiters.push(m.spawn_on(CpuId(1), async move { ev.wait().await }).unwrap());
+        waiters.push(
+            m.spawn_on(CpuId(1), async move { ev.wait().await })
+                .unwrap(),
+        );
     }
     spin_until("waiters parked", || m.stats(CpuId(1)).polls >= n as u64);
     let lock = std::sync::Arc::new(Mutex::new(()));

@@ -1,4 +1,6 @@
 //! Scheduling order, asserted on event traces: priorities, round-robin, re-poll on wake.
+// Hosted tests use real threads and atomics; under `--cfg loom` only the loom models run.
+#![cfg(not(loom))]
 
 mod common;
 
@@ -8,7 +10,12 @@ use common::{Trace, block_on_within};
 use executor::hosted::Machine;
 use executor::{CpuId, Priority, spawn_with, yield_now};
 
-fn looping(trace: Trace, name: &'static str, priority: Priority, rounds: usize) -> executor::JoinHandle<()> {
+fn looping(
+    trace: Trace,
+    name: &'static str,
+    priority: Priority,
+    rounds: usize,
+) -> executor::JoinHandle<()> {
     spawn_with(priority, async move {
         for i in 0..rounds {
             trace.push(format!("{name}{i}"));
@@ -35,7 +42,10 @@ fn higher_levels_run_first_and_equal_levels_round_robin() {
             h.await.unwrap();
         }
     });
-    assert_eq!(trace.take(), ["I0", "I1", "A0", "B0", "A1", "B1", "U0", "U1", "Z0"]);
+    assert_eq!(
+        trace.take(),
+        ["I0", "I1", "A0", "B0", "A1", "B1", "U0", "U1", "Z0"]
+    );
 }
 
 #[test]

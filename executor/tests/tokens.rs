@@ -1,4 +1,6 @@
 //! Serializing tokens under contention from several CPUs.
+// Hosted tests use real threads and atomics; under `--cfg loom` only the loom models run.
+#![cfg(not(loom))]
 
 mod common;
 
@@ -32,7 +34,10 @@ fn exclusive_token_serializes_polls_across_cpus() {
                     .token(TokenRef::exclusive(token))
                     .spawn(async move {
                         for _ in 0..rounds {
-                            assert!(!inside.swap(true, Ordering::SeqCst), "two tasks inside the token at once");
+                            assert!(
+                                !inside.swap(true, Ordering::SeqCst),
+                                "two tasks inside the token at once"
+                            );
                             assert!(token.is_held_exclusive());
                             // A deliberately racy read-modify-write: only the token makes it safe.
                             let v = counter.load(Ordering::Relaxed);
@@ -52,7 +57,10 @@ fn exclusive_token_serializes_polls_across_cpus() {
             h.await.unwrap();
         }
     });
-    assert_eq!(counter.load(Ordering::SeqCst), 4 * tasks_per_cpu as u64 * rounds);
+    assert_eq!(
+        counter.load(Ordering::SeqCst),
+        4 * tasks_per_cpu as u64 * rounds
+    );
     assert!(!token.is_held_exclusive(), "released after the last poll");
 }
 
@@ -69,7 +77,11 @@ fn shared_holders_exclude_exclusive_ones() {
         for i in 0..12u32 {
             let (readers, writer, max_readers) = (r2.clone(), w2.clone(), mr2.clone());
             let is_writer = i % 4 == 0;
-            let tref = if is_writer { TokenRef::exclusive(token) } else { TokenRef::shared(token) };
+            let tref = if is_writer {
+                TokenRef::exclusive(token)
+            } else {
+                TokenRef::shared(token)
+            };
             let h = TaskBuilder::new()
                 .cpu(CpuId(i % 3))
                 .token(tref)
@@ -77,7 +89,11 @@ fn shared_holders_exclude_exclusive_ones() {
                     for _ in 0..30 {
                         if is_writer {
                             assert!(!writer.swap(true, Ordering::SeqCst), "two writers");
-                            assert_eq!(readers.load(Ordering::SeqCst), 0, "writer alongside readers");
+                            assert_eq!(
+                                readers.load(Ordering::SeqCst),
+                                0,
+                                "writer alongside readers"
+                            );
                             std::thread::yield_now();
                             writer.store(false, Ordering::SeqCst);
                         } else {
@@ -147,7 +163,11 @@ fn cyclic_acquisition_orders_do_not_deadlock() {
                     .tokens(order.iter().map(|t| TokenRef::exclusive(t)))
                     .spawn(async move {
                         for _ in 0..100 {
-                            assert!(t1.is_held_exclusive() && t2.is_held_exclusive() && t3.is_held_exclusive());
+                            assert!(
+                                t1.is_held_exclusive()
+                                    && t2.is_held_exclusive()
+                                    && t3.is_held_exclusive()
+                            );
                             yield_now().await;
                         }
                     })
@@ -177,10 +197,12 @@ fn a_task_with_busy_tokens_is_passed_over_not_spun_on() {
     // CPU 1 holds the token inside one long poll.
     let holder = m
         .block_on(CpuId(1), async move {
-            TaskBuilder::new().token(TokenRef::exclusive(token)).spawn(async move {
-                h.set();
-                spin_until("release", || r.load(Ordering::SeqCst));
-            })
+            TaskBuilder::new()
+                .token(TokenRef::exclusive(token))
+                .spawn(async move {
+                    h.set();
+                    spin_until("release", || r.load(Ordering::SeqCst));
+                })
         })
         .unwrap();
     spin_until("holder holds the token", || holding.is_set());

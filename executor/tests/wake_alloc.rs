@@ -1,6 +1,8 @@
 //! Waking a task allocates nothing, on the owner CPU or across CPUs (the waker's data
 //! pointer is the task; a remote wake is one IPI ring slot). Counted per thread by
 //! `allocation-counter`'s global allocator.
+// Hosted tests use real threads and atomics; under `--cfg loom` only the loom models run.
+#![cfg(not(loom))]
 
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
@@ -44,7 +46,10 @@ fn waking_a_task_of_this_cpu_allocates_nothing() {
         let task = executor::spawn(parker(slot.clone(), 500));
         let waker = wait_parked(&slot).await;
         // Control: the counter does see this thread's allocations.
-        assert_eq!(measure(|| drop(std::hint::black_box(Box::new(1u64)))).count_total, 1);
+        assert_eq!(
+            measure(|| drop(std::hint::black_box(Box::new(1u64)))).count_total,
+            1
+        );
         let mut allocations = 0;
         for _ in 0..500 {
             allocations += measure(|| waker.wake_by_ref()).count_total;

@@ -26,7 +26,12 @@ unsafe impl Send for RunQueue {}
 
 impl RunQueue {
     pub(crate) const fn new() -> Self {
-        Self { head: None, tail: None, len: 0, _not_sync: PhantomData }
+        Self {
+            head: None,
+            tail: None,
+            len: 0,
+            _not_sync: PhantomData,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

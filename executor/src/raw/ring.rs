@@ -33,7 +33,9 @@ impl Ring {
         Self {
             windex: CachePadded::new(AtomicU32::new(0)),
             rindex: CachePadded::new(AtomicU32::new(0)),
-            slots: (0..IPIQ_CAPACITY).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect(),
+            slots: (0..IPIQ_CAPACITY)
+                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .collect(),
         }
     }
 }
@@ -60,8 +62,14 @@ impl RingMatrix {
     pub(crate) fn new(n: usize) -> Self {
         Self {
             n,
-            rings: (0..n * n).map(|_| Ring::new()).collect::<Vec<_>>().into_boxed_slice(),
-            claimed: (0..n).map(|_| AtomicBool::new(false)).collect::<Vec<_>>().into_boxed_slice(),
+            rings: (0..n * n)
+                .map(|_| Ring::new())
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+            claimed: (0..n)
+                .map(|_| AtomicBool::new(false))
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
         }
     }
 
@@ -79,11 +87,19 @@ impl RingMatrix {
 
     /// Takes the ring ends of `cpu`. `None` if another holder has them.
     pub(crate) fn claim(matrix: &Arc<Self>, cpu: usize) -> Option<Endpoints> {
-        assert!(cpu < matrix.n, "executor: claim of CPU {cpu} on a {}-CPU machine", matrix.n);
+        assert!(
+            cpu < matrix.n,
+            "executor: claim of CPU {cpu} on a {}-CPU machine",
+            matrix.n
+        );
         matrix.claimed[cpu]
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .ok()
-            .map(|_| Endpoints { matrix: matrix.clone(), cpu, _not_sync: PhantomData })
+            .map(|_| Endpoints {
+                matrix: matrix.clone(),
+                cpu,
+                _not_sync: PhantomData,
+            })
     }
 }
 

@@ -136,7 +136,12 @@ struct TaskCell<F: Future, S> {
 
 /// Allocates a task. Returns its one `Notified` (not yet queued) and its join side.
 /// The state starts SCHEDULED with two references (the `Notified` and the `RawJoin`).
-pub(crate) fn spawn<F, S>(future: F, scheduler: S, meta: TaskMeta, local: TaskLocal) -> (Notified, RawJoin<F::Output>)
+pub(crate) fn spawn<F, S>(
+    future: F,
+    scheduler: S,
+    meta: TaskMeta,
+    local: TaskLocal,
+) -> (Notified, RawJoin<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
@@ -144,7 +149,7 @@ where
 {
     let cell = Box::new(TaskCell {
         header: Header {
-            state: AtomicUsize::new(SCHEDULED | JOIN_INTEREST | 2 * REF_ONE),
+            state: AtomicUsize::new(SCHEDULED | JOIN_INTEREST | (2 * REF_ONE)),
             vtable: vtable_for::<F, S>(),
             meta,
             next: UnsafeCell::new(None),
@@ -156,7 +161,13 @@ where
     });
     // `TaskCell` is repr(C) with the header first, so the block pointer is a header pointer.
     let header = NonNull::from(Box::leak(cell)).cast::<Header>();
-    (Notified { header }, RawJoin { header, _output: PhantomData })
+    (
+        Notified { header },
+        RawJoin {
+            header,
+            _output: PhantomData,
+        },
+    )
 }
 
 fn vtable_for<F, S>() -> &'static Vtable
@@ -318,15 +329,22 @@ fn header_ref<'a>(header: NonNull<Header>) -> &'a Header {
 }
 
 fn ref_inc(header: NonNull<Header>) {
-    let prev = header_ref(header).state.fetch_add(REF_ONE, Ordering::Relaxed);
+    let prev = header_ref(header)
+        .state
+        .fetch_add(REF_ONE, Ordering::Relaxed);
     // Like Arc: a refcount this large means leaked wakers; stop before it wraps.
     assert!(prev < (usize::MAX >> 1), "executor: task refcount overflow");
 }
 
 /// Drops one reference; frees the block at zero (I2).
 fn ref_dec(header: NonNull<Header>) {
-    let prev = header_ref(header).state.fetch_sub(REF_ONE, Ordering::AcqRel);
-    debug_assert!(prev & REF_MASK >= REF_ONE, "executor: task refcount underflow");
+    let prev = header_ref(header)
+        .state
+        .fetch_sub(REF_ONE, Ordering::AcqRel);
+    debug_assert!(
+        prev & REF_MASK >= REF_ONE,
+        "executor: task refcount underflow"
+    );
     if prev & REF_MASK == REF_ONE {
         let dealloc = header_ref(header).vtable.dealloc;
         // SAFETY: our reference was the last (I2): nobody else can reach the block.
@@ -345,9 +363,12 @@ fn wake_by_ref(header: NonNull<Header>) {
         let (next, make_notified) = if cur & RUNNING != 0 {
             (cur | SCHEDULED, false)
         } else {
-            (cur + REF_ONE | SCHEDULED, true)
+            ((cur + REF_ONE) | SCHEDULED, true)
         };
-        match h.state.compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire) {
+        match h
+            .state
+            .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+        {
             Ok(_) => {
                 if make_notified {
                     let schedule = h.vtable.schedule;
@@ -362,7 +383,8 @@ fn wake_by_ref(header: NonNull<Header>) {
     }
 }
 
-static WAKER_VTABLE: RawWakerVTable = RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
 
 fn waker_header(data: *const ()) -> NonNull<Header> {
     // The data pointer of our wakers is always a non-null task header pointer.
@@ -446,7 +468,10 @@ impl Notified {
         }
         // (2): SCHEDULED -> RUNNING.
         let prev = h.state.fetch_xor(SCHEDULED | RUNNING, Ordering::AcqRel);
-        debug_assert!(prev & SCHEDULED != 0 && prev & (RUNNING | COMPLETE) == 0, "executor: bad state {prev:#x}");
+        debug_assert!(
+            prev & SCHEDULED != 0 && prev & (RUNNING | COMPLETE) == 0,
+            "executor: bad state {prev:#x}"
+        );
         let finished = if prev & CANCELLED != 0 {
             // SAFETY: RUNNING is ours (I1).
             unsafe { (h.vtable.cancel_stage)(header) };
@@ -477,12 +502,22 @@ impl Notified {
         loop {
             if cur & SCHEDULED != 0 {
                 // (4): a wake (or cancel) arrived during the poll; we keep the Notified.
-                match h.state.compare_exchange_weak(cur, cur & !RUNNING, Ordering::AcqRel, Ordering::Acquire) {
+                match h.state.compare_exchange_weak(
+                    cur,
+                    cur & !RUNNING,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => return RunOutcome::Rescheduled(self),
                     Err(actual) => cur = actual,
                 }
             } else {
-                match h.state.compare_exchange_weak(cur, cur & !RUNNING, Ordering::AcqRel, Ordering::Acquire) {
+                match h.state.compare_exchange_weak(
+                    cur,
+                    cur & !RUNNING,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => {
                         // Our reference goes with the Notified.
                         drop(self);
@@ -528,7 +563,11 @@ impl Notified {
     /// the task's scheduler there. The message must be delivered exactly once.
     pub(crate) fn into_ipi(self) -> crate::IpiMsg {
         let me = ManuallyDrop::new(self);
-        crate::IpiMsg { func: schedule_from_ipi, arg1: me.header.as_ptr() as usize, arg2: 0 }
+        crate::IpiMsg {
+            func: schedule_from_ipi,
+            arg1: me.header.as_ptr() as usize,
+            arg2: 0,
+        }
     }
 
     /// The run-queue link (used by `raw::queue`).
@@ -610,7 +649,12 @@ impl<T> RawJoin<T> {
         let h = header_ref(self.header);
         // SAFETY: COMPLETE was observed with Acquire by `can_read_output`, we are the join
         // side, and `out` has the type this RawJoin was created for (in `spawn`).
-        unsafe { (h.vtable.read_output)(self.header, (&mut out as *mut Poll<Result<T, Cancelled>>).cast()) };
+        unsafe {
+            (h.vtable.read_output)(
+                self.header,
+                (&mut out as *mut Poll<Result<T, Cancelled>>).cast(),
+            )
+        };
         out
     }
 
@@ -635,7 +679,12 @@ impl<T> RawJoin<T> {
                 if cur & COMPLETE != 0 {
                     return true;
                 }
-                match h.state.compare_exchange_weak(cur, cur & !JOIN_WAKER, Ordering::AcqRel, Ordering::Acquire) {
+                match h.state.compare_exchange_weak(
+                    cur,
+                    cur & !JOIN_WAKER,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => break,
                     Err(actual) => cur = actual,
                 }
@@ -651,7 +700,12 @@ impl<T> RawJoin<T> {
             if cur & COMPLETE != 0 {
                 return true;
             }
-            match h.state.compare_exchange_weak(cur, cur | JOIN_WAKER, Ordering::AcqRel, Ordering::Acquire) {
+            match h.state.compare_exchange_weak(
+                cur,
+                cur | JOIN_WAKER,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return false,
                 Err(actual) => cur = actual,
             }

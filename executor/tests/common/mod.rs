@@ -85,7 +85,11 @@ impl Future for EventWait {
             return Poll::Ready(());
         }
         *self.0.0.waker.lock().unwrap() = Some(cx.waker().clone());
-        if self.0.is_set() { Poll::Ready(()) } else { Poll::Pending }
+        if self.0.is_set() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -93,7 +97,10 @@ impl Future for EventWait {
 pub fn spin_until(what: &str, cond: impl Fn() -> bool) {
     let start = std::time::Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
         std::thread::yield_now();
     }
 }

@@ -44,7 +44,7 @@ pub enum ArchiveErrorKind {
     BadField(&'static str),
     /// The name runs past the end of the archive.
     TruncatedName,
-    /// `namesize` is 0, or the name has no terminating NUL where `namesize` says.
+    /// The name is empty, or has no terminating NUL where `namesize` says.
     BadName,
     /// The data runs past the end of the archive.
     TruncatedData,
@@ -209,7 +209,7 @@ impl<'a> Reader<'a> {
             check,
         ] = f;
         let namesize = namesize as usize;
-        if namesize == 0 {
+        if namesize <= 1 {
             return Err(self.error(None, ArchiveErrorKind::BadName));
         }
         let name_end = HEADER_LEN
@@ -363,6 +363,8 @@ pub async fn unpack(vfs: &Vfs, at: &Vnode, archive: &[u8]) -> Result<UnpackStats
     }
 
     let mut stats = UnpackStats::default();
+    // Directory times are set last: creating entries inside a directory changes its mtime.
+    let mut directory_times = Vec::new();
     let mut first_name: HashMap<(u32, u32, u32), Vec<u8>> = HashMap::new();
     for (entry, path) in entries {
         let fail = |e: Errno| ArchiveError {
@@ -422,18 +424,33 @@ pub async fn unpack(vfs: &Vfs, at: &Vnode, archive: &[u8]) -> Result<UnpackStats
             }
         }
         let target = vfs.lookup(at, &path, false).await.map_err(fail)?;
-        let mtime = abi::Timespec {
+        let mtime = TimeChange::At(abi::Timespec {
             tv_sec: entry.mtime as i64,
             tv_nsec: 0,
+        });
+        let times = if target.kind() == FileType::Directory {
+            directory_times.push((target.clone(), mtime));
+            None
+        } else {
+            Some(mtime)
         };
         let set = SetAttr {
             perm: Some(perm),
             uid: Some(entry.uid),
             gid: Some(entry.gid),
-            atime: Some(TimeChange::At(mtime)),
-            mtime: Some(TimeChange::At(mtime)),
+            atime: times,
+            mtime: times,
         };
         vfs.setattr(&target, set).await.map_err(fail)?;
+    }
+    for (dir, mtime) in directory_times.into_iter().rev() {
+        let set = SetAttr {
+            atime: Some(mtime),
+            mtime: Some(mtime),
+            ..SetAttr::default()
+        };
+        // The entry was checked and created above; a failure here is not the archive's.
+        let _ = vfs.setattr(&dir, set).await;
     }
     Ok(stats)
 }

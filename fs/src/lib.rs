@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod boot;
 pub mod cpio;
 pub mod devfs;
 pub mod file;

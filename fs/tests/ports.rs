@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! A filesystem served by a task behind an executor port (the way a disk filesystem or a
+//! userland filesystem is served): the VFS code is the same, the calls suspend and are
+//! answered by the server task, also across CPUs.
+
+mod common;
+
+use std::sync::Arc;
+
+use abi::{Errno, OpenFlags};
+use common::{clock, inline, tmpfs_vfs};
+use executor::{
+    CpuId,
+    hosted::{Machine, block_on_thread},
+};
+use fs::{Filesystem, FsPort, VnodeMsg, service::try_complete_inline, tmpfs::Tmpfs};
+use ports::{Handled, Port};
+
+#[test]
+fn vfs_over_a_queued_port_served_by_a_task_on_another_cpu() {
+    let machine = Machine::start(2);
+    let backing = Arc::new(Tmpfs::new(clock()));
+    // Every message is queued for the server task on CPU 0 (no inline completion).
+    let (port, mut server) = Port::executor(CpuId(0), |msg: VnodeMsg| Handled::Queue(msg));
+    let fs = backing.clone();
+    let server_task = machine
+        .spawn_on(CpuId(0), async move {
+            let mut served = 0usize;
+            loop {
+                let mut request = server.recv().await;
+                if matches!(request.msg().op, fs::VnodeOp::Fsync { ino: 0 }) {
+                    request.msg_mut().result = Some(Ok(fs::VnodeDone::Unit));
+                    request.reply();
+                    return served;
+                }
+                fs.serve(request.msg_mut());
+                served += 1;
+                request.reply();
+            }
+        })
+        .unwrap();
+
+    let (vfs, _) = tmpfs_vfs();
+    let root = vfs.root();
+    inline(vfs.mkdir(&root, b"/slow", 0o755)).unwrap();
+    let fs_port = FsPort::from_port(port.clone(), "queued-tmpfs", backing.root());
+    inline(vfs.mount(&root, b"/slow", fs_port.clone())).unwrap_or_else(|_| unreachable!());
+
+    let v = vfs.clone();
+    let client = machine
+        .spawn_on(CpuId(1), async move {
+            let root = v.root();
+            // Off the executor port's CPU, the first poll cannot complete.
+            assert!(try_complete_inline(v.stat(&root, b"/slow/x", true)).is_none());
+            v.mkdir(&root, b"/slow/dir", 0o755).await.unwrap();
+            let f = v
+                .open(
+                    &root,
+                    b"/slow/dir/file",
+                    OpenFlags::READ_WRITE | OpenFlags::CREATE,
+                    0o644,
+                )
+                .await
+                .unwrap();
+            assert_eq!(v.write(&f, b"through a task".to_vec()).await.0, Ok(14));
+            let (r, data) = v.pread(&f, Vec::new(), 100, 0).await;
+            assert_eq!((r, data.as_slice()), (Ok(14), &b"through a task"[..]));
+            assert_eq!(
+                v.stat(&root, b"/slow/dir/../dir/file", true)
+                    .await
+                    .unwrap()
+                    .st_size,
+                14
+            );
+            assert_eq!(
+                v.rename(&root, b"/slow/dir/file", &root, b"/elsewhere", false)
+                    .await,
+                Err(Errno::XDev)
+            );
+            assert_eq!(
+                v.stat(&root, b"/slow/..", true).await.unwrap().st_ino,
+                v.stat(&root, b"/", true).await.unwrap().st_ino
+            );
+            drop(f);
+            v.unlink(&root, b"/slow/dir/file").await.unwrap();
+            // The inline root filesystem still completes on the first poll on this CPU.
+            assert!(try_complete_inline(v.stat(&root, b"/", false)).is_some());
+        })
+        .unwrap();
+    block_on_thread(client).unwrap();
+    // Stop the server (a private message) and count what it served.
+    let stop = machine
+        .spawn_on(CpuId(1), async move {
+            fs_port.call_op(fs::VnodeOp::Fsync { ino: 0 }).await
+        })
+        .unwrap();
+    block_on_thread(stop).unwrap().unwrap();
+    let served = block_on_thread(server_task).unwrap();
+    assert!(
+        served >= 8,
+        "the server task served the operations ({served})"
+    );
+    backing.debug_check();
+    machine.shutdown();
+}
+
+#[test]
+fn a_dead_filesystem_server_gives_enotconn() {
+    let machine = Machine::start(1);
+    let (port, server) = Port::executor(CpuId(0), |msg: VnodeMsg| Handled::Queue(msg));
+    drop(server);
+    let (vfs, _) = tmpfs_vfs();
+    let root = vfs.root();
+    inline(vfs.mkdir(&root, b"/gone", 0o755)).unwrap();
+    inline(vfs.mount(&root, b"/gone", FsPort::from_port(port, "dead", 1))).unwrap();
+    let v = vfs.clone();
+    let r = machine.block_on(CpuId(0), async move {
+        v.stat(&v.root(), b"/gone/x", true).await.err()
+    });
+    assert_eq!(r, Some(Errno::NotConn));
+    machine.shutdown();
+}

@@ -12,16 +12,22 @@
 //!  alloc(cpu, layout)                          free(cpu, ptr, layout)
 //!    |                                           |
 //!    | large? -> PageSource::alloc_pages          | large? -> PageSource::free_pages
-//!    | remote[class] non-empty? -> (3) drain      | header = ptr & !(64 KiB - 1)
-//!    | (1) pop from first partial slab            | owner == cpu? -> (1) push on slab's free list
-//!    |     none? -> new slab from PageSource      | else (2) push on owner's remote[class] (CAS)
+//!    | (1) pop from first partial slab            | header = ptr & !(64 KiB - 1)
+//!    |   none? -> (3) drain remote[class], pop    | owner == cpu? -> (1) push on slab's free list
+//!    |   none? -> new slab from PageSource        | else (2) push on owner's remote[class] (CAS)
 //!
 //!  (1) owner CPU, plain loads and stores      (2) any CPU, lock-free LIFO push
 //!  (3) owner CPU, one swap takes the whole remote list, then (1) per object
 //! ```
 //!
-//! A slab that becomes entirely free is given back to the page source,
-//! except that each CPU keeps one empty slab per class to avoid thrashing.
+//! The owner looks at its remote-free list only when it has no free object
+//! left in the class, before it asks the page source for a new slab, so the
+//! local path never touches a cache line that other CPUs write; a CPU never
+//! grows a class while objects of that class wait on its list. The kernel
+//! may also call [`SlabAllocator::drain_remote`] (from the idle loop, say)
+//! to give back slabs that remote frees emptied. A slab that becomes entirely
+//! free is given back to the page source, except that each CPU keeps one
+//! empty slab per class to avoid thrashing.
 //!
 //! # The CPU contract
 //!
@@ -215,20 +221,18 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
         // SAFETY: the CPU contract (caller condition 1) makes this the only
         // reference to `cpu`'s caches while the call runs.
         let cache = unsafe { &mut (*pcpu.caches.get())[class] };
-        if !pcpu.remote.0[class].is_empty() {
-            self.drain_class(pcpu, cache, class);
-        }
         let obj = match cache.pop() {
             Some(obj) => obj,
-            None => self.grow(cpu, pcpu, cache, class, layout)?,
+            None => self.refill(cpu, pcpu, cache, class, layout)?,
         };
         pcpu.counters.classes[class].allocs.add(1);
         Ok(obj)
     }
 
     /// Frees `ptr` on CPU `cpu`. If another CPU owns its slab, the object
-    /// goes onto that CPU's remote-free list, reused after the owner's next
-    /// allocation in that class (or its [`drain_remote`](Self::drain_remote)).
+    /// goes onto that CPU's remote-free list, taken back when the owner runs
+    /// out of free objects in that class (or at its
+    /// [`drain_remote`](Self::drain_remote)).
     ///
     /// # Panics
     /// If `cpu >= MAX_CPUS`.
@@ -366,9 +370,10 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
         pcpu.counters.classes[class].remote_frees.add(drained);
     }
 
-    /// A new slab for `cache`, then its first object.
+    /// An object for `cache`, which has none free: first from the objects
+    /// other CPUs freed, else from a new slab.
     #[cold]
-    fn grow(
+    fn refill(
         &self,
         cpu: usize,
         pcpu: &PerCpu,
@@ -376,6 +381,12 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
         class: usize,
         layout: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
+        if !pcpu.remote.0[class].is_empty() {
+            self.drain_class(pcpu, cache, class);
+            if let Some(obj) = cache.pop() {
+                return Ok(obj);
+            }
+        }
         let Ok(base) = self.source.alloc_pages(SLAB_PAGES, SLAB_SIZE) else {
             pcpu.counters.out_of_memory.add(1);
             return Err(AllocError {

@@ -334,13 +334,22 @@ fn a_remote_free_lands_on_the_owner_list_and_is_reused_by_the_owner() {
     assert_eq!(s0.classes[class].remote_frees, 0, "not drained yet");
     assert_eq!(s0.classes[class].in_use(), 2);
     assert_eq!(a.stats().pending_remote_frees(), 1);
-    // The owner's next allocation in that class drains the list and reuses
-    // the object.
+    // The owner uses up the free objects of its slab; the allocation after
+    // that takes the object back from the list instead of growing.
+    let per_slab = objects_per_slab(class, HEADER_BYTES);
+    let rest: Vec<_> = (0..per_slab - 2)
+        .map(|_| alloc(&a, 0, l).unwrap())
+        .collect();
+    assert_eq!(a.cpu_stats(0).classes[class].remote_frees, 0);
     assert_eq!(alloc(&a, 0, l).unwrap(), ptr);
     let s0 = a.cpu_stats(0);
+    assert_eq!(s0.classes[class].slabs, 1, "reused instead of growing");
     assert_eq!(s0.classes[class].remote_frees, 1);
-    assert_eq!(s0.classes[class].in_use(), 2);
+    assert_eq!(s0.classes[class].in_use(), per_slab as u64);
     assert_eq!(a.stats().pending_remote_frees(), 0);
+    for p in rest {
+        free(&a, 0, p, l);
+    }
     // CPU 1's own allocation of that class uses a slab of its own.
     let other = alloc(&a, 1, l).unwrap();
     assert_ne!(slab::header_of(other), slab::header_of(ptr));

@@ -15,6 +15,7 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
+use crate::sync::StdArc;
 use crate::{CpuId, CpuStats, IpiMsg, JoinHandle, LocalCpu, Platform, Runtime, SpawnError};
 
 std::thread_local! {
@@ -37,7 +38,7 @@ fn with_current(f: &mut dyn FnMut(Option<&LocalCpu>)) {
 
 struct HostedPlatform {
     n: usize,
-    threads: std::sync::Arc<OnceLock<Vec<Thread>>>,
+    threads: StdArc<OnceLock<Vec<Thread>>>,
     epoch: Instant,
 }
 
@@ -107,7 +108,7 @@ impl Machine {
     /// If `n_cpus` is 0 or above `MAX_CPUS`, or a thread cannot be spawned.
     pub fn start(n_cpus: usize) -> Machine {
         crate::set_context_hook(with_current);
-        let table = std::sync::Arc::new(OnceLock::new());
+        let table = StdArc::new(OnceLock::new());
         let platform = HostedPlatform {
             n: n_cpus,
             threads: table.clone(),
@@ -227,7 +228,7 @@ impl Drop for Machine {
     }
 }
 
-fn cpu_main(rt: Runtime, cpu: CpuId, table: std::sync::Arc<OnceLock<Vec<Thread>>>) {
+fn cpu_main(rt: Runtime, cpu: CpuId, table: StdArc<OnceLock<Vec<Thread>>>) {
     while table.get().is_none() {
         thread::park();
     }
@@ -245,18 +246,18 @@ fn cpu_main(rt: Runtime, cpu: CpuId, table: std::sync::Arc<OnceLock<Vec<Thread>>
 struct ThreadWaker(Thread);
 
 impl Wake for ThreadWaker {
-    fn wake(self: std::sync::Arc<Self>) {
+    fn wake(self: StdArc<Self>) {
         self.0.unpark();
     }
 
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+    fn wake_by_ref(self: &StdArc<Self>) {
         self.0.unpark();
     }
 }
 
 /// Blocks the calling (non-CPU) thread on `future`, parking between polls.
 pub fn block_on_thread<F: Future>(future: F) -> F::Output {
-    let waker = Waker::from(std::sync::Arc::new(ThreadWaker(thread::current())));
+    let waker = Waker::from(StdArc::new(ThreadWaker(thread::current())));
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
     loop {

@@ -17,7 +17,7 @@ use crate::raw::ring::{Endpoints, IPIQ_CAPACITY, RingMatrix};
 use crate::raw::task::{
     self, Cancelled, Notified, RawJoin, RunHooks, RunOutcome, Schedule, TaskMeta,
 };
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Ordering, StdArc};
 use crate::task_local::TaskLocal;
 
 fn nop(_: usize, _: usize) {}
@@ -283,7 +283,7 @@ fn loom_join_waker_is_woken_when_the_task_completes() {
     loom::model(|| {
         struct Flag(AtomicBool);
         impl alloc::task::Wake for Flag {
-            fn wake(self: alloc::sync::Arc<Self>) {
+            fn wake(self: StdArc<Self>) {
                 self.0.store(true, Ordering::Release);
             }
         }
@@ -300,7 +300,7 @@ fn loom_join_waker_is_woken_when_the_task_completes() {
         let cpu = thread::spawn(move || {
             let _ = notified.run(&mut Hooks);
         });
-        let flag = alloc::sync::Arc::new(Flag(AtomicBool::new(false)));
+        let flag = StdArc::new(Flag(AtomicBool::new(false)));
         let waker = Waker::from(flag.clone());
         let mut cx = Context::from_waker(&waker);
         let out = match join.poll_join(&mut cx) {

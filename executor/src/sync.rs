@@ -53,3 +53,8 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// alloc's `Arc` under every cfg, for std APIs that require it (`Wake`, the hosted
+/// thread table). Never for cross-CPU protocol state, which loom must see.
+#[cfg(any(feature = "hosted", loom))]
+pub(crate) use alloc::sync::Arc as StdArc;

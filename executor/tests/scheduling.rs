@@ -109,3 +109,31 @@ fn stats_count_polls_spawns_and_local_wakes() {
     assert!(s.local_wakes >= 4, "{s:?}");
     assert_eq!(s.remote_wakes, 0);
 }
+
+#[test]
+fn a_woken_higher_priority_task_runs_before_queued_lower_ones() {
+    let m = Machine::start(1);
+    let trace = Trace::default();
+    let t = trace.clone();
+    block_on_within(&m, CpuId(0), Duration::from_secs(10), async move {
+        let ev = common::Event::default();
+        let (t_i, ev_i) = (t.clone(), ev.clone());
+        let i = spawn_with(Priority::Interrupt, async move {
+            t_i.push("I wait");
+            ev_i.wait().await;
+            t_i.push("I woken");
+        });
+        let (t_a, ev_a) = (t.clone(), ev.clone());
+        let a = spawn_with(Priority::Kernel, async move {
+            t_a.push("A0");
+            ev_a.set(); // wakes I, which jumps ahead of B
+            yield_now().await;
+            t_a.push("A1");
+        });
+        let b = looping(t.clone(), "B", Priority::Kernel, 2);
+        i.await.unwrap();
+        a.await.unwrap();
+        b.await.unwrap();
+    });
+    assert_eq!(trace.take(), ["I wait", "A0", "I woken", "B0", "A1", "B1"]);
+}

@@ -362,3 +362,28 @@ fn loom_cancel_racing_with_the_owner() {
         assert!(matches!(r, Poll::Ready(Err(Cancelled))));
     });
 }
+
+#[test]
+fn loom_concurrent_wakes_make_exactly_one_notified() {
+    loom::model(|| {
+        let sched = TestSched {
+            queue: Arc::new(Mutex::new(VecDeque::new())),
+            remote: None,
+        };
+        let (notified, _join, _go, slot) = spawn_wait_for(sched.clone());
+        // First poll: Pending, waker parked, task idle.
+        assert!(matches!(notified.run(&mut Hooks), RunOutcome::Idle));
+        let w1 = slot.lock().unwrap().clone().expect("parked");
+        let w2 = w1.clone();
+        let a = thread::spawn(move || w1.wake());
+        let b = thread::spawn(move || w2.wake());
+        a.join().unwrap();
+        b.join().unwrap();
+        // Invariant I1: one Notified, however many wakers raced.
+        assert_eq!(sched.queue.lock().unwrap().len(), 1);
+        // Tear down (loom checks for leaks): break the waker cycle, cancel the task.
+        drop(slot.lock().unwrap().take());
+        let task = sched.queue.lock().unwrap().pop_front().expect("queued");
+        task.cancel_now();
+    });
+}

@@ -175,6 +175,10 @@ fn on_cpu<R>(what: &str, f: impl FnOnce(&LocalCpu) -> R) -> R {
 ///
 /// # Panics
 /// Off-CPU or during shutdown (use `TaskBuilder::spawn` for an error value).
+///
+/// # Context
+/// On a CPU (a task, an IPI function, an interrupt handler). Never blocks; allocates the
+/// task block once; the task is queued, never run inline.
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
@@ -189,6 +193,9 @@ where
 ///
 /// # Panics
 /// Off-CPU or during shutdown.
+///
+/// # Context
+/// As `spawn`.
 pub fn spawn_with<F>(priority: Priority, future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
@@ -205,6 +212,9 @@ where
 ///
 /// # Panics
 /// Off-CPU or during shutdown.
+///
+/// # Context
+/// As `spawn`.
 pub fn spawn_with_tokens<F>(tokens: &[TokenRef], future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
@@ -221,6 +231,10 @@ where
 ///
 /// # Errors
 /// `NoSuchCpu`, `NoCurrentCpu`, `ShuttingDown` (see `TaskBuilder::spawn`).
+///
+/// # Context
+/// On a CPU. Never blocks: when the ring to `cpu` is half full the new task waits on an
+/// intrusive overflow list and is sent as the ring drains.
 pub fn spawn_on<F>(cpu: CpuId, future: F) -> Result<JoinHandle<F::Output>, SpawnError>
 where
     F: Future + Send + 'static,
@@ -284,6 +298,10 @@ pub fn try_ipi_send(target: CpuId, msg: IpiMsg) -> Result<(), IpiError> {
 ///
 /// # Panics
 /// Off-CPU.
+///
+/// # Context
+/// On a CPU. Enter and exit within one poll: a task must not return from `poll` inside a
+/// critical section (debug assertion).
 pub fn crit_enter() {
     on_cpu("crit_enter", LocalCpu::crit_enter);
 }
@@ -292,6 +310,9 @@ pub fn crit_enter() {
 ///
 /// # Panics
 /// Off-CPU, or without a matching `crit_enter`.
+///
+/// # Context
+/// On a CPU. The outermost exit may run IPI functions and interrupt handlers inline.
 pub fn crit_exit() {
     on_cpu("crit_exit", LocalCpu::crit_exit);
 }
@@ -341,11 +362,17 @@ pub fn interrupt_point() {
 ///
 /// # Panics
 /// Off-CPU.
+///
+/// # Context
+/// Inside a task's poll (from an IPI function it would apply to the next task polled).
 pub fn set_task_tokens(tokens: &[TokenRef]) {
     on_cpu("set_task_tokens", |l| l.set_next_tokens(tokens.to_vec()));
 }
 
 /// Yields once: the task goes to the tail of its priority level (round-robin).
+///
+/// # Cancel safety
+/// Cancel safe: it holds nothing.
 pub fn yield_now() -> YieldNow {
     YieldNow { yielded: false }
 }

@@ -2,8 +2,8 @@
 //! Port benchmarks, each run side by side with its peers in one process.
 //!
 //! Run: `cargo bench -p ports --bench ports` (set `PORTS_BENCH_SCALE=0.1` for a quick
-//! run). Every figure is the median of `ROUNDS` rounds of `n` operations, in ns per
-//! operation; ratios are peer / ports (above 1.0 = ports is faster) except for the
+//! run). Contenders run interleaved, one round each in turn; every figure is the median
+//! of `ROUNDS` rounds of `n` operations, in ns per operation; ratios are peer / ports (above 1.0 = ports is faster) except for the
 //! inline call, which is ports / floor (the cost over a plain trait-object call).
 //!
 //! 2. wake-to-poll on one CPU: a ping-pong round trip between two tasks (two wake-ups
@@ -23,7 +23,7 @@ use executor::CpuId;
 use executor::hosted::Machine;
 use ports::{AlwaysQueue, Handled, Port, ReplyPort, Server};
 
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 11;
 
 fn scale(n: u64) -> u64 {
     let factor: f64 = std::env::var("PORTS_BENCH_SCALE")
@@ -34,11 +34,26 @@ fn scale(n: u64) -> u64 {
 }
 
 /// Median ns/op of `ROUNDS` runs of `round(n)`, where `round` returns elapsed ns.
-fn measure(n: u64, mut round: impl FnMut(u64) -> u64) -> f64 {
-    round(n / 10); // warm-up
-    let mut samples: Vec<f64> = (0..ROUNDS).map(|_| round(n) as f64 / n as f64).collect();
-    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    samples[ROUNDS / 2]
+/// Side by side: runs one round of every contender in turn, `ROUNDS` times (so a burst of
+/// load from other processes hits all of them alike), and returns each one's median
+/// ns/op. A round of `n` operations returns its elapsed ns.
+fn compare(n: u64, contenders: &mut [&mut dyn FnMut(u64) -> u64]) -> Vec<f64> {
+    for round in contenders.iter_mut() {
+        round(n / 10); // warm-up
+    }
+    let mut samples = vec![Vec::new(); contenders.len()];
+    for _ in 0..ROUNDS {
+        for (i, round) in contenders.iter_mut().enumerate() {
+            samples[i].push(round(n) as f64 / n as f64);
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            s[ROUNDS / 2]
+        })
+        .collect()
 }
 
 fn elapsed_ns(start: Instant) -> u64 {
@@ -221,63 +236,113 @@ fn tokio_multi_thread_mpsc(rt: &tokio::runtime::Runtime, n: u64, cross_thread: &
     })
 }
 
-/// The executor's own floor for a cross-CPU round trip: two tasks on two CPUs handing a
-/// number back and forth through a one-slot mailbox and plain wakers (no port).
-fn executor_wake_floor(machine: &Machine, n: u64) -> u64 {
-    struct Slot {
-        value: spin::Mutex<(Option<u64>, Option<Waker>)>,
+/// A one-slot mailbox with a plain waker: the least a wake-up hand-off can cost, used to
+/// attribute a round trip between the executor (or tokio) and the port on top of it.
+struct Slot {
+    value: spin::Mutex<(Option<u64>, Option<Waker>)>,
+}
+
+impl Slot {
+    fn new() -> std::sync::Arc<Slot> {
+        std::sync::Arc::new(Slot {
+            value: spin::Mutex::new((None, None)),
+        })
     }
-    impl Slot {
-        fn put(&self, x: u64) {
-            let waker = {
-                let mut v = self.value.lock();
-                v.0 = Some(x);
-                v.1.take()
-            };
-            if let Some(w) = waker {
-                w.wake();
-            }
+
+    fn put(&self, x: u64) {
+        let waker = {
+            let mut v = self.value.lock();
+            v.0 = Some(x);
+            v.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
         }
-        async fn take(&self) -> u64 {
-            std::future::poll_fn(|cx| {
-                let mut v = self.value.lock();
-                match v.0.take() {
-                    Some(x) => Poll::Ready(x),
-                    None => {
-                        v.1 = Some(cx.waker().clone());
-                        Poll::Pending
-                    }
+    }
+
+    async fn take(&self) -> u64 {
+        std::future::poll_fn(|cx| {
+            let mut v = self.value.lock();
+            match v.0.take() {
+                Some(x) => Poll::Ready(x),
+                None => {
+                    v.1 = Some(cx.waker().clone());
+                    Poll::Pending
                 }
-            })
-            .await
-        }
-    }
-    let ping = std::sync::Arc::new(Slot {
-        value: spin::Mutex::new((None, None)),
-    });
-    let pong = std::sync::Arc::new(Slot {
-        value: spin::Mutex::new((None, None)),
-    });
-    machine.block_on(CpuId(0), async move {
-        let (ping2, pong2) = (ping.clone(), pong.clone());
-        let server = executor::spawn_on(CpuId(1), async move {
-            for _ in 0..n {
-                let x = ping2.take().await;
-                pong2.put(x + 1);
             }
         })
-        .unwrap();
+        .await
+    }
+}
+
+/// The two halves of a slot ping-pong: the client's timed loop and the echo task.
+async fn slot_client(ping: std::sync::Arc<Slot>, pong: std::sync::Arc<Slot>, n: u64) -> u64 {
+    let start = Instant::now();
+    let mut x = 0;
+    for _ in 0..n {
+        ping.put(x);
+        x = pong.take().await;
+    }
+    let ns = elapsed_ns(start);
+    assert_eq!(x, n);
+    ns
+}
+
+async fn slot_echo(ping: std::sync::Arc<Slot>, pong: std::sync::Arc<Slot>, n: u64) {
+    for _ in 0..n {
+        let x = ping.take().await;
+        pong.put(x + 1);
+    }
+}
+
+/// The executor alone: two tasks ping-ponging through slots, the echo task on `echo_cpu`.
+fn executor_wake_floor(machine: &Machine, echo_cpu: CpuId, n: u64) -> u64 {
+    let (ping, pong) = (Slot::new(), Slot::new());
+    machine.block_on(CpuId(0), async move {
+        let echo = executor::spawn_on(echo_cpu, slot_echo(ping.clone(), pong.clone(), n)).unwrap();
+        let ns = slot_client(ping, pong, n).await;
+        echo.await.unwrap();
+        ns
+    })
+}
+
+/// Tokio current-thread alone: the same slot ping-pong between two tokio tasks.
+fn tokio_wake_floor(rt: &tokio::runtime::Runtime, n: u64) -> u64 {
+    let (ping, pong) = (Slot::new(), Slot::new());
+    rt.block_on(async move {
+        let echo = tokio::spawn(slot_echo(ping.clone(), pong.clone(), n));
+        let ns = tokio::spawn(slot_client(ping, pong, n)).await.unwrap();
+        echo.await.unwrap();
+        ns
+    })
+}
+
+/// Tokio with the two tasks pinned to two threads: one current-thread runtime per thread,
+/// mpsc between them (the multi-thread runtime above mostly keeps both on one worker).
+fn tokio_two_runtimes_mpsc(n: u64) -> u64 {
+    let (req_tx, mut req_rx) = tokio::sync::mpsc::channel::<u64>(1);
+    let (rep_tx, mut rep_rx) = tokio::sync::mpsc::channel::<u64>(1);
+    let server = std::thread::spawn(move || {
+        tokio_current_thread().block_on(async move {
+            while let Some(x) = req_rx.recv().await {
+                if rep_tx.send(x + 1).await.is_err() {
+                    break;
+                }
+            }
+        })
+    });
+    let ns = tokio_current_thread().block_on(async move {
         let start = Instant::now();
         let mut x = 0;
         for _ in 0..n {
-            ping.put(x);
-            x = pong.take().await;
+            req_tx.send(x).await.unwrap();
+            x = rep_rx.recv().await.unwrap();
         }
-        let ns = elapsed_ns(start);
         assert_eq!(x, n);
-        server.await.unwrap();
-        ns
-    })
+        elapsed_ns(start)
+    });
+    server.join().unwrap();
+    ns
 }
 
 fn crossbeam_threads(n: u64) -> u64 {
@@ -400,10 +465,19 @@ fn main() {
 fn one_cpu(n: impl Fn(u64) -> u64) {
     let one = Machine::start(1);
     let rt = tokio_current_thread();
-    let p_call = measure(n(200_000), |n| ports_one_cpu_call(&one, n));
-    let p_send = measure(n(200_000), |n| ports_one_cpu_send(&one, n));
-    let t_oneshot = measure(n(200_000), |n| tokio_oneshot_pingpong(&rt, n));
-    let t_mpsc = measure(n(200_000), |n| tokio_mpsc_pingpong(&rt, n));
+    let r = compare(
+        n(200_000),
+        &mut [
+            &mut |n| ports_one_cpu_call(&one, n),
+            &mut |n| ports_one_cpu_send(&one, n),
+            &mut |n| tokio_oneshot_pingpong(&rt, n),
+            &mut |n| tokio_mpsc_pingpong(&rt, n),
+            &mut |n| executor_wake_floor(&one, CpuId(0), n),
+            &mut |n| tokio_wake_floor(&rt, n),
+        ],
+    );
+    let (p_call, p_send, t_oneshot, t_mpsc, e_floor, t_floor) =
+        (r[0], r[1], r[2], r[3], r[4], r[5]);
     drop(rt);
     drop(one);
     let vs = |ns: f64| format!("{:.2} x ports call", ns / p_call);
@@ -427,24 +501,42 @@ fn one_cpu(n: impl Fn(u64) -> u64) {
         t_mpsc,
         &vs(t_mpsc),
     );
+    row(
+        "2. (attribution) executor alone: slot + waker ping-pong, no port",
+        e_floor,
+        &vs(e_floor),
+    );
+    row(
+        "2. (attribution) tokio current-thread alone: same slot ping-pong",
+        t_floor,
+        &vs(t_floor),
+    );
 }
 
 fn cross_cpu(n: impl Fn(u64) -> u64) {
     // 3. two CPUs
     let two = Machine::start(2);
-    let x_call = measure(n(100_000), |n| ports_cross_cpu_call(&two, n));
-    let x_inline = measure(n(100_000), |n| ports_cross_cpu_inline_handler(&two, n));
-    let x_floor = measure(n(100_000), |n| executor_wake_floor(&two, n));
-    drop(two);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
         .unwrap();
     let crossed = AtomicU64::new(0);
-    let total = (ROUNDS as u64 + 1) * n(100_000) - n(100_000) + n(100_000) / 10;
-    let x_tokio = measure(n(100_000), |n| tokio_multi_thread_mpsc(&rt, n, &crossed));
+    let r = compare(
+        n(100_000),
+        &mut [
+            &mut |n| ports_cross_cpu_call(&two, n),
+            &mut |n| ports_cross_cpu_inline_handler(&two, n),
+            &mut |n| tokio_multi_thread_mpsc(&rt, n, &crossed),
+            &mut tokio_two_runtimes_mpsc,
+            &mut crossbeam_threads,
+            &mut |n| executor_wake_floor(&two, CpuId(1), n),
+        ],
+    );
+    let (x_call, x_inline, x_tokio, x_tokio2, x_crossbeam, x_floor) =
+        (r[0], r[1], r[2], r[3], r[4], r[5]);
+    let total = ROUNDS as u64 * n(100_000) + n(100_000) / 10;
     drop(rt);
-    let x_crossbeam = measure(n(100_000), crossbeam_threads);
+    drop(two);
     let vs = |ns: f64| format!("{:.2} x ports call", ns / x_call);
     row(
         "3. cross-CPU round trip: ports call (server task on CPU1)",
@@ -460,6 +552,11 @@ fn cross_cpu(n: impl Fn(u64) -> u64) {
         "3. cross-CPU round trip: tokio multi-thread (2 workers), mpsc",
         x_tokio,
         &vs(x_tokio),
+    );
+    row(
+        "3. cross-CPU round trip: tokio, 2 current-thread runtimes on 2 threads, mpsc",
+        x_tokio2,
+        &vs(x_tokio2),
     );
     row(
         "3. cross-CPU round trip: 2 threads, crossbeam bounded(1)",
@@ -483,17 +580,17 @@ fn inline(n: impl Fn(u64) -> u64) {
     let exec_port = Port::<u64>::executor(CpuId(0), |x: u64| Handled::Done(x + 1)).0;
     let fn_port = Port::<u64>::function(|x| x + 1);
     let spin_port = Port::<u64>::spin(|x| x + 1);
-    let floor = measure(n(20_000_000), |n| trait_object_floor(&one, n));
-    let i_exec = measure(n(20_000_000), |n| {
-        inline_call_on_cpu(&one, exec_port.clone(), n)
-    });
-    let i_fn = measure(n(20_000_000), |n| {
-        inline_call_on_cpu(&one, fn_port.clone(), n)
-    });
-    let i_spin = measure(n(20_000_000), |n| {
-        inline_call_on_cpu(&one, spin_port.clone(), n)
-    });
-    let cpu_id = measure(n(20_000_000), |n| current_cpu_alone(&one, n));
+    let r = compare(
+        n(20_000_000),
+        &mut [
+            &mut |n| trait_object_floor(&one, n),
+            &mut |n| inline_call_on_cpu(&one, fn_port.clone(), n),
+            &mut |n| inline_call_on_cpu(&one, exec_port.clone(), n),
+            &mut |n| inline_call_on_cpu(&one, spin_port.clone(), n),
+            &mut |n| current_cpu_alone(&one, n),
+        ],
+    );
+    let (floor, i_fn, i_exec, i_spin, cpu_id) = (r[0], r[1], r[2], r[3], r[4]);
     drop(one);
     let vs = |ns: f64| format!("{:.2} x floor", ns / floor);
     row(

@@ -331,7 +331,7 @@ impl<M: Send + 'static> Port<M> {
     }
 
     /// The inline attempt: common to `put`, `send`, `call` and `forward`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn attempt(&self, msg: M) -> Attempt<M> {
         match &self.kind {
             Kind::Executor(port) => port.try_inline(msg),

@@ -27,7 +27,10 @@ pub use cpu::{CpuId, CpuStats, Priority};
 pub use platform::Platform;
 pub use raw::ring::IPIQ_CAPACITY;
 pub use raw::task::Cancelled;
-pub use runtime::{BindError, ContextHook, LocalCpu, MAX_CPUS, Runtime, set_context_hook};
+pub use runtime::{
+    BindError, ContextHook, INTERRUPT_VECTORS, InterruptError, LocalCpu, MAX_CPUS, Runtime,
+    set_context_hook,
+};
 pub use spawn::{
     CritSection, IpiError, JoinHandle, SpawnError, TaskBuilder, YieldNow, cpu_count, crit_enter,
     crit_exit, crit_section, current_cpu, current_cpu_checked, in_critical_section,

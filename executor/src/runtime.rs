@@ -39,6 +39,10 @@ pub const MAX_CPUS: usize = 64;
 
 const REQ_INBOX: u32 = 1 << 0;
 const REQ_INTERRUPT: u32 = 1 << 1;
+const REQ_VECTOR: u32 = 1 << 2;
+
+/// Interrupt vectors per CPU for `post_interrupt` (one bit each in a `u64`).
+pub const INTERRUPT_VECTORS: usize = 64;
 
 /// Work handed to a CPU by a thread that is not one of its CPUs (a test thread, a
 /// simulated device).
@@ -61,6 +65,10 @@ struct CpuShared {
     reqflags: AtomicU32,
     inbox: Mutex<VecDeque<Inbound>>,
     interrupts: Mutex<VecDeque<InterruptWork>>,
+    /// Handlers of `post_interrupt` vectors, registered once each.
+    vectors: Box<[spin::Once<InterruptWork>]>,
+    /// Bit `v`: vector `v` was posted and not yet handled (DragonFly `gd_ipending`).
+    ipending: AtomicU64,
     stats: StatCounters,
 }
 
@@ -84,6 +92,17 @@ impl core::fmt::Debug for Runtime {
             .field("cpus", &self.inner.cpus.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Why `register_interrupt` or `post_interrupt` refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterruptError {
+    /// The CPU id is out of range.
+    NoSuchCpu,
+    /// The vector is not below `INTERRUPT_VECTORS`.
+    NoSuchVector,
+    /// The vector already has a handler.
+    AlreadyRegistered,
 }
 
 /// Why `Runtime::bind` refused.
@@ -113,6 +132,8 @@ impl Runtime {
                 reqflags: AtomicU32::new(0),
                 inbox: Mutex::new(VecDeque::new()),
                 interrupts: Mutex::new(VecDeque::new()),
+                vectors: (0..INTERRUPT_VECTORS).map(|_| spin::Once::new()).collect(),
+                ipending: AtomicU64::new(0),
                 stats: StatCounters::default(),
             })
             .collect::<Vec<_>>()
@@ -255,6 +276,64 @@ impl Runtime {
             .ok_or(SpawnError::NoSuchCpu)?;
         shared.interrupts.lock().push_back((handler, arg));
         shared.reqflags.fetch_or(REQ_INTERRUPT, Ordering::Release);
+        self.signal(cpu.index());
+        Ok(())
+    }
+
+    /// Registers `handler(arg)` for interrupt vector `vector` of `cpu` (once per vector).
+    ///
+    /// # Errors
+    /// `NoSuchCpu`, `NoSuchVector`, `AlreadyRegistered`.
+    pub fn register_interrupt(
+        &self,
+        cpu: CpuId,
+        vector: usize,
+        handler: fn(usize),
+        arg: usize,
+    ) -> Result<(), InterruptError> {
+        let shared = self
+            .inner
+            .cpus
+            .get(cpu.index())
+            .ok_or(InterruptError::NoSuchCpu)?;
+        let slot = shared
+            .vectors
+            .get(vector)
+            .ok_or(InterruptError::NoSuchVector)?;
+        let mut fresh = false;
+        slot.call_once(|| {
+            fresh = true;
+            (handler, arg)
+        });
+        if fresh {
+            Ok(())
+        } else {
+            Err(InterruptError::AlreadyRegistered)
+        }
+    }
+
+    /// Marks registered vector `vector` pending on `cpu` and signals it: the handler runs
+    /// there at its next interrupt point outside a critical section. Lock-free and
+    /// allocation-free, so a hardware interrupt handler may call it (DragonFly's
+    /// `ipending` bit plus `splz`). Posting an already pending vector coalesces.
+    ///
+    /// # Errors
+    /// `NoSuchCpu`, `NoSuchVector` (posting an unregistered vector is not an error; it
+    /// runs nothing).
+    ///
+    /// # Context
+    /// Any thread or interrupt context; never blocks, never allocates.
+    pub fn post_interrupt(&self, cpu: CpuId, vector: usize) -> Result<(), InterruptError> {
+        let shared = self
+            .inner
+            .cpus
+            .get(cpu.index())
+            .ok_or(InterruptError::NoSuchCpu)?;
+        if vector >= INTERRUPT_VECTORS {
+            return Err(InterruptError::NoSuchVector);
+        }
+        shared.ipending.fetch_or(1 << vector, Ordering::Release);
+        shared.reqflags.fetch_or(REQ_VECTOR, Ordering::Release);
         self.signal(cpu.index());
         Ok(())
     }
@@ -650,6 +729,16 @@ impl LocalCpu {
                         None => break,
                         Some(Inbound::Task(task)) => self.enqueue(task),
                         Some(Inbound::Ipi(msg)) => (msg.func)(msg.arg1, msg.arg2),
+                    }
+                }
+            }
+            if req & REQ_VECTOR != 0 {
+                let mut pending = shared.ipending.swap(0, Ordering::Acquire);
+                while pending != 0 {
+                    let vector = pending.trailing_zeros() as usize;
+                    pending &= pending - 1;
+                    if let Some((handler, arg)) = shared.vectors[vector].get() {
+                        handler(*arg);
                     }
                 }
             }

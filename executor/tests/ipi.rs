@@ -404,3 +404,53 @@ fn waking_many_remote_tasks_with_a_lock_held_does_not_wait_for_the_target() {
     }
     assert!(m.stats(CpuId(0)).ipiq_full > 0, "the ring did fill up");
 }
+
+static VECTOR_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn on_vector(arg: usize) {
+    VECTOR_LOG.lock().unwrap().push(format!("vector arg {arg}"));
+}
+
+#[test]
+fn posted_interrupt_vectors_coalesce_and_respect_critical_sections() {
+    use executor::InterruptError;
+    let m = Machine::start(2);
+    let rt = m.runtime();
+    rt.register_interrupt(CpuId(0), 5, on_vector, 55).unwrap();
+    assert_eq!(
+        rt.register_interrupt(CpuId(0), 5, on_vector, 1),
+        Err(InterruptError::AlreadyRegistered)
+    );
+    assert_eq!(
+        rt.register_interrupt(CpuId(0), 64, on_vector, 1),
+        Err(InterruptError::NoSuchVector)
+    );
+    assert_eq!(
+        rt.post_interrupt(CpuId(2), 5),
+        Err(InterruptError::NoSuchCpu)
+    );
+    let inside = Event::default();
+    let posted = Event::default();
+    let (i, p) = (inside.clone(), posted.clone());
+    let task = m
+        .spawn_on(CpuId(0), async move {
+            let log = |e: &str| VECTOR_LOG.lock().unwrap().push(e.to_string());
+            crit_enter();
+            i.set();
+            spin_until("posted", || p.is_set());
+            interrupt_point(); // deferred
+            log("in crit");
+            crit_exit(); // runs the handler once
+            log("after crit");
+        })
+        .unwrap();
+    spin_until("inside", || inside.is_set());
+    rt.post_interrupt(CpuId(0), 5).unwrap();
+    rt.post_interrupt(CpuId(0), 5).unwrap(); // coalesces with the first
+    posted.set();
+    common::block_on_join(task);
+    assert_eq!(
+        *VECTOR_LOG.lock().unwrap(),
+        ["in crit", "vector arg 55", "after crit"]
+    );
+}

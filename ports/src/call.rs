@@ -50,6 +50,10 @@ impl<'a, M: Send + 'static> Call<'a, M> {
     /// Returns `false`, and does nothing, if the message is not in flight (not polled yet,
     /// completed inline, or already replied).
     ///
+    /// # Cancel safety
+    /// Not a future. Whatever the answer, the call stays the message's way back: keep awaiting
+    /// it (or drop it, see [`Port::call`]).
+    ///
     /// # Context
     /// Any CPU; never suspends.
     ///
@@ -63,6 +67,12 @@ impl<'a, M: Send + 'static> Call<'a, M> {
     }
 
     /// `true` once the message was queued (the call did not complete inline).
+    ///
+    /// # Cancel safety
+    /// Not a future; moves no message.
+    ///
+    /// # Context
+    /// Any CPU; never suspends.
     pub fn is_queued(&self) -> bool {
         matches!(self.state, State::Waiting(_))
     }

@@ -82,3 +82,61 @@ impl<M> Drop for List<M> {
         while self.pop_front().is_some() {}
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn replied(n: u32) -> Arc<Envelope<u32>> {
+        Envelope::new_replied(Ok(n))
+    }
+
+    fn value(env: Arc<Envelope<u32>>) -> u32 {
+        env.take_reply().expect("replied").expect("ok")
+    }
+
+    #[test]
+    fn list_is_fifo_and_relinks_nodes_popped_from_another_list() {
+        let mut a = List::new();
+        for n in 0..4 {
+            a.push_back(replied(n));
+        }
+        assert_eq!(a.len(), 4);
+        // Move two nodes to another list, as a reply moves an envelope to a reply port.
+        let mut b = List::new();
+        b.push_back(a.pop_front().unwrap());
+        b.push_back(a.pop_front().unwrap());
+        a.push_back(replied(4));
+        let from_a: alloc::vec::Vec<u32> =
+            core::iter::from_fn(|| a.pop_front()).map(value).collect();
+        let from_b: alloc::vec::Vec<u32> =
+            core::iter::from_fn(|| b.pop_front()).map(value).collect();
+        assert_eq!(from_a, [2, 3, 4]);
+        assert_eq!(from_b, [0, 1]);
+        assert!(a.is_empty() && b.is_empty());
+        assert_eq!((a.len(), b.len()), (0, 0));
+    }
+
+    #[test]
+    fn take_all_leaves_an_empty_list_that_still_works() {
+        let mut a = List::new();
+        a.push_back(replied(1));
+        a.push_back(replied(2));
+        let mut batch = a.take_all();
+        assert!(a.is_empty());
+        a.push_back(replied(3));
+        assert_eq!(value(batch.pop_front().unwrap()), 1);
+        assert_eq!(value(batch.pop_front().unwrap()), 2);
+        assert!(batch.pop_front().is_none());
+        assert_eq!(value(a.pop_front().unwrap()), 3);
+    }
+
+    #[test]
+    fn dropping_a_long_list_does_not_recurse() {
+        let mut a = List::new();
+        for n in 0..200_000 {
+            a.push_back(replied(n));
+        }
+        drop(a); // a recursive drop of 200,000 linked Arcs would overflow the test stack
+    }
+}

@@ -270,6 +270,9 @@ impl<M: Send + 'static> Port<M> {
     /// Whether `cpu` exists is checked at each put ([`PortError::NoSuchCpu`]), so ports
     /// can be created before the CPUs are started.
     ///
+    /// # Cancel safety
+    /// Not a future; creates the port with no message in it.
+    ///
     /// # Context
     /// Any CPU; allocates the port and takes the port registry's write lock.
     pub fn executor<H: Handler<M>>(cpu: CpuId, handler: H) -> (Port<M>, Server<M>) {
@@ -302,6 +305,9 @@ impl<M: Send + 'static> Port<M> {
     /// Keep the handler tiny, and do not put to a port from inside it: every CPU that
     /// puts to the port spins while it runs.
     ///
+    /// # Cancel safety
+    /// Not a future; creates the port with no message in it.
+    ///
     /// # Context
     /// Any CPU; allocates the port.
     pub fn spin(handler: impl FnMut(M) -> M + Send + 'static) -> Port<M> {
@@ -313,6 +319,9 @@ impl<M: Send + 'static> Port<M> {
 
     /// Creates a function port: a put is a direct call of `handler` on the caller's CPU.
     ///
+    /// # Cancel safety
+    /// Not a future; creates the port with no message in it.
+    ///
     /// # Context
     /// Any CPU; allocates the port.
     pub fn function(handler: impl Fn(M) -> M + Send + Sync + 'static) -> Port<M> {
@@ -323,6 +332,12 @@ impl<M: Send + 'static> Port<M> {
     }
 
     /// The CPU an executor port is bound to; `None` for spin and function ports.
+    ///
+    /// # Cancel safety
+    /// Not a future; moves no message.
+    ///
+    /// # Context
+    /// Any CPU; never suspends.
     pub fn cpu(&self) -> Option<CpuId> {
         match &self.kind {
             Kind::Executor(port) => Some(port.cpu),

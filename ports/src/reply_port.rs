@@ -78,6 +78,9 @@ impl<M> core::fmt::Debug for ReplyPort<M> {
 impl<M> ReplyPort<M> {
     /// Creates an empty reply port.
     ///
+    /// # Cancel safety
+    /// Not a future; the new reply port holds no reply.
+    ///
     /// # Context
     /// Any CPU, any context that may allocate (one small allocation).
     pub fn new() -> Self {
@@ -96,16 +99,31 @@ impl<M> ReplyPort<M> {
     }
 
     /// Number of replies waiting to be received.
+    ///
+    /// # Cancel safety
+    /// Not a future; moves no message.
+    ///
+    /// # Context
+    /// Any CPU; takes the reply port's spin lock briefly.
     pub fn len(&self) -> usize {
         self.queue.inner.lock().replies.len()
     }
 
     /// `true` when no reply is waiting.
+    ///
+    /// # Cancel safety
+    /// Not a future; moves no message.
+    ///
+    /// # Context
+    /// As [`ReplyPort::len`].
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Takes the oldest reply if there is one.
+    ///
+    /// # Cancel safety
+    /// Not a future: a reply leaves the port only when it is returned.
     ///
     /// # Context
     /// Any CPU; never waits (takes the reply port's spin lock briefly).
@@ -114,6 +132,9 @@ impl<M> ReplyPort<M> {
     }
 
     /// Takes the oldest reply, or registers `cx`'s waker to be woken by the next one.
+    ///
+    /// # Cancel safety
+    /// A reply leaves the port only in a `Ready` result; `Pending` takes nothing.
     ///
     /// # Context
     /// The task that owns this reply port; never blocks.

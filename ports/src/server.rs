@@ -45,6 +45,9 @@ impl<M: Send + 'static> Server<M> {
 
     /// Takes the oldest queued message, if any.
     ///
+    /// # Cancel safety
+    /// Not a future: a message leaves the queue only when it is returned.
+    ///
     /// # Context
     /// The serving task, on the port's CPU (debug-asserted); never waits.
     pub fn try_recv(&mut self) -> Option<Request<M>> {
@@ -58,6 +61,9 @@ impl<M: Send + 'static> Server<M> {
     }
 
     /// Takes the oldest queued message, or registers `cx`'s waker for the next one.
+    ///
+    /// # Cancel safety
+    /// A message leaves the queue only in a `Ready` result; `Pending` takes nothing.
     ///
     /// # Context
     /// The serving task, on the port's CPU (debug-asserted); never blocks.
@@ -95,6 +101,12 @@ impl<M: Send + 'static> Server<M> {
     }
 
     /// A new handle to the port this server serves.
+    ///
+    /// # Cancel safety
+    /// Not a future; moves no message.
+    ///
+    /// # Context
+    /// Any CPU; never suspends.
     pub fn port(&self) -> Port<M> {
         self.handle.clone()
     }
@@ -153,11 +165,23 @@ impl<M> Request<M> {
     }
 
     /// The message.
+    ///
+    /// # Cancel safety
+    /// Not a future; moves no message.
+    ///
+    /// # Context
+    /// The task holding the request; never suspends.
     pub fn msg(&self) -> &M {
         &self.parts().0
     }
 
     /// The message, to fill in results before replying.
+    ///
+    /// # Cancel safety
+    /// Not a future; the message stays in the request.
+    ///
+    /// # Context
+    /// The task holding the request; never suspends.
     pub fn msg_mut(&mut self) -> &mut M {
         &mut self
             .inner
@@ -200,11 +224,20 @@ impl<M> Request<M> {
 
     /// `true` once the originator asked to abort (or dropped its `Call`). Advisory: the
     /// target must still reply.
+    ///
+    /// # Cancel safety
+    /// Not a future; moves no message.
+    ///
+    /// # Context
+    /// Any CPU; never suspends (takes the envelope's spin lock briefly).
     pub fn is_abort_requested(&self) -> bool {
         self.parts().1.is_abort_requested()
     }
 
     /// `Ready` once an abort is requested; otherwise registers `cx`'s waker.
+    ///
+    /// # Cancel safety
+    /// Only observes a flag; `Pending` leaves a waker that the next abort request wakes.
     ///
     /// # Context
     /// The serving task; never blocks.

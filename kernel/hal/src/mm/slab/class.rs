@@ -32,6 +32,7 @@ pub const SLAB_PAGES: usize = SLAB_SIZE / PAGE_SIZE;
 ///
 /// # Panics
 /// If `class >= NR_CLASSES`.
+#[inline]
 pub const fn class_size(class: usize) -> usize {
     assert!(class < NR_CLASSES);
     if class < 8 {
@@ -44,6 +45,7 @@ pub const fn class_size(class: usize) -> usize {
 
 /// Alignment every object of `class` has: the lowest set bit of its size,
 /// at most [`MAX_CLASS_ALIGN`].
+#[inline]
 pub const fn class_align(class: usize) -> usize {
     let size = class_size(class);
     let low = size & size.wrapping_neg();
@@ -56,6 +58,7 @@ pub const fn class_align(class: usize) -> usize {
 
 /// The smallest class whose objects hold `size` bytes (16-aligned), or
 /// `None` above [`MAX_CLASS_SIZE`]. A zero size maps to the smallest class.
+#[inline]
 pub const fn class_of_size(size: usize) -> Option<usize> {
     if size <= 128 {
         return Some(if size == 0 { 0 } else { size.div_ceil(16) - 1 });
@@ -70,6 +73,7 @@ pub const fn class_of_size(size: usize) -> Option<usize> {
 }
 
 /// The class serving `layout`, or `None` if it is a large allocation.
+#[inline]
 pub const fn class_of(layout: Layout) -> Option<usize> {
     let align = layout.align();
     if align <= 16 {
@@ -106,6 +110,7 @@ pub const fn objects_per_slab(class: usize, header_bytes: usize) -> usize {
 }
 
 /// Pages for a large allocation of `size` bytes.
+#[inline]
 pub const fn large_pages(size: usize) -> usize {
     if size == 0 {
         1

@@ -26,8 +26,9 @@
 //! grows a class while objects of that class wait on its list. The kernel
 //! may also call [`SlabAllocator::drain_remote`] (from the idle loop, say)
 //! to give back slabs that remote frees emptied. A slab that becomes entirely
-//! free is given back to the page source, except that each CPU keeps one
-//! empty slab per class to avoid thrashing.
+//! free is given back to the page source, except that each CPU keeps up to
+//! [`MAX_EMPTY_SLABS`] empty slabs to avoid thrashing;
+//! [`SlabAllocator::trim`] gives those back too.
 //!
 //! # The CPU contract
 //!
@@ -66,6 +67,7 @@ pub use class::{
     MAX_CLASS_ALIGN, MAX_CLASS_SIZE, NR_CLASSES, PAGE_SIZE, SLAB_PAGES, SLAB_SIZE, class_of,
     class_size,
 };
+pub use slab::MAX_EMPTY_SLABS;
 pub use stats::{ClassStats, LargeStats, Stats};
 
 use class::{class_align, large_pages};
@@ -135,11 +137,18 @@ impl From<AllocError> for super::MemError {
 #[repr(align(64))]
 struct RemoteLists([RemoteList; NR_CLASSES]);
 
+/// The owner-only part of a CPU's share.
+struct LocalState {
+    classes: [ClassCache; NR_CLASSES],
+    /// Entirely free slabs over all of `classes`.
+    nr_empty: u32,
+}
+
 /// One CPU's share of the allocator.
 #[repr(align(64))]
 struct PerCpu {
     /// Owner CPU only (the CPU contract).
-    caches: UnsafeCell<[ClassCache; NR_CLASSES]>,
+    local: UnsafeCell<LocalState>,
     /// Written by the owner only, read by anyone.
     counters: CpuCounters,
     /// Pushed by any CPU, emptied by the owner only.
@@ -149,7 +158,10 @@ struct PerCpu {
 impl PerCpu {
     const fn new() -> Self {
         Self {
-            caches: UnsafeCell::new([const { ClassCache::new() }; NR_CLASSES]),
+            local: UnsafeCell::new(LocalState {
+                classes: [const { ClassCache::new() }; NR_CLASSES],
+                nr_empty: 0,
+            }),
             counters: CpuCounters::new(),
             remote: RemoteLists([const { RemoteList::new() }; NR_CLASSES]),
         }
@@ -159,7 +171,7 @@ impl PerCpu {
 /// The per-CPU slab allocator over a page source `P`, for up to `MAX_CPUS`
 /// CPUs (indices `0..MAX_CPUS`).
 ///
-/// Invariants its unsafe code relies on: `cpus[c].caches` is only reached by
+/// Invariants its unsafe code relies on: `cpus[c].local` is only reached by
 /// calls made under the CPU contract for index `c`; every slab in those
 /// caches came from `source` as [`SLAB_PAGES`] pages aligned to
 /// [`SLAB_SIZE`]; the owner and class in a slab header match the cache that
@@ -220,10 +232,10 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
         let pcpu = &self.cpus[cpu];
         // SAFETY: the CPU contract (caller condition 1) makes this the only
         // reference to `cpu`'s caches while the call runs.
-        let cache = unsafe { &mut (*pcpu.caches.get())[class] };
-        let obj = match cache.pop() {
+        let local = unsafe { &mut *pcpu.local.get() };
+        let obj = match local.classes[class].pop(&mut local.nr_empty) {
             Some(obj) => obj,
-            None => self.refill(cpu, pcpu, cache, class, layout)?,
+            None => self.refill(cpu, pcpu, local, class, layout)?,
         };
         pcpu.counters.classes[class].allocs.add(1);
         Ok(obj)
@@ -271,8 +283,8 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
             //    was handed out by this very cache, and the caller gives it
             //    up (condition 2).
             let freed = unsafe {
-                let cache = &mut (*pcpu.caches.get())[class];
-                cache.free(ptr)
+                let local = &mut *pcpu.local.get();
+                local.classes[class].free(ptr, &mut local.nr_empty)
             };
             if let Some(base) = freed {
                 self.release_slab(pcpu, class, base);
@@ -300,8 +312,8 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
             if !pcpu.remote.0[class].is_empty() {
                 // SAFETY: the CPU contract (caller condition 1) makes this the
                 // only reference to `cpu`'s caches.
-                let cache = unsafe { &mut (*pcpu.caches.get())[class] };
-                self.drain_class(pcpu, cache, class);
+                let local = unsafe { &mut *pcpu.local.get() };
+                self.drain_class(pcpu, local, class);
             }
         }
     }
@@ -319,11 +331,11 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
         unsafe { self.drain_remote(cpu) };
         let pcpu = &self.cpus[cpu];
         let mut pages = 0;
+        // SAFETY: the CPU contract (caller condition 1) makes this the only
+        // reference to `cpu`'s caches.
+        let local = unsafe { &mut *pcpu.local.get() };
         for class in 0..NR_CLASSES {
-            // SAFETY: the CPU contract (caller condition 1) makes this the
-            // only reference to `cpu`'s caches.
-            let cache = unsafe { &mut (*pcpu.caches.get())[class] };
-            while let Some(base) = cache.take_empty() {
+            while let Some(base) = local.classes[class].take_empty(&mut local.nr_empty) {
                 self.release_slab(pcpu, class, base);
                 pages += SLAB_PAGES;
             }
@@ -348,11 +360,11 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
         total
     }
 
-    /// Puts every object on `pcpu`'s remote list of `class` back into
-    /// `cache`, which must be `pcpu`'s cache of `class` (the caller holds it
-    /// under the CPU contract).
+    /// Puts every object on `pcpu`'s remote list of `class` back into its
+    /// cache; `local` is `pcpu`'s local state (the caller holds it under the
+    /// CPU contract).
     #[cold]
-    fn drain_class(&self, pcpu: &PerCpu, cache: &mut ClassCache, class: usize) {
+    fn drain_class(&self, pcpu: &PerCpu, local: &mut LocalState, class: usize) {
         let mut node = pcpu.remote.0[class].take_all();
         let mut drained = 0;
         while let Some(obj) = NonNull::new(node) {
@@ -362,7 +374,7 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
             // SAFETY: a remote `free` pushed `obj` here after reading from its
             // slab header that the slab is this CPU's and of `class`, so this
             // cache handed it out; the freeing CPU gave it up.
-            if let Some(base) = unsafe { cache.free(obj) } {
+            if let Some(base) = unsafe { local.classes[class].free(obj, &mut local.nr_empty) } {
                 self.release_slab(pcpu, class, base);
             }
             drained += 1;
@@ -370,20 +382,20 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
         pcpu.counters.classes[class].remote_frees.add(drained);
     }
 
-    /// An object for `cache`, which has none free: first from the objects
-    /// other CPUs freed, else from a new slab.
+    /// An object of `class`, of which `local` (`pcpu`'s) has none free:
+    /// first from the objects other CPUs freed, else from a new slab.
     #[cold]
     fn refill(
         &self,
         cpu: usize,
         pcpu: &PerCpu,
-        cache: &mut ClassCache,
+        local: &mut LocalState,
         class: usize,
         layout: Layout,
     ) -> Result<NonNull<u8>, AllocError> {
         if !pcpu.remote.0[class].is_empty() {
-            self.drain_class(pcpu, cache, class);
-            if let Some(obj) = cache.pop() {
+            self.drain_class(pcpu, local, class);
+            if let Some(obj) = local.classes[class].pop(&mut local.nr_empty) {
                 return Ok(obj);
             }
         }
@@ -395,11 +407,13 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
             });
         };
         // SAFETY: the page source contract (condition 1) gives us SLAB_SIZE
-        // bytes aligned to SLAB_SIZE that nothing else uses; `cache` is
+        // bytes aligned to SLAB_SIZE that nothing else uses; the cache is
         // `cpu`'s cache of `class`.
-        unsafe { cache.add_slab(base, cpu, class) };
+        unsafe { local.classes[class].add_slab(base, cpu, class, &mut local.nr_empty) };
         pcpu.counters.classes[class].slabs.add(1);
-        Ok(cache.pop().expect("a fresh slab has free objects"))
+        Ok(local.classes[class]
+            .pop(&mut local.nr_empty)
+            .expect("a fresh slab has free objects"))
     }
 
     fn release_slab(&self, pcpu: &PerCpu, class: usize, base: NonNull<u8>) {

@@ -37,6 +37,7 @@ impl RemoteList {
     /// `obj` is valid for writes of one pointer, pointer-aligned, and the
     /// caller gives it up: nothing but this list's consumer touches it after
     /// the call.
+    #[inline]
     pub(super) unsafe fn push(&self, obj: NonNull<u8>) {
         let link = obj.cast::<*mut u8>();
         let mut head = self.head.load(Ordering::Relaxed);

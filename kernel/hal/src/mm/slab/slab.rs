@@ -70,13 +70,19 @@ pub(super) unsafe fn owner_and_class(hdr: *mut SlabHeader) -> (usize, usize) {
 /// 2. Only this cache touches the owner-only header fields of its slabs; the
 ///    cache itself is reached only by its CPU (the allocator's CPU contract).
 /// 3. `nr_empty` counts the slabs on `partial` whose objects are all free.
+///
+/// The `cpu_empty` argument of the methods is the CPU's count of entirely
+/// free slabs over all its caches; it only steers when slabs are given back
+/// (at most [`MAX_EMPTY_SLABS`] are kept) and no safety argument uses it.
 pub(super) struct ClassCache {
     partial: *mut SlabHeader,
     nr_empty: u32,
 }
 
-/// Entirely free slabs a cache keeps instead of giving them back.
-const KEEP_EMPTY: u32 = 1;
+/// Entirely free slabs one CPU keeps, over all classes, instead of giving
+/// them back to the page source (512 KiB). Keeping a few avoids a page-source
+/// round trip each time a class crosses a slab boundary back and forth.
+pub const MAX_EMPTY_SLABS: u32 = 8;
 
 impl ClassCache {
     pub(super) const fn new() -> Self {
@@ -89,7 +95,7 @@ impl ClassCache {
     /// One object from the first slab with free objects, or `None` if there
     /// is none.
     #[inline]
-    pub(super) fn pop(&mut self) -> Option<NonNull<u8>> {
+    pub(super) fn pop(&mut self, cpu_empty: &mut u32) -> Option<NonNull<u8>> {
         let hdr = self.partial;
         if hdr.is_null() {
             return None;
@@ -106,6 +112,7 @@ impl ClassCache {
         unsafe {
             if (*hdr).nr_free == (*hdr).nr_objects {
                 self.nr_empty -= 1;
+                *cpu_empty -= 1;
             }
             let obj = if !(*hdr).free_list.is_null() {
                 let obj = (*hdr).free_list;
@@ -133,7 +140,13 @@ impl ClassCache {
     /// `SLAB_SIZE` bytes, and nothing else uses that memory until this cache
     /// hands it back from [`Self::free`] or [`Self::take_empty`]. `owner` is
     /// this cache's CPU and `class` its class.
-    pub(super) unsafe fn add_slab(&mut self, base: NonNull<u8>, owner: usize, class: usize) {
+    pub(super) unsafe fn add_slab(
+        &mut self,
+        base: NonNull<u8>,
+        owner: usize,
+        class: usize,
+        cpu_empty: &mut u32,
+    ) {
         debug_assert_eq!(
             base.as_ptr().addr() % SLAB_SIZE,
             0,
@@ -160,16 +173,23 @@ impl ClassCache {
             self.link_front(hdr);
         }
         self.nr_empty += 1;
+        *cpu_empty += 1;
     }
 
     /// Returns `obj` to its slab. If that leaves the slab entirely free and
-    /// this cache already keeps an empty slab, the slab leaves the cache and
-    /// its base is returned for the caller to give back to the page source.
+    /// the CPU already keeps [`MAX_EMPTY_SLABS`] empty slabs, the slab leaves
+    /// the cache and its base is returned for the caller to give back to the
+    /// page source.
     ///
     /// # Safety
     /// `obj` was handed out by [`Self::pop`] of this cache, is not free, and
     /// the caller gives it up.
-    pub(super) unsafe fn free(&mut self, obj: NonNull<u8>) -> Option<NonNull<u8>> {
+    #[inline]
+    pub(super) unsafe fn free(
+        &mut self,
+        obj: NonNull<u8>,
+        cpu_empty: &mut u32,
+    ) -> Option<NonNull<u8>> {
         let hdr = header_of(obj);
         // SAFETY:
         // 1. `obj` came from `pop` of this cache and is still allocated, so
@@ -187,12 +207,13 @@ impl ClassCache {
                 self.link_front(hdr);
             }
             if (*hdr).nr_free == (*hdr).nr_objects {
-                if self.nr_empty >= KEEP_EMPTY {
+                if *cpu_empty >= MAX_EMPTY_SLABS {
                     self.unlink(hdr);
                     (*hdr).magic = 0;
                     return Some(NonNull::new_unchecked(hdr.cast()));
                 }
                 self.nr_empty += 1;
+                *cpu_empty += 1;
             }
         }
         None
@@ -200,7 +221,7 @@ impl ClassCache {
 
     /// Takes one entirely free slab out of the cache and returns its base,
     /// for the caller to give back to the page source.
-    pub(super) fn take_empty(&mut self) -> Option<NonNull<u8>> {
+    pub(super) fn take_empty(&mut self, cpu_empty: &mut u32) -> Option<NonNull<u8>> {
         if self.nr_empty == 0 {
             return None;
         }
@@ -212,6 +233,7 @@ impl ClassCache {
                 if (*hdr).nr_free == (*hdr).nr_objects {
                     self.unlink(hdr);
                     self.nr_empty -= 1;
+                    *cpu_empty -= 1;
                     (*hdr).magic = 0;
                     return NonNull::new(hdr.cast());
                 }
@@ -224,6 +246,7 @@ impl ClassCache {
 
     /// # Safety
     /// `hdr` is a live slab of this cache, not on `partial`.
+    #[inline]
     unsafe fn link_front(&mut self, hdr: *mut SlabHeader) {
         // SAFETY: `hdr` and the current head (invariant 1) are live slabs of
         // this cache, whose link fields only we touch (invariant 2).
@@ -239,6 +262,7 @@ impl ClassCache {
 
     /// # Safety
     /// `hdr` is on `partial`.
+    #[inline]
     unsafe fn unlink(&mut self, hdr: *mut SlabHeader) {
         // SAFETY: `hdr` and its neighbours are live slabs on `partial`
         // (caller contract, invariant 1), whose links only we touch.

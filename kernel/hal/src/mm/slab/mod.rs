@@ -213,7 +213,8 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
     /// Allocates memory for `layout` on CPU `cpu`.
     ///
     /// # Errors
-    /// [`AllocError`] naming the request when the page source runs dry.
+    /// [`AllocError`] naming the request when the page source runs dry, even
+    /// after this CPU gave back its empty slabs.
     ///
     /// # Panics
     /// If `cpu >= MAX_CPUS`.
@@ -227,7 +228,8 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
     #[inline]
     pub unsafe fn alloc(&self, cpu: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
         let Some(class) = class_of(layout) else {
-            return self.alloc_large(cpu, layout);
+            // SAFETY: caller condition 1.
+            return unsafe { self.alloc_large(cpu, layout) };
         };
         let pcpu = &self.cpus[cpu];
         // SAFETY: the CPU contract (caller condition 1) makes this the only
@@ -327,20 +329,11 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
     /// # Safety
     /// 1. The CPU contract (module docs) holds for `cpu`.
     pub unsafe fn trim(&self, cpu: usize) -> usize {
-        // SAFETY: caller condition 1.
-        unsafe { self.drain_remote(cpu) };
         let pcpu = &self.cpus[cpu];
-        let mut pages = 0;
         // SAFETY: the CPU contract (caller condition 1) makes this the only
         // reference to `cpu`'s caches.
         let local = unsafe { &mut *pcpu.local.get() };
-        for class in 0..NR_CLASSES {
-            while let Some(base) = local.classes[class].take_empty(&mut local.nr_empty) {
-                self.release_slab(pcpu, class, base);
-                pages += SLAB_PAGES;
-            }
-        }
-        pages
+        self.reclaim(pcpu, local)
     }
 
     /// Counters of CPU `cpu`.
@@ -399,13 +392,7 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
                 return Ok(obj);
             }
         }
-        let Ok(base) = self.source.alloc_pages(SLAB_PAGES, SLAB_SIZE) else {
-            pcpu.counters.out_of_memory.add(1);
-            return Err(AllocError {
-                size: layout.size(),
-                align: layout.align(),
-            });
-        };
+        let base = self.pages_from_source(pcpu, local, SLAB_PAGES, SLAB_SIZE, layout)?;
         // SAFETY: the page source contract (condition 1) gives us SLAB_SIZE
         // bytes aligned to SLAB_SIZE that nothing else uses; the cache is
         // `cpu`'s cache of `class`.
@@ -423,27 +410,65 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
         pcpu.counters.classes[class].slabs.sub(1);
     }
 
-    #[cold]
-    fn alloc_large(&self, cpu: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
-        let counters = &self.cpus[cpu].counters;
-        let pages = large_pages(layout.size());
-        match self
-            .source
-            .alloc_pages(pages, layout.align().max(PAGE_SIZE))
-        {
-            Ok(ptr) => {
-                counters.large_allocs.add(1);
-                counters.large_pages_allocated.add(pages as u64);
-                Ok(ptr)
-            }
-            Err(OutOfPages) => {
-                counters.out_of_memory.add(1);
-                Err(AllocError {
-                    size: layout.size(),
-                    align: layout.align(),
-                })
+    /// Takes back `pcpu`'s remote frees, then gives all its entirely free
+    /// slabs back to the page source; `local` is `pcpu`'s local state (the
+    /// caller holds it under the CPU contract). Returns the pages given back.
+    fn reclaim(&self, pcpu: &PerCpu, local: &mut LocalState) -> usize {
+        for class in 0..NR_CLASSES {
+            if !pcpu.remote.0[class].is_empty() {
+                self.drain_class(pcpu, local, class);
             }
         }
+        let mut pages = 0;
+        for class in 0..NR_CLASSES {
+            while let Some(base) = local.classes[class].take_empty(&mut local.nr_empty) {
+                self.release_slab(pcpu, class, base);
+                pages += SLAB_PAGES;
+            }
+        }
+        pages
+    }
+
+    /// A run from the page source. If the source is dry, this CPU gives back
+    /// its empty slabs and asks once more before failing with an error that
+    /// names `layout`.
+    fn pages_from_source(
+        &self,
+        pcpu: &PerCpu,
+        local: &mut LocalState,
+        nr_pages: usize,
+        align_bytes: usize,
+        layout: Layout,
+    ) -> Result<NonNull<u8>, AllocError> {
+        if let Ok(base) = self.source.alloc_pages(nr_pages, align_bytes) {
+            return Ok(base);
+        }
+        if self.reclaim(pcpu, local) > 0
+            && let Ok(base) = self.source.alloc_pages(nr_pages, align_bytes)
+        {
+            return Ok(base);
+        }
+        pcpu.counters.out_of_memory.add(1);
+        Err(AllocError {
+            size: layout.size(),
+            align: layout.align(),
+        })
+    }
+
+    /// # Safety
+    /// 1. The CPU contract (module docs) holds for `cpu`.
+    #[cold]
+    unsafe fn alloc_large(&self, cpu: usize, layout: Layout) -> Result<NonNull<u8>, AllocError> {
+        let pcpu = &self.cpus[cpu];
+        // SAFETY: the CPU contract (caller condition 1) makes this the only
+        // reference to `cpu`'s caches.
+        let local = unsafe { &mut *pcpu.local.get() };
+        let pages = large_pages(layout.size());
+        let align_bytes = layout.align().max(PAGE_SIZE);
+        let ptr = self.pages_from_source(pcpu, local, pages, align_bytes, layout)?;
+        pcpu.counters.large_allocs.add(1);
+        pcpu.counters.large_pages_allocated.add(pages as u64);
+        Ok(ptr)
     }
 
     /// # Safety

@@ -80,9 +80,10 @@ pub(super) struct ClassCache {
 }
 
 /// Entirely free slabs one CPU keeps, over all classes, instead of giving
-/// them back to the page source (512 KiB). Keeping a few avoids a page-source
-/// round trip each time a class crosses a slab boundary back and forth.
-pub const MAX_EMPTY_SLABS: u32 = 8;
+/// them back to the page source (1 MiB). Keeping some avoids a page-source
+/// round trip each time a class crosses a slab boundary back and forth; they
+/// are given back by `trim`, or when the page source runs dry.
+pub const MAX_EMPTY_SLABS: u32 = 16;
 
 impl ClassCache {
     pub(super) const fn new() -> Self {

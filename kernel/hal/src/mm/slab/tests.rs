@@ -329,6 +329,37 @@ fn a_dry_page_source_gives_an_error_naming_the_request() {
 }
 
 #[test]
+fn a_dry_page_source_first_takes_back_this_cpus_empty_slabs() {
+    let a = allocator(2 * SLAB_PAGES);
+    let (la, lb, lc) = (layout(16, 8), layout(512, 8), layout(4000, 8));
+    let x = alloc(&a, 0, la).unwrap();
+    free(&a, 0, x, la);
+    let y = alloc(&a, 0, lb).unwrap();
+    assert_eq!(a.source().pages_out(), 2 * SLAB_PAGES);
+    assert_eq!(a.stats().slabs(), 2);
+    // Class C needs a slab and the source is dry: CPU 0 gives back the empty
+    // slab of class A and asks again.
+    let z = alloc(&a, 0, lc).unwrap();
+    let s = a.cpu_stats(0);
+    assert_eq!(s.classes[class_of(la).unwrap()].slabs, 0);
+    assert_eq!(s.out_of_memory, 0);
+    // Nothing is left to give back, so the next new slab fails.
+    assert_eq!(alloc(&a, 0, la), Err(AllocError { size: 16, align: 8 }));
+    // Another CPU's empty slab is not this CPU's to give back.
+    free(&a, 0, y, lb);
+    assert_eq!(alloc(&a, 1, la), Err(AllocError { size: 16, align: 8 }));
+    // CPU 0 gives it back for a large allocation, though.
+    let big_layout = layout(SLAB_SIZE, 8192);
+    let big = alloc(&a, 0, big_layout).unwrap();
+    assert_eq!(a.stats().out_of_memory, 2);
+    free(&a, 1, big, big_layout);
+    free(&a, 1, z, lc);
+    // SAFETY: one thread, so the CPU contract holds.
+    unsafe { a.trim(0) };
+    assert_eq!(a.source().pages_out(), 0);
+}
+
+#[test]
 fn a_remote_free_lands_on_the_owner_list_and_is_reused_by_the_owner() {
     let a = allocator(1 << 10);
     let l = layout(200, 8);

@@ -76,7 +76,10 @@ fn put_is_ready_inline_and_pending_when_queued_with_the_reply_on_the_reply_port(
             (ready, len, reply.expect("served").value)
         });
         assert_eq!(ready, path == Path::Inline, "{path:?}");
-        assert_eq!(reply_len_after_put, 0, "{path:?}");
+        if path != Path::QueuedRemote {
+            // (The remote server may already have replied onto the reply port.)
+            assert_eq!(reply_len_after_put, 0, "{path:?}");
+        }
         assert_eq!(reply, 1007, "{path:?}");
     }
 }

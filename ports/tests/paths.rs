@@ -543,3 +543,107 @@ fn handler_can_mix_inline_and_queued_completion() {
         );
     }
 }
+
+#[test]
+fn an_unpolled_call_dropped_drops_its_message_unserved() {
+    let machine = machine();
+    for path in PATHS {
+        let drops = Drops::default();
+        let (port, mut server) = port_for(path);
+        let d = drops.clone();
+        let (dropped, queued) = run(&machine, CPU0, async move {
+            drop(port.call(Msg::counted(1, &d))); // never polled: nothing was sent
+            let dropped = d.count();
+            let queued = join(spawn_on(path.port_cpu(), async move {
+                server.try_recv().is_some()
+            }))
+            .await;
+            (dropped, queued)
+        });
+        assert_eq!(
+            dropped, 1,
+            "{path:?}: the unsent message is dropped with the call"
+        );
+        assert!(!queued, "{path:?}: nothing reached the port");
+    }
+}
+
+#[test]
+fn server_is_a_stream_of_requests() {
+    let machine = machine();
+    for path in [Path::QueuedLocal, Path::QueuedRemote] {
+        let (port, server) = port_for(path);
+        let values = run(&machine, CPU0, async move {
+            let task = spawn_on(path.port_cpu(), async move {
+                let mut server = pin!(server);
+                for _ in 0..3 {
+                    let next = std::future::poll_fn(|cx| server.as_mut().poll_next(cx)).await;
+                    let mut req = next.expect("a server stream never ends");
+                    req.msg_mut().serve();
+                    req.reply();
+                }
+            });
+            let mut values = Vec::new();
+            for id in 0..3 {
+                values.push(port.call(Msg::new(id)).await.expect("served").value);
+            }
+            join(task).await;
+            values
+        });
+        assert_eq!(values, vec![1000, 1001, 1002], "{path:?}");
+    }
+}
+
+#[test]
+fn fifo_holds_for_each_of_two_senders_on_different_cpus() {
+    const N: u64 = 3000;
+    let machine = machine();
+    // The port lives on CPU0: one sender is local (direct queue), one remote (inbox + IPI).
+    let (port, mut server) = Port::<Msg>::executor(CPU0, AlwaysQueue);
+    let remote_port = port.clone();
+    let seen = run(&machine, CPU0, async move {
+        let server_task = spawn_on(CPU0, async move {
+            let mut seen = Vec::new();
+            for _ in 0..2 * N {
+                let req = server.recv().await;
+                seen.push(req.msg().id);
+                req.reply();
+            }
+            (seen, server)
+        });
+        // Sender ids: local ids 0..N, remote ids N..2N.
+        let remote = spawn_on(CPU1, async move {
+            let mut reply_port = ReplyPort::new();
+            for id in N..2 * N {
+                remote_port.send(Msg::new(id), &reply_port);
+            }
+            for _ in 0..N {
+                reply_port.recv().await.expect("served");
+            }
+        });
+        let mut reply_port = ReplyPort::new();
+        for id in 0..N {
+            port.send(Msg::new(id), &reply_port);
+            if id.is_multiple_of(100) {
+                yield_now().await;
+            }
+        }
+        for _ in 0..N {
+            reply_port.recv().await.expect("served");
+        }
+        join(remote).await;
+        join(server_task).await.0
+    });
+    let local: Vec<u64> = seen.iter().copied().filter(|&id| id < N).collect();
+    let remote: Vec<u64> = seen.iter().copied().filter(|&id| id >= N).collect();
+    assert_eq!(
+        local,
+        (0..N).collect::<Vec<_>>(),
+        "the local sender's order holds"
+    );
+    assert_eq!(
+        remote,
+        (N..2 * N).collect::<Vec<_>>(),
+        "the remote sender's order holds"
+    );
+}

@@ -275,7 +275,7 @@ impl Runtime {
             .get(cpu.index())
             .ok_or(SpawnError::NoSuchCpu)?;
         shared.interrupts.lock().push_back((handler, arg));
-        shared.reqflags.fetch_or(REQ_INTERRUPT, Ordering::Release);
+        shared.reqflags.fetch_or(REQ_INTERRUPT, Ordering::SeqCst);
         self.signal(cpu.index());
         Ok(())
     }
@@ -333,7 +333,7 @@ impl Runtime {
             return Err(InterruptError::NoSuchVector);
         }
         shared.ipending.fetch_or(1 << vector, Ordering::Release);
-        shared.reqflags.fetch_or(REQ_VECTOR, Ordering::Release);
+        shared.reqflags.fetch_or(REQ_VECTOR, Ordering::SeqCst);
         self.signal(cpu.index());
         Ok(())
     }
@@ -381,13 +381,17 @@ impl Runtime {
     fn inject(&self, cpu: usize, item: Inbound) {
         let shared = &self.inner.cpus[cpu];
         shared.inbox.lock().push_back(item);
-        shared.reqflags.fetch_or(REQ_INBOX, Ordering::Release);
+        shared.reqflags.fetch_or(REQ_INBOX, Ordering::SeqCst);
         self.signal(cpu);
     }
 
     /// Interrupts `cpu` unless it is already draining. True if an IPI was sent.
+    ///
+    /// The pending bit was set (SeqCst) before this SeqCst swap; the target stores
+    /// `npoll = false`, fences (SeqCst) and re-reads the pending bits. So either we see
+    /// `false` and send the IPI, or the target's re-read sees our bit (no lost wake-up).
     fn signal(&self, cpu: usize) -> bool {
-        if self.inner.cpus[cpu].npoll.swap(true, Ordering::AcqRel) {
+        if self.inner.cpus[cpu].npoll.swap(true, Ordering::SeqCst) {
             false
         } else {
             self.inner.platform.send_ipi(CpuId(cpu as u32));
@@ -802,7 +806,7 @@ impl LocalCpu {
         let stats = &self.shared().stats;
         let dest = &self.rt.inner.cpus[target];
         dest.ipimask
-            .fetch_or(1 << self.cpu.index(), Ordering::Release);
+            .fetch_or(1 << self.cpu.index(), Ordering::SeqCst);
         if self.rt.signal(target) {
             bump(&stats.ipis_sent);
         } else {

@@ -1,12 +1,4 @@
-//! hal: Damselfly's hardware abstraction layer, the one crate where
-//! hardware `unsafe` lives.
-//!
-//! It boots the machine (PVH stub, memory map, page tables, heap, GDT/IDT)
-//! and then calls the kernel's main function, named with [`entry_point!`].
-//! Everything else in the kernel reaches hardware through safe APIs here.
-//! The pure parts (memory-map normalisation, command line, symbol table,
-//! frame allocator) build and are tested on the host; the rest only builds
-//! for `x86_64-unknown-none`.
+#![doc = include_str!("../README.md")]
 #![cfg_attr(not(test), no_std)]
 
 pub mod boot;

@@ -159,7 +159,8 @@ impl Machine {
     /// Runs `future` as a task on `cpu` and blocks the calling thread until it finishes.
     ///
     /// # Panics
-    /// If `cpu` does not exist, or the task is cancelled before finishing.
+    /// If `cpu` does not exist, the task is cancelled before finishing, or the caller is a
+    /// CPU thread (blocking a CPU on its own work would deadlock; `.await` instead).
     pub fn block_on<F>(&self, cpu: CpuId, future: F) -> F::Output
     where
         F: Future + Send + 'static,
@@ -256,7 +257,14 @@ impl Wake for ThreadWaker {
 }
 
 /// Blocks the calling (non-CPU) thread on `future`, parking between polls.
+///
+/// # Panics
+/// On a CPU thread: parking a CPU while its own tasks must run would deadlock.
 pub fn block_on_thread<F: Future>(future: F) -> F::Output {
+    assert!(
+        crate::current_cpu_checked().is_none(),
+        "executor::hosted: blocking on a CPU thread would deadlock it; use .await"
+    );
     let waker = Waker::from(StdArc::new(ThreadWaker(thread::current())));
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);

@@ -46,3 +46,23 @@ fn spawn_on_a_missing_cpu_is_an_error() {
         Err(SpawnError::NoSuchCpu)
     );
 }
+
+#[test]
+fn blocking_a_cpu_thread_is_refused_with_a_clear_message() {
+    let m = Machine::start(1);
+    let h = m
+        .spawn_on(CpuId(0), async {
+            let inner = executor::spawn(async { 1 });
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                executor::hosted::block_on_thread(inner)
+            }))
+            .map_err(|e| {
+                e.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            })
+        })
+        .unwrap();
+    let r = executor::hosted::block_on_thread(h).unwrap();
+    assert!(r.unwrap_err().contains("would deadlock"));
+}

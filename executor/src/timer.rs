@@ -136,22 +136,17 @@ impl<T> TimerWheel<T> {
         }
         let mut fired: Vec<Entry<T>> = Vec::new();
         let span = now_tick - self.current_tick;
-        let scan: Vec<usize> = if span >= WHEEL_SLOTS as u64 {
-            (0..WHEEL_SLOTS).collect()
+        if span >= WHEEL_SLOTS as u64 {
+            for slot in &mut self.slots {
+                take_expired(slot, now_ns, &mut fired);
+            }
         } else {
-            (self.current_tick..=now_tick)
-                .map(|t| (t % WHEEL_SLOTS as u64) as usize)
-                .collect()
-        };
-        for slot in scan {
-            let entries = &mut self.slots[slot];
-            let mut i = 0;
-            while i < entries.len() {
-                if entries[i].deadline_ns <= now_ns {
-                    fired.push(entries.swap_remove(i));
-                } else {
-                    i += 1;
-                }
+            for tick in self.current_tick..=now_tick {
+                take_expired(
+                    &mut self.slots[(tick % WHEEL_SLOTS as u64) as usize],
+                    now_ns,
+                    &mut fired,
+                );
             }
         }
         self.current_tick = now_tick;
@@ -160,6 +155,18 @@ impl<T> TimerWheel<T> {
             self.earliest = None;
             fired.sort_by_key(|e| (e.deadline_ns, e.id));
             expired.extend(fired.into_iter().map(|e| e.item));
+        }
+    }
+}
+
+/// Moves the entries of `slot` whose deadline has passed into `fired`.
+fn take_expired<T>(slot: &mut Vec<Entry<T>>, now_ns: u64, fired: &mut Vec<Entry<T>>) {
+    let mut i = 0;
+    while i < slot.len() {
+        if slot[i].deadline_ns <= now_ns {
+            fired.push(slot.swap_remove(i));
+        } else {
+            i += 1;
         }
     }
 }

@@ -23,10 +23,11 @@ commands:
         --accel tcg|kvm accelerator (default tcg, the reference)
         --gdb           wait for a debugger on localhost:1234
         --append TEXT   extra kernel command line
-  test                  every test: host crates, then QEMU suites (-smp 1, 2 and 4)
+  test                  every test: host crates, loom models, then QEMU suites (-smp 1, 2, 4)
   ktest NAME[,NAME]     boot the test kernel running the named in-kernel tests
         --smp N
   bench [--runs N]      boot-time figures (medians over N boots, default 10)
+  loom [-p CRATE]       loom model checks (executor, ports; --cfg loom, release)
   help                  this text
 ";
 
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         "test" => test::command(rest),
         "ktest" => test::ktest_command(rest),
         "bench" => test::bench_command(rest),
+        "loom" => test::loom_command(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

@@ -46,6 +46,11 @@ pub fn command(args: &[String]) -> Result<(), String> {
     println!("== host tests (cargo test) ==");
     host_tests(&mut tally)?;
 
+    println!("== loom models (executor, ports) ==");
+    for krate in LOOM_CRATES {
+        loom(krate, Some(&mut tally))?;
+    }
+
     println!("== QEMU kernel suites ==");
     let image = build::kernel(Variant::Test)?;
     for smp in SMP_CONFIGS {
@@ -104,6 +109,68 @@ fn host_tests(tally: &mut Tally) -> Result<(), String> {
             .push(format!("host: {failed} cargo test failure(s), see above"));
     }
     Ok(())
+}
+
+/// Crates with loom models (`cfg(loom)`), run by `test` and `loom`.
+const LOOM_CRATES: [&str; 2] = ["executor", "ports"];
+
+/// Runs a crate's loom models (`--cfg loom`, release, their own target dir
+/// so the normal build is not invalidated); adds the results to `tally`.
+fn loom(krate: &str, tally: Option<&mut Tally>) -> Result<(), String> {
+    let target = build::target_dir().join("loom");
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(build::root())
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("LOOM_MAX_PREEMPTIONS", "2")
+        .env("CARGO_TARGET_DIR", &target)
+        .args([
+            "test",
+            "--color",
+            "never",
+            "--release",
+            "--lib",
+            "-p",
+            krate,
+            "loom",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo test for loom: {e}"))?
+        .wait_with_output()
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    print!("{text}");
+    let (mut passed, mut failed) = (0, 0);
+    for rest in text.lines().filter_map(|l| l.strip_prefix("test result: ")) {
+        passed += count_before(rest, " passed");
+        failed += count_before(rest, " failed");
+    }
+    let ok = output.status.success() && failed == 0 && passed > 0;
+    match tally {
+        Some(t) => {
+            t.passed += passed;
+            t.failed += failed;
+            if !ok {
+                t.record(
+                    &format!("loom: {krate}"),
+                    false,
+                    "(loom models failed or none ran)",
+                );
+            }
+        }
+        None if !ok => return Err(format!("loom models of {krate} failed or none ran")),
+        None => println!("{krate}: {passed} loom models passed"),
+    }
+    Ok(())
+}
+
+/// `cargo xtask loom [-p CRATE]`.
+pub fn loom_command(args: &[String]) -> Result<(), String> {
+    check_options(args, &["-p"], &[])?;
+    match flag_value(args, "-p")? {
+        Some(krate) => loom(krate, None),
+        None => LOOM_CRATES.iter().try_for_each(|k| loom(k, None)),
+    }
 }
 
 /// The number right before `suffix` in "ok. 3 passed; 0 failed; ...".

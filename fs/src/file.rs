@@ -6,6 +6,12 @@
 //! integers to open files and carries the per-descriptor close-on-exec flag.
 
 use alloc::{sync::Arc, vec::Vec};
+use core::{
+    future::Future,
+    pin::Pin,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    task::{Context, Poll, Waker},
+};
 
 use abi::{Errno, FileType, OpenFlags};
 use spin::Mutex;
@@ -19,7 +25,8 @@ pub const MAX_FDS: usize = 1024;
 pub struct OpenFile {
     vnode: Vnode,
     flags: OpenFlags,
-    offset: Mutex<u64>,
+    offset: AtomicU64,
+    position: PositionLock,
 }
 
 impl OpenFile {
@@ -29,7 +36,8 @@ impl OpenFile {
         OpenFile {
             vnode,
             flags,
-            offset: Mutex::new(0),
+            offset: AtomicU64::new(0),
+            position: PositionLock::default(),
         }
     }
 
@@ -50,11 +58,27 @@ impl OpenFile {
 
     /// The current offset (for directories, the readdir cookie).
     pub fn offset(&self) -> u64 {
-        *self.offset.lock()
+        self.offset.load(Ordering::Acquire)
     }
 
     pub(crate) fn set_offset(&self, offset: u64) {
-        *self.offset.lock() = offset;
+        self.offset.store(offset, Ordering::Release);
+    }
+
+    /// Waits until no other operation uses this file's offset, and holds it until the
+    /// guard is dropped (Linux's `f_pos_lock`): a `read`, `write`, `lseek` or `readdir`
+    /// on a shared open file sees the offset the previous one left.
+    ///
+    /// # Cancel safety
+    /// Dropping the future or the guard releases (or never takes) the lock.
+    pub(crate) async fn lock_position(&self) -> PositionGuard<'_> {
+        Acquire {
+            lock: &self.position,
+        }
+        .await;
+        PositionGuard {
+            lock: &self.position,
+        }
     }
 }
 
@@ -75,6 +99,66 @@ impl core::fmt::Debug for OpenFile {
             .field("flags", &self.flags)
             .field("offset", &self.offset())
             .finish()
+    }
+}
+
+/// A small lock for a file's position; waiters are tasks, woken all at once on release.
+#[derive(Default)]
+struct PositionLock {
+    locked: AtomicBool,
+    waiters: Mutex<Vec<Waker>>,
+}
+
+impl PositionLock {
+    fn try_lock(&self) -> bool {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn unlock(&self) {
+        self.locked.store(false, Ordering::Release);
+        // Wake everyone: one wins, the others register again. Waking all (not one) means
+        // a waiter that was woken and then cancelled cannot strand the rest.
+        let waiters = core::mem::take(&mut *self.waiters.lock());
+        for waker in waiters {
+            waker.wake();
+        }
+    }
+}
+
+struct Acquire<'a> {
+    lock: &'a PositionLock,
+}
+
+impl Future for Acquire<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.lock.try_lock() {
+            return Poll::Ready(());
+        }
+        let mut waiters = self.lock.waiters.lock();
+        // Again under the waiter lock: an unlock between the first try and here has to
+        // take this lock to wake anyone, so it sees our waker or we see it unlocked.
+        if self.lock.try_lock() {
+            return Poll::Ready(());
+        }
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// Holds an open file's position lock (see [`OpenFile::lock_position`]).
+pub(crate) struct PositionGuard<'a> {
+    lock: &'a PositionLock,
+}
+
+impl Drop for PositionGuard<'_> {
+    fn drop(&mut self) {
+        self.lock.unlock();
     }
 }
 
@@ -276,5 +360,48 @@ impl FdTable {
     /// True if no descriptor is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::{sync::Arc, task::Wake};
+    use core::{
+        pin::pin,
+        sync::atomic::AtomicUsize,
+        task::{Context, Poll, Waker},
+    };
+
+    use super::*;
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn position_lock_waits_and_is_woken_on_release() {
+        let lock = PositionLock::default();
+        assert!(lock.try_lock());
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut second = pin!(Acquire { lock: &lock });
+        assert_eq!(second.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(second.as_mut().poll(&mut cx), Poll::Pending);
+        assert_eq!(
+            lock.waiters.lock().len(),
+            1,
+            "one waker per task, not per poll"
+        );
+        lock.unlock();
+        assert_eq!(counter.0.load(Ordering::Relaxed), 1);
+        assert_eq!(second.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert!(!lock.try_lock(), "the second acquirer holds it now");
+        drop(PositionGuard { lock: &lock });
+        assert!(lock.try_lock());
     }
 }

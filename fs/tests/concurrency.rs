@@ -321,3 +321,83 @@ fn concurrent_writers_to_distinct_files_and_one_append_file() {
     tmpfs.debug_check();
     machine.shutdown();
 }
+
+#[test]
+fn a_shared_open_file_hands_each_byte_to_exactly_one_reader() {
+    const N: usize = 20_000;
+    let (vfs, _) = tmpfs_vfs();
+    let root = vfs.root();
+    let data: Vec<u8> = (0..N).map(|i| (i % 251) as u8).collect();
+    let w = inline(vfs.open(
+        &root,
+        b"/shared",
+        OpenFlags::READ_WRITE | OpenFlags::CREATE,
+        0o644,
+    ))
+    .unwrap();
+    inline(vfs.write(&w, data.clone())).0.unwrap();
+    // One open file description, used from two CPUs (as after fork or dup).
+    let shared = inline(vfs.open(&root, b"/shared", OpenFlags::READ_ONLY, 0)).unwrap();
+    let machine = Machine::start(2);
+    let readers: Vec<_> = (0..2)
+        .map(|cpu| {
+            let (v, f) = (vfs.clone(), shared.clone());
+            machine
+                .spawn_on(CpuId(cpu), async move {
+                    let mut got = Vec::new();
+                    loop {
+                        let (r, byte) = v.read(&f, Vec::new(), 1).await;
+                        if r.unwrap() == 0 {
+                            return got;
+                        }
+                        got.push(byte[0]);
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    let counts: Vec<Vec<u8>> = readers
+        .into_iter()
+        .map(|h| block_on_thread(h).unwrap())
+        .collect();
+    assert_eq!(
+        counts[0].len() + counts[1].len(),
+        N,
+        "every byte read exactly once"
+    );
+    assert_eq!(
+        inline(vfs.lseek(&shared, 0, abi::Whence::Current)),
+        Ok(N as u64)
+    );
+
+    // And writers through one shared description never overwrite each other.
+    let out = inline(vfs.open(
+        &root,
+        b"/out",
+        OpenFlags::WRITE_ONLY | OpenFlags::CREATE,
+        0o644,
+    ))
+    .unwrap();
+    let writers: Vec<_> = (0..2u8)
+        .map(|cpu| {
+            let (v, f) = (vfs.clone(), out.clone());
+            machine
+                .spawn_on(CpuId(cpu as u32), async move {
+                    for _ in 0..2000 {
+                        assert_eq!(v.write(&f, vec![b'a' + cpu; 3]).await.0, Ok(3));
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    for h in writers {
+        block_on_thread(h).unwrap();
+    }
+    let st = inline(vfs.fstat(&out)).unwrap();
+    assert_eq!(st.st_size, 2 * 2000 * 3);
+    let r = inline(vfs.open(&root, b"/out", OpenFlags::READ_ONLY, 0)).unwrap();
+    let (_, all) = inline(vfs.read(&r, Vec::new(), 1 << 20));
+    assert_eq!(all.iter().filter(|&&b| b == b'a').count(), 6000);
+    assert_eq!(all.iter().filter(|&&b| b == b'b').count(), 6000);
+    machine.shutdown();
+}

@@ -285,18 +285,10 @@ impl Vfs {
 
     /// Looks `name` up in directory `dir` through the namecache, without crossing mounts.
     async fn lookup_raw(&self, dir: &Vnode, name: &[u8]) -> Result<Vnode, Errno> {
-        let mount_id = dir.mount.id;
-        match self.cache.get(mount_id, dir.ino, name) {
-            Some(CachedName::Positive { ino, kind }) => {
-                return Ok(Vnode {
-                    mount: dir.mount.clone(),
-                    ino,
-                    kind,
-                });
-            }
-            Some(CachedName::Negative) => return Err(Errno::NoEnt),
-            None => {}
+        if let Some(answer) = self.lookup_cached(dir, name) {
+            return answer;
         }
+        let mount_id = dir.mount.id;
         let generation = self.cache.generation();
         let reply = dir
             .port()
@@ -326,6 +318,19 @@ impl Vfs {
                 Err(Errno::NoEnt)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The namecache's answer for `name` in `dir`, if it has one (no mount crossing).
+    /// Synchronous, so a walk that hits builds no message and no nested future.
+    fn lookup_cached(&self, dir: &Vnode, name: &[u8]) -> Option<Result<Vnode, Errno>> {
+        match self.cache.get(dir.mount.id, dir.ino, name)? {
+            CachedName::Positive { ino, kind } => Some(Ok(Vnode {
+                mount: dir.mount.clone(),
+                ino,
+                kind,
+            })),
+            CachedName::Negative => Some(Err(Errno::NoEnt)),
         }
     }
 

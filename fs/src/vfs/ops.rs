@@ -210,6 +210,7 @@ impl Vfs {
         buf: Vec<u8>,
         len: usize,
     ) -> (Result<usize, Errno>, Vec<u8>) {
+        let _position = file.lock_position().await;
         let offset = file.offset();
         let (result, buf) = self.pread(file, buf, len, offset).await;
         if let Ok(n) = result {
@@ -264,6 +265,7 @@ impl Vfs {
     /// # Errors
     /// `BadF` if not open for writing; `FBig` past the maximum file size; `NoSpc`.
     pub async fn write(&self, file: &OpenFile, data: Vec<u8>) -> (Result<usize, Errno>, Vec<u8>) {
+        let _position = file.lock_position().await;
         let append = file.flags().contains(OpenFlags::APPEND);
         let (result, data) = self.write_at(file, data, file.offset(), append).await;
         match result {
@@ -336,6 +338,7 @@ impl Vfs {
         if file.flags().contains(OpenFlags::PATH) {
             return Err(Errno::BadF);
         }
+        let _position = file.lock_position().await;
         let base: i64 = match whence {
             Whence::Set => 0,
             Whence::Current => file.offset() as i64,
@@ -526,6 +529,7 @@ impl Vfs {
         if file.kind() != FileType::Directory {
             return Err(Errno::NotDir);
         }
+        let _position = file.lock_position().await;
         let v = file.vnode();
         let reply = v
             .port()
@@ -560,6 +564,7 @@ impl Vfs {
         if file.kind() != FileType::Directory {
             return Err(Errno::NotDir);
         }
+        let _position = file.lock_position().await;
         let v = file.vnode();
         let mut used = 0;
         loop {

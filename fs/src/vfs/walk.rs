@@ -187,7 +187,10 @@ impl Vfs {
                 }
                 _ => {}
             }
-            let next = self.lookup_in(&cur, comp).await?;
+            let next = match self.lookup_cached(&cur, comp) {
+                Some(answer) => self.cross_mounts(answer?),
+                None => self.lookup_in(&cur, comp).await?,
+            };
             if next.kind == FileType::Symlink
                 && (!is_last || mode == Mode::Follow || trailing_slash)
             {

@@ -73,5 +73,14 @@ pub async fn mount_root(
     vfs.mount(&root, b"/dev", Arc::new(devfs))
         .await
         .map_err(BootError::Dev)?;
+    log::info!(
+        target: "vfs",
+        "root tmpfs: {} dirs, {} files, {} symlinks, {} hard links, {} bytes from the boot archive; devfs on /dev",
+        stats.directories,
+        stats.files,
+        stats.symlinks,
+        stats.hard_links,
+        stats.bytes
+    );
     Ok((vfs, stats))
 }

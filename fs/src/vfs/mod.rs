@@ -285,9 +285,14 @@ impl Vfs {
 
     /// Looks `name` up in directory `dir` through the namecache, without crossing mounts.
     async fn lookup_raw(&self, dir: &Vnode, name: &[u8]) -> Result<Vnode, Errno> {
-        if let Some(answer) = self.lookup_cached(dir, name) {
-            return answer;
+        match self.lookup_cached(dir, name) {
+            Some(answer) => answer,
+            None => self.lookup_uncached(dir, name).await,
         }
+    }
+
+    /// Asks the filesystem (after a namecache miss) and fills the cache (rule 4).
+    async fn lookup_uncached(&self, dir: &Vnode, name: &[u8]) -> Result<Vnode, Errno> {
         let mount_id = dir.mount.id;
         let generation = self.cache.generation();
         let reply = dir

@@ -189,7 +189,7 @@ impl Vfs {
             }
             let next = match self.lookup_cached(&cur, comp) {
                 Some(answer) => self.cross_mounts(answer?),
-                None => self.lookup_in(&cur, comp).await?,
+                None => self.cross_mounts(self.lookup_uncached(&cur, comp).await?),
             };
             if next.kind == FileType::Symlink
                 && (!is_last || mode == Mode::Follow || trailing_slash)

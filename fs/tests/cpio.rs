@@ -32,6 +32,7 @@ impl Archive {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // one argument per header field the tests vary
     fn entry_raw(
         &mut self,
         name: &[u8],
@@ -71,11 +72,11 @@ impl Archive {
         }
         self.bytes.extend_from_slice(name);
         self.bytes.push(0);
-        while self.bytes.len() % 4 != 0 {
+        while !self.bytes.len().is_multiple_of(4) {
             self.bytes.push(0);
         }
         self.bytes.extend_from_slice(data);
-        while self.bytes.len() % 4 != 0 {
+        while !self.bytes.len().is_multiple_of(4) {
             self.bytes.push(0);
         }
         self

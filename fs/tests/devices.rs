@@ -207,7 +207,7 @@ fn directory_with_many_entries() {
         let mut at = 0;
         while at < n {
             let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
-            assert!(reclen >= 24 && reclen % 8 == 0);
+            assert!(reclen >= 24 && reclen.is_multiple_of(8));
             at += reclen;
             records += 1;
         }

@@ -408,11 +408,11 @@ fn snapshot(vfs: &Vfs, root: &Vnode, path: &str, out: &mut Vec<Snap>) {
         ctime: st.st_ctime,
         data,
     });
-    if kind == FileType::Directory {
-        if let Ok(Out::Names(names)) = apply_real(vfs, root, &Op::ReadDir(p)) {
-            for n in names.iter().filter(|n| *n != "." && *n != "..") {
-                snapshot(vfs, root, &format!("{path}/{n}"), out);
-            }
+    if kind == FileType::Directory
+        && let Ok(Out::Names(names)) = apply_real(vfs, root, &Op::ReadDir(p))
+    {
+        for n in names.iter().filter(|n| *n != "." && *n != "..") {
+            snapshot(vfs, root, &format!("{path}/{n}"), out);
         }
     }
 }

@@ -82,10 +82,10 @@ impl FileData {
             let dropped = self.pages.split_off(&keep);
             freed = dropped.len() as u64;
             let tail = (size % PAGE_SIZE as u64) as usize;
-            if tail != 0 {
-                if let Some(page) = self.pages.get_mut(&(size / PAGE_SIZE as u64)) {
-                    page[tail..].fill(0);
-                }
+            if tail != 0
+                && let Some(page) = self.pages.get_mut(&(size / PAGE_SIZE as u64))
+            {
+                page[tail..].fill(0);
             }
         }
         self.size = size;

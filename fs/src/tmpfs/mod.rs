@@ -523,14 +523,15 @@ impl State {
         let Some(node) = self.nodes.get(&ino) else {
             return;
         };
-        if node.nlink == 0 && node.open_count == 0 && ino != ROOT_INO {
-            if let Some(Node {
+        if node.nlink == 0
+            && node.open_count == 0
+            && ino != ROOT_INO
+            && let Some(Node {
                 data: Data::File(f),
                 ..
             }) = self.nodes.remove(&ino)
-            {
-                self.bytes_used -= f.nr_pages() * PAGE_SIZE as u64;
-            }
+        {
+            self.bytes_used -= f.nr_pages() * PAGE_SIZE as u64;
         }
     }
 

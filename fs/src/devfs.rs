@@ -20,7 +20,10 @@ use spin::Mutex;
 use crate::{
     path::check_name,
     platform::{Clock, ConsoleDevice, EntropySource},
-    proto::{Attr, DirEntry, Ino, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp, VnodeResult},
+    proto::{
+        Attr, DirEntry, Ino, MAX_IO_LEN, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp,
+        VnodeResult,
+    },
     service::Filesystem,
 };
 
@@ -184,6 +187,7 @@ impl Devfs {
                 Devfs::node(ino).map(|_| VnodeDone::Unit)
             }
             VnodeOp::Read { ino, len, .. } => {
+                let len = len.min(MAX_IO_LEN);
                 buf.clear();
                 let n = match Devfs::device(ino)? {
                     Device::Null => 0,

@@ -23,6 +23,11 @@ use alloc::{boxed::Box, vec::Vec};
 
 use abi::{Errno, FileType, Timespec};
 
+/// Most bytes one `Read` message returns: a larger request gets a short read (as Linux
+/// caps one read at `MAX_RW_COUNT`), so no request makes a filesystem allocate without
+/// bound.
+pub const MAX_IO_LEN: usize = 64 << 20;
+
 /// An inode number, unique within one filesystem instance and never reused by tmpfs and
 /// devfs (the namecache relies on that: see `crate::namecache`).
 pub type Ino = u64;
@@ -162,7 +167,8 @@ pub enum VnodeOp {
     Open { ino: Ino },
     /// The matching release of an `Open`.
     Close { ino: Ino },
-    /// Read up to `len` bytes at `offset` into `buf` (which is cleared first).
+    /// Read up to `len` (at most [`MAX_IO_LEN`]) bytes at `offset` into `buf` (which is
+    /// cleared first).
     Read { ino: Ino, offset: u64, len: usize },
     /// Write `buf` at `offset`, or at the end of the file if `append` (atomically).
     Write { ino: Ino, offset: u64, append: bool },

@@ -27,7 +27,10 @@ use self::{dir::DirData, file::FileData};
 use crate::{
     path::check_name,
     platform::Clock,
-    proto::{Attr, DirEntry, Ino, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp, VnodeResult},
+    proto::{
+        Attr, DirEntry, Ino, MAX_IO_LEN, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp,
+        VnodeResult,
+    },
     service::Filesystem,
 };
 
@@ -216,7 +219,9 @@ impl Tmpfs {
                 st.maybe_free(ino);
                 Ok(VnodeDone::Unit)
             }
-            VnodeOp::Read { ino, offset, len } => st.read(ino, offset, len, buf, now),
+            VnodeOp::Read { ino, offset, len } => {
+                st.read(ino, offset, len.min(MAX_IO_LEN), buf, now)
+            }
             VnodeOp::Write {
                 ino,
                 offset,

@@ -14,6 +14,8 @@ use fs::{Vfs, Vnode, platform::TickClock, service::try_complete_inline, tmpfs::T
 
 const ROUNDS: usize = 11;
 
+type Section = fn(&Vfs, &Vnode);
+
 fn inline<F: std::future::Future>(fut: F) -> F::Output {
     try_complete_inline(fut).expect("tmpfs completes inline")
 }
@@ -165,7 +167,7 @@ fn main() {
         "fs host benchmarks (tmpfs through ports, inline completion, best of {})",
         ROUNDS - 1
     );
-    let sections: [(&str, fn(&Vfs, &Vnode)); 5] = [
+    let sections: [(&str, Section); 5] = [
         ("lookup", lookup),
         ("create", create),
         ("open", open),

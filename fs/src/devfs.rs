@@ -11,11 +11,26 @@
 //! The set of nodes is fixed at creation; names cannot be created or removed (`Perm`).
 //! Block devices will be added here when the block layer exists. Modes and times can be
 //! changed with `SetAttr`.
+//!
+//! Two ways to serve it:
+//! - inline (`Arc<Devfs>` as a [`Filesystem`], a function port): every operation
+//!   completes at once, and a console read with no input waiting answers `Again`
+//!   (non-blocking semantics; what the boot path uses before any executor runs);
+//! - by a task ([`Devfs::serve_on`], an executor port): every operation still completes
+//!   inline except a console read with no input waiting, which is queued for the devfs
+//!   task and answered when input arrives (blocking semantics), or with `Intr` when the
+//!   caller gives up (aborts).
 
 use alloc::{sync::Arc, vec::Vec};
+use core::{
+    future::{Future, poll_fn},
+    task::Poll,
+};
 
 use abi::{Errno, FileType, Timespec};
 use spin::Mutex;
+
+use ports::{CpuId, Handled, Port, Server};
 
 use crate::{
     path::check_name,
@@ -24,7 +39,7 @@ use crate::{
         Attr, DirEntry, Ino, MAX_IO_LEN, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp,
         VnodeResult,
     },
-    service::Filesystem,
+    service::{Filesystem, FsPort},
 };
 
 /// The root directory's inode.
@@ -224,6 +239,64 @@ impl Devfs {
             VnodeOp::SetAttr { ino, set } => self.set_attr(ino, set),
             VnodeOp::ReadDir { dir, cookie, max } => self.read_dir(dir, cookie, max),
             VnodeOp::ReadLink { ino } => Devfs::node(ino).and(Err(Errno::Inval)),
+        }
+    }
+
+    /// Serves this devfs through an executor port on `cpu`. Returns the port to mount and
+    /// the devfs task, which must be spawned on `cpu`; it answers console reads that had
+    /// to wait for input.
+    ///
+    /// # Context
+    /// Any CPU; allocates the port. The task runs forever (until the machine stops).
+    pub fn serve_on(
+        self: Arc<Self>,
+        cpu: CpuId,
+    ) -> (FsPort, impl Future<Output = ()> + Send + 'static) {
+        let inline = self.clone();
+        let (port, server) = Port::executor(cpu, move |mut msg: VnodeMsg| {
+            let result = inline.serve_op(&msg.op, &mut msg.buf);
+            let is_console_read = matches!(msg.op, VnodeOp::Read { ino, .. } if Devfs::device(ino) == Ok(Device::Console));
+            if is_console_read && result == Err(Errno::Again) {
+                return Handled::Queue(msg);
+            }
+            msg.result = Some(result);
+            Handled::Done(msg)
+        });
+        (
+            FsPort::from_port(port, "devfs", ROOT_INO),
+            self.serve_waiting_reads(server),
+        )
+    }
+
+    /// The devfs task: answers each queued console read when input arrives.
+    async fn serve_waiting_reads(self: Arc<Self>, mut server: Server<VnodeMsg>) {
+        loop {
+            let mut request = server.recv().await;
+            let result = poll_fn(|cx| {
+                if request.poll_aborted(cx).is_ready() {
+                    request.msg_mut().buf.clear();
+                    return Poll::Ready(Err(Errno::Intr));
+                }
+                let msg = request.msg_mut();
+                let VnodeOp::Read { len, .. } = msg.op else {
+                    return Poll::Ready(Err(Errno::Inval));
+                };
+                msg.buf.resize(len.min(MAX_IO_LEN), 0);
+                match self.console.poll_read(cx, &mut msg.buf) {
+                    Poll::Ready(Ok(n)) => {
+                        msg.buf.truncate(n);
+                        Poll::Ready(Ok(VnodeDone::Count(n)))
+                    }
+                    Poll::Ready(Err(e)) => {
+                        msg.buf.clear();
+                        Poll::Ready(Err(e))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            request.msg_mut().result = Some(result);
+            request.reply();
         }
     }
 

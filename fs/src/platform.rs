@@ -4,7 +4,10 @@
 //! fs never reads a clock, an entropy source or a device by itself: the kernel hands
 //! implementations over at wiring time, and host tests hand over deterministic ones.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::{
+    sync::atomic::{AtomicU64, Ordering},
+    task::{Context, Poll},
+};
 
 use abi::{Errno, Timespec};
 
@@ -23,15 +26,19 @@ pub trait EntropySource: Send + Sync {
 /// The kernel console behind `/dev/console`.
 ///
 /// Until the console is a port of its own (`ports::proto::console`), devfs calls it
-/// directly; both methods must complete without waiting.
+/// directly. None of the methods may block.
 pub trait ConsoleDevice: Send + Sync {
     /// Writes `data`; returns how many bytes were accepted.
     fn write(&self, data: &[u8]) -> usize;
-    /// Reads what input is available into `buf`.
+    /// Reads what input is available into `buf` (`Ok(0)`: end of input).
     ///
     /// # Errors
     /// `Again` when no input is available right now.
     fn try_read(&self, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// Like `try_read`, but when no input is available, registers `cx`'s waker to be
+    /// woken when some arrives and returns `Pending` (the receive interrupt wakes it).
+    /// Used when devfs is served by a task ([`crate::devfs::Devfs::serve_on`]).
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, Errno>>;
 }
 
 /// A clock that advances by one microsecond every time it is read: deterministic, and
@@ -57,7 +64,7 @@ impl Clock for TickClock {
     }
 }
 
-/// A console that discards output and never has input.
+/// A console that discards output and whose input is always at its end.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NullConsole;
 
@@ -67,7 +74,11 @@ impl ConsoleDevice for NullConsole {
     }
 
     fn try_read(&self, _buf: &mut [u8]) -> Result<usize, Errno> {
-        Err(Errno::Again)
+        Ok(0)
+    }
+
+    fn poll_read(&self, _cx: &mut Context<'_>, _buf: &mut [u8]) -> Poll<Result<usize, Errno>> {
+        Poll::Ready(Ok(0))
     }
 }
 

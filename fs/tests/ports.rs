@@ -5,15 +5,22 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::{
+    sync::{Arc, Mutex},
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
 
 use abi::{Errno, OpenFlags};
-use common::{clock, inline, tmpfs_vfs};
+use common::{TestEntropy, clock, inline, tmpfs_vfs};
 use executor::{
     CpuId,
     hosted::{Machine, block_on_thread},
 };
-use fs::{Filesystem, FsPort, VnodeMsg, service::try_complete_inline, tmpfs::Tmpfs};
+use fs::{
+    Filesystem, FsPort, VnodeMsg, devfs::Devfs, platform::ConsoleDevice,
+    service::try_complete_inline, tmpfs::Tmpfs,
+};
 use ports::{Handled, Port};
 
 #[test]
@@ -118,5 +125,119 @@ fn a_dead_filesystem_server_gives_enotconn() {
         v.stat(&v.root(), b"/gone/x", true).await.err()
     });
     assert_eq!(r, Some(Errno::NotConn));
+    machine.shutdown();
+}
+
+/// A console whose input arrives when the test types it, waking the devfs task.
+#[derive(Default)]
+struct WaitingConsole {
+    input: Mutex<Vec<u8>>,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl WaitingConsole {
+    fn type_in(&self, data: &[u8]) {
+        self.input.lock().unwrap().extend_from_slice(data);
+        if let Some(waker) = self.waker.lock().unwrap().take() {
+            waker.wake();
+        }
+    }
+}
+
+impl ConsoleDevice for WaitingConsole {
+    fn write(&self, data: &[u8]) -> usize {
+        data.len()
+    }
+
+    fn try_read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        let mut input = self.input.lock().unwrap();
+        if input.is_empty() {
+            return Err(Errno::Again);
+        }
+        let n = buf.len().min(input.len());
+        buf[..n].copy_from_slice(&input[..n]);
+        input.drain(..n);
+        Ok(n)
+    }
+
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, Errno>> {
+        let input = self.input.lock().unwrap();
+        if input.is_empty() {
+            // Registered while holding `input`: `type_in` cannot slip in between.
+            *self.waker.lock().unwrap() = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        drop(input);
+        Poll::Ready(self.try_read(buf))
+    }
+}
+
+#[test]
+fn console_read_through_the_devfs_task_waits_for_input() {
+    let machine = Machine::start(2);
+    let console = Arc::new(WaitingConsole::default());
+    let devfs = Arc::new(Devfs::new(
+        clock(),
+        Arc::new(TestEntropy::new(1)),
+        console.clone(),
+    ));
+    let (port, task) = devfs.serve_on(CpuId(0));
+    drop(machine.spawn_on(CpuId(0), task).unwrap()); // detached: serves until shutdown
+    let (vfs, _) = tmpfs_vfs();
+    let root = vfs.root();
+    inline(vfs.mkdir(&root, b"/dev", 0o755)).unwrap();
+    inline(vfs.mount(&root, b"/dev", port)).unwrap();
+
+    // Devices other than a waiting console still complete inline on the port's CPU.
+    let v = vfs.clone();
+    let on_cpu0 = machine.block_on(CpuId(0), async move {
+        let null = v
+            .open(&v.root(), b"/dev/null", OpenFlags::READ_WRITE, 0)
+            .await
+            .unwrap();
+        try_complete_inline(v.write(&null, b"x".to_vec())).map(|(r, _)| r)
+    });
+    assert_eq!(on_cpu0, Some(Ok(1)));
+
+    let v = vfs.clone();
+    let reader = machine
+        .spawn_on(CpuId(1), async move {
+            let tty = v
+                .open(&v.root(), b"/dev/console", OpenFlags::READ_ONLY, 0)
+                .await
+                .unwrap();
+            let (r, line) = v.read(&tty, Vec::new(), 64).await;
+            (r, line)
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!reader.is_finished(), "the read waits for input");
+    console.type_in(b"echo hi\n");
+    let (r, line) = block_on_thread(reader).unwrap();
+    assert_eq!((r, line.as_slice()), (Ok(8), &b"echo hi\n"[..]));
+
+    // A caller that gives up is answered with EINTR, and the next read still works.
+    let v = vfs.clone();
+    let timed_out = machine
+        .spawn_on(CpuId(1), async move {
+            let tty = v
+                .open(&v.root(), b"/dev/console", OpenFlags::READ_ONLY, 0)
+                .await
+                .unwrap();
+            let first = executor::timeout(Duration::from_millis(20), v.read(&tty, Vec::new(), 8))
+                .await
+                .is_err();
+            (first, tty)
+        })
+        .unwrap();
+    let (gave_up, tty) = block_on_thread(timed_out).unwrap();
+    assert!(gave_up, "no input: the read timed out");
+    console.type_in(b"ls\n");
+    let v = vfs.clone();
+    let again = machine
+        .spawn_on(CpuId(1), async move { v.read(&tty, Vec::new(), 8).await })
+        .unwrap();
+    let (r, data) = block_on_thread(again).unwrap();
+    assert_eq!((r, data.as_slice()), (Ok(3), &b"ls\n"[..]));
     machine.shutdown();
 }

@@ -255,8 +255,11 @@ impl Devfs {
         let inline = self.clone();
         let (port, server) = Port::executor(cpu, move |mut msg: VnodeMsg| {
             let result = inline.serve_op(&msg.op, &mut msg.buf);
-            let is_console_read = matches!(msg.op, VnodeOp::Read { ino, .. } if Devfs::device(ino) == Ok(Device::Console));
-            if is_console_read && result == Err(Errno::Again) {
+            let must_wait = matches!(
+                msg.op,
+                VnodeOp::Read { ino, non_blocking: false, .. } if Devfs::device(ino) == Ok(Device::Console)
+            );
+            if must_wait && result == Err(Errno::Again) {
                 return Handled::Queue(msg);
             }
             msg.result = Some(result);

@@ -168,8 +168,14 @@ pub enum VnodeOp {
     /// The matching release of an `Open`.
     Close { ino: Ino },
     /// Read up to `len` (at most [`MAX_IO_LEN`]) bytes at `offset` into `buf` (which is
-    /// cleared first).
-    Read { ino: Ino, offset: u64, len: usize },
+    /// cleared first). `non_blocking` (`O_NONBLOCK`): answer `Again` rather than wait for
+    /// data that is not there yet (devices only; files never wait).
+    Read {
+        ino: Ino,
+        offset: u64,
+        len: usize,
+        non_blocking: bool,
+    },
     /// Write `buf` at `offset`, or at the end of the file if `append` (atomically).
     Write { ino: Ino, offset: u64, append: bool },
     /// Set the size of a regular file.

@@ -83,9 +83,15 @@ fn op() -> impl Strategy<Value = (VnodeOp, Vec<u8>)> {
             (
                 ino(),
                 offset(),
-                prop_oneof![0..10_000usize, Just(usize::MAX)]
+                prop_oneof![0..10_000usize, Just(usize::MAX)],
+                any::<bool>()
             )
-                .prop_map(|(ino, offset, len)| VnodeOp::Read { ino, offset, len }),
+                .prop_map(|(ino, offset, len, non_blocking)| VnodeOp::Read {
+                    ino,
+                    offset,
+                    len,
+                    non_blocking
+                }),
             (ino(), offset(), any::<bool>()).prop_map(|(ino, offset, append)| VnodeOp::Write {
                 ino,
                 offset,

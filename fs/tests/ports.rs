@@ -216,6 +216,15 @@ fn console_read_through_the_devfs_task_waits_for_input() {
     let (r, line) = block_on_thread(reader).unwrap();
     assert_eq!((r, line.as_slice()), (Ok(8), &b"echo hi\n"[..]));
 
+    // O_NONBLOCK: no waiting, EAGAIN.
+    let v = vfs.clone();
+    let non_blocking = machine.block_on(CpuId(1), async move {
+        let flags = OpenFlags::READ_ONLY | OpenFlags::NON_BLOCK;
+        let tty = v.open(&v.root(), b"/dev/console", flags, 0).await.unwrap();
+        v.read(&tty, Vec::new(), 8).await.0
+    });
+    assert_eq!(non_blocking, Err(Errno::Again));
+
     // A caller that gives up is answered with EINTR, and the next read still works.
     let v = vfs.clone();
     let timed_out = machine

@@ -219,9 +219,9 @@ impl Tmpfs {
                 st.maybe_free(ino);
                 Ok(VnodeDone::Unit)
             }
-            VnodeOp::Read { ino, offset, len } => {
-                st.read(ino, offset, len.min(MAX_IO_LEN), buf, now)
-            }
+            VnodeOp::Read {
+                ino, offset, len, ..
+            } => st.read(ino, offset, len.min(MAX_IO_LEN), buf, now),
             VnodeOp::Write {
                 ino,
                 offset,

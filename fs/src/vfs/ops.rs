@@ -247,6 +247,7 @@ impl Vfs {
                     ino: v.ino(),
                     offset,
                     len,
+                    non_blocking: file.flags().contains(OpenFlags::NON_BLOCK),
                 },
                 buf,
             ))

@@ -221,7 +221,13 @@ impl<'a> Reader<'a> {
         if raw_name[namesize - 1] != 0 || name.contains(&0) {
             return Err(self.error(Some(name), ArchiveErrorKind::BadName));
         }
-        let data_start = name_end.next_multiple_of(4);
+        // Padding after the name only matters when data follows: an archive may end right
+        // after the trailer's name.
+        let data_start = if filesize == 0 {
+            name_end
+        } else {
+            name_end.next_multiple_of(4)
+        };
         let data_end = data_start
             .checked_add(filesize as usize)
             .filter(|&e| e <= rest.len());

@@ -199,6 +199,26 @@ fn unpack_creates_files_dirs_symlinks_and_hard_links_with_modes_and_times() {
 }
 
 #[test]
+fn archive_may_end_right_after_the_trailer_name() {
+    let mut archive = Archive::default().file("f", 1, b"abc").trailer();
+    while archive.last() == Some(&0) && !archive.ends_with(b"!!!\0") {
+        archive.pop();
+    }
+    assert!(
+        archive.ends_with(b"TRAILER!!!\0"),
+        "no padding after the trailer"
+    );
+    let (vfs, _) = tmpfs_vfs();
+    inline(unpack(&vfs, &vfs.root(), &archive)).unwrap();
+    assert_eq!(read_all(&vfs, "/f"), b"abc");
+    // One byte less and the trailer's name is cut: that is an error.
+    archive.pop();
+    let (vfs, _) = tmpfs_vfs();
+    let err = inline(unpack(&vfs, &vfs.root(), &archive)).unwrap_err();
+    assert_eq!(err.kind, ArchiveErrorKind::TruncatedName);
+}
+
+#[test]
 fn crc_archives_are_checked() {
     let mut a = Archive::crc();
     a.file("ok", 1, b"data");
@@ -220,7 +240,21 @@ fn crc_archives_are_checked() {
 #[test]
 fn every_truncation_is_rejected_and_changes_nothing() {
     let archive = sample();
-    for len in 0..archive.len() - 1 {
+    // Only the zero padding after the trailer's name may be cut.
+    let trailer = archive
+        .windows(11)
+        .position(|w| w == b"TRAILER!!!\0")
+        .unwrap();
+    let shortest_valid = trailer + 11;
+    assert!(shortest_valid < archive.len());
+    for len in shortest_valid..=archive.len() {
+        let (vfs, _) = tmpfs_vfs();
+        assert!(
+            inline(unpack(&vfs, &vfs.root(), &archive[..len])).is_ok(),
+            "length {len}"
+        );
+    }
+    for len in 0..shortest_valid {
         let (vfs, _) = tmpfs_vfs();
         let err = inline(unpack(&vfs, &vfs.root(), &archive[..len])).unwrap_err();
         assert!(

@@ -647,3 +647,71 @@ fn fifo_holds_for_each_of_two_senders_on_different_cpus() {
         "the remote sender's order holds"
     );
 }
+
+/// The executor's per-CPU counters around `work`, read after a barrier task (the
+/// counters of a task's last poll are bumped after the poll returns).
+fn stats_delta(
+    machine: &executor::hosted::Machine,
+    cpu: CpuId,
+    work: impl FnOnce(),
+) -> (u64, u64, u64) {
+    let before = machine.stats(cpu);
+    work();
+    run(machine, cpu, async {});
+    let after = machine.stats(cpu);
+    (
+        after.polls - before.polls,
+        after.local_wakes - before.local_wakes,
+        after.ipis_received - before.ipis_received,
+    )
+}
+
+#[test]
+fn an_inline_call_never_switches_tasks_and_a_queued_one_does() {
+    const N: u64 = 500;
+    let machine = machine();
+    // Inline: the calling task is polled once and never woken, whatever N is.
+    let (port, _server) = port_for(Path::Inline);
+    let (polls, wakes, _) = stats_delta(&machine, CPU0, || {
+        run(&machine, CPU0, async move {
+            for id in 0..N {
+                port.call(Msg::new(id)).await.expect("served");
+            }
+        })
+    });
+    assert_eq!(
+        (polls, wakes),
+        (2, 0),
+        "one poll of the caller, one of the barrier task"
+    );
+
+    // Queued on the same CPU: every call suspends the caller and runs the server.
+    let (port, server) = port_for(Path::QueuedLocal);
+    let server_task = machine.spawn_on(CPU0, serve_n(server, N as usize)).unwrap();
+    let (polls, wakes, _) = stats_delta(&machine, CPU0, || {
+        run(&machine, CPU0, async move {
+            for id in 0..N {
+                port.call(Msg::new(id)).await.expect("served");
+            }
+        })
+    });
+    assert!(
+        polls >= 2 * N && wakes >= 2 * N,
+        "polls {polls}, wakes {wakes}"
+    );
+    drop(server_task);
+
+    // Queued on another CPU: the messages arrive on CPU1 through its IPI queue.
+    let (port, server) = port_for(Path::QueuedRemote);
+    let server_task = machine.spawn_on(CPU1, serve_n(server, N as usize)).unwrap();
+    let (polls_1, _, ipis_1) = stats_delta(&machine, CPU1, || {
+        run(&machine, CPU0, async move {
+            for id in 0..N {
+                port.call(Msg::new(id)).await.expect("served");
+            }
+        })
+    });
+    assert!(ipis_1 >= N, "one IPI per cross-CPU put at least: {ipis_1}");
+    assert!(polls_1 >= N, "the server ran on CPU1: {polls_1}");
+    drop(server_task);
+}

@@ -109,6 +109,35 @@ fn stat(vfs: &Vfs, root: &Vnode) {
     println!("stat                             {:>8.0} k/s", kops(ns));
 }
 
+/// `stat` of a different file on each of two threads at once (the host's stand-in for
+/// two CPUs): aggregate rate, to compare with the single-thread `stat` figure.
+fn stat2(vfs: &Vfs, root: &Vnode) {
+    let n = 100_000;
+    for i in 0..2 {
+        let path = format!("/a/s{i}");
+        inline(vfs.open(
+            root,
+            path.as_bytes(),
+            OpenFlags::CREATE | OpenFlags::WRITE_ONLY,
+            0o644,
+        ))
+        .unwrap();
+    }
+    let ns = best_ns(2 * n, || {
+        std::thread::scope(|scope| {
+            for i in 0..2 {
+                let path = format!("/a/s{i}");
+                scope.spawn(move || {
+                    for _ in 0..n {
+                        black_box(inline(vfs.stat(root, path.as_bytes(), true)).unwrap());
+                    }
+                });
+            }
+        });
+    });
+    println!("stat, 2 threads (aggregate)      {:>8.0} k/s", kops(ns));
+}
+
 fn io(vfs: &Vfs, root: &Vnode) {
     const FILE: usize = 64 << 20;
     const CHUNK: usize = 4096;
@@ -167,11 +196,12 @@ fn main() {
         "fs host benchmarks (tmpfs through ports, inline completion, best of {})",
         ROUNDS - 1
     );
-    let sections: [(&str, Section); 5] = [
+    let sections: [(&str, Section); 6] = [
         ("lookup", lookup),
         ("create", create),
         ("open", open),
         ("stat", stat),
+        ("stat2", stat2),
         ("io", io),
     ];
     for (name, run) in sections {

@@ -34,7 +34,7 @@ use core::task::{Context, Poll, Waker};
 
 use crate::error::Reply;
 use crate::reply_port::ReplyQueue;
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, Mutex, register_waker};
 
 /// Who owns the message right now.
 enum Slot<M> {
@@ -136,12 +136,15 @@ impl<M> Envelope<M> {
             matches!(state.slot, Slot::InService | Slot::Queued(_)),
             "ports: a message was replied twice"
         );
-        state.abort_waker = None;
+        // Wakers and the message are moved out and dropped or woken only after the
+        // lock is released (see `sync::register_waker`).
+        let abort_waker = state.abort_waker.take();
         match &mut state.origin {
             Origin::Caller(waker) => {
                 let waker = waker.take();
                 state.slot = Slot::Replied(reply);
                 drop(state);
+                drop(abort_waker);
                 // Let go of the envelope before waking, so that the originator, once
                 // woken, holds the last reference and frees it on its own CPU.
                 drop(this);
@@ -149,16 +152,21 @@ impl<M> Envelope<M> {
                     waker.wake();
                 }
             }
-            Origin::ReplyPort(queue) => {
-                let queue = queue.clone();
+            Origin::ReplyPort(_) => {
+                let Origin::ReplyPort(queue) =
+                    core::mem::replace(&mut state.origin, Origin::Orphaned)
+                else {
+                    unreachable!()
+                };
                 state.slot = Slot::Replied(reply);
-                state.origin = Origin::Orphaned;
                 drop(state);
+                drop(abort_waker);
                 queue.push(this);
             }
             Origin::Orphaned => {
                 state.slot = Slot::Retired;
                 drop(state);
+                drop(abort_waker);
                 // The originator is gone: the message and its buffers end here, after
                 // the target has let go of them.
                 drop(reply);
@@ -179,12 +187,12 @@ impl<M> Envelope<M> {
             !matches!(state.slot, Slot::Retired),
             "ports: call polled after completion"
         );
-        if let Origin::Caller(slot) = &mut state.origin {
-            match slot {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                _ => *slot = Some(cx.waker().clone()),
-            }
-        }
+        let replaced = match &mut state.origin {
+            Origin::Caller(slot) => register_waker(slot, cx),
+            Origin::ReplyPort(_) | Origin::Orphaned => None,
+        };
+        drop(state);
+        drop(replaced);
         Poll::Pending
     }
 
@@ -204,7 +212,7 @@ impl<M> Envelope<M> {
     /// the reply to be dropped when it comes. Drops an already stored reply now.
     pub(crate) fn orphan(&self) {
         let mut state = self.state.lock();
-        state.origin = Origin::Orphaned;
+        let origin = core::mem::replace(&mut state.origin, Origin::Orphaned);
         let reply = match core::mem::replace(&mut state.slot, Slot::Retired) {
             Slot::Replied(reply) => Some(reply),
             other => {
@@ -214,6 +222,7 @@ impl<M> Envelope<M> {
         };
         let abort_waker = Self::mark_abort(&mut state);
         drop(state);
+        drop(origin);
         drop(reply);
         if let Some(waker) = abort_waker {
             waker.wake();
@@ -253,10 +262,9 @@ impl<M> Envelope<M> {
         if state.abort_requested {
             return Poll::Ready(());
         }
-        match &state.abort_waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => state.abort_waker = Some(cx.waker().clone()),
-        }
+        let replaced = register_waker(&mut state.abort_waker, cx);
+        drop(state);
+        drop(replaced);
         Poll::Pending
     }
 }

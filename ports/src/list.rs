@@ -147,7 +147,7 @@ mod tests {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            if seed % 2 == 0 {
+            if seed.is_multiple_of(2) {
                 assert_eq!(list.pop_front().map(value), model.pop_front());
             } else {
                 list.push_back(replied(n));

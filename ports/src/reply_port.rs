@@ -14,7 +14,7 @@ use core::task::{Context, Poll, Waker};
 use crate::envelope::Envelope;
 use crate::error::Reply;
 use crate::list::List;
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, Mutex, register_waker};
 
 struct Inner<M> {
     replies: List<M>,
@@ -149,10 +149,9 @@ impl<M> ReplyPort<M> {
                 )
             }
             None => {
-                match &inner.waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    _ => inner.waker = Some(cx.waker().clone()),
-                }
+                let replaced = register_waker(&mut inner.waker, cx);
+                drop(inner);
+                drop(replaced);
                 Poll::Pending
             }
         }

@@ -17,7 +17,7 @@ use crate::error::PortError;
 use crate::list::List;
 use crate::platform::current_cpu_checked;
 use crate::port::{Attempt, ExecPort, Port, bounce};
-use crate::sync;
+use crate::sync::{self, register_waker};
 
 /// The receiving end of an executor port: owned by the one task that serves it, on the
 /// port's CPU (DragonFly: the thread that owns a thread port).
@@ -80,10 +80,9 @@ impl<M: Send + 'static> Server<M> {
                 Poll::Ready(Request::new(env))
             }
             None => {
-                match &local.server {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    _ => local.server = Some(cx.waker().clone()),
-                }
+                let replaced = register_waker(&mut local.server, cx);
+                drop(local);
+                drop(replaced);
                 Poll::Pending
             }
         }
@@ -125,8 +124,9 @@ impl<M: Send + 'static> Drop for Server<M> {
         let mut local = self.port.local.lock();
         self.port.closed.store(true, Ordering::Relaxed);
         let mut queued: List<M> = local.queue.take_all();
-        local.server = None;
+        let waker = local.server.take();
         drop(local);
+        drop(waker);
         while let Some(env) = queued.pop_front() {
             bounce(env, PortError::Closed);
         }

@@ -52,3 +52,18 @@ impl<T> Mutex<T> {
         return self.inner.lock();
     }
 }
+
+/// Stores `cx`'s waker in `slot` unless an equivalent one is already there, and returns
+/// the waker it replaced. The caller drops that one only after releasing its lock: a
+/// waker's drop runs executor code (it may free a task, and the task's future), which
+/// must never run under one of our spin locks.
+#[must_use = "drop the replaced waker after unlocking"]
+pub(crate) fn register_waker(
+    slot: &mut Option<core::task::Waker>,
+    cx: &core::task::Context<'_>,
+) -> Option<core::task::Waker> {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => None,
+        _ => slot.replace(cx.waker().clone()),
+    }
+}

@@ -715,3 +715,28 @@ fn an_inline_call_never_switches_tasks_and_a_queued_one_does() {
     assert!(polls_1 >= N, "the server ran on CPU1: {polls_1}");
     drop(server_task);
 }
+
+#[test]
+fn dropping_a_whole_port_with_messages_in_flight_bounces_them_and_stale_ipis_are_harmless() {
+    // The port on CPU1 is dropped from CPU0 right after a cross-CPU send, so its message
+    // is in the inbox, in the IPI being drained, or in the server queue: every case must
+    // bounce it `Closed`. Ports are created and dropped in a loop, so registry slots are
+    // reused while IPIs naming the old generation may still be on their way.
+    const ROUNDS: u64 = 300;
+    let machine = machine();
+    let errors = run(&machine, CPU0, async move {
+        let mut reply_port = ReplyPort::new();
+        let mut errors = Vec::new();
+        for id in 0..ROUNDS {
+            let (port, server) = Port::<Msg>::executor(CPU1, AlwaysQueue);
+            port.send(Msg::new(id), &reply_port);
+            drop(server);
+            drop(port);
+            let (error, msg) = reply_port.recv().await.expect_err("nobody serves it");
+            assert_eq!(msg.id, id, "the message comes back");
+            errors.push(error);
+        }
+        errors
+    });
+    assert!(errors.iter().all(|e| *e == PortError::Closed), "{errors:?}");
+}

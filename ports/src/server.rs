@@ -23,7 +23,10 @@ use crate::sync::{self, register_waker};
 /// port's CPU (DragonFly: the thread that owns a thread port).
 ///
 /// Dropping the server closes the port: queued messages and later puts that the handler
-/// does not complete inline bounce back with [`PortError::Closed`].
+/// does not complete inline bounce back with [`PortError::Closed`]. The reverse does not
+/// hold: a server whose `Port` handles are all gone keeps waiting until its task ends or
+/// is cancelled (DragonFly's ports are not reference counted either; a protocol that
+/// wants an end says so with a message).
 pub struct Server<M: Send + 'static> {
     port: Arc<ExecPort<M>>,
     /// A handle on the same port, for `Server::port`.

@@ -320,6 +320,156 @@ fn clean_path(name: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Writes newc archives (what xtask needs to build the boot archive from `user/` programs
+/// and a root tree, with no external `cpio` tool).
+///
+/// Entries get inode numbers 1, 2, ... in order; `hard_link` reuses the target's number,
+/// and, as GNU cpio does, a linked file's data is stored with its last name only.
+#[derive(Debug, Default)]
+pub struct ArchiveBuilder {
+    entries: Vec<PendingEntry>,
+}
+
+#[derive(Debug)]
+struct PendingEntry {
+    name: Vec<u8>,
+    ino: u32,
+    mode: u32,
+    mtime: u32,
+    data: Vec<u8>,
+}
+
+impl ArchiveBuilder {
+    /// An empty archive.
+    pub fn new() -> ArchiveBuilder {
+        ArchiveBuilder::default()
+    }
+
+    fn push(&mut self, path: &str, mode: u32, mtime: u32, data: &[u8]) -> u32 {
+        let ino = self.entries.len() as u32 + 1;
+        self.entries.push(PendingEntry {
+            name: path.as_bytes().into(),
+            ino,
+            mode,
+            mtime,
+            data: data.into(),
+        });
+        ino
+    }
+
+    /// Adds a directory (`perm`: permission bits); returns its inode number.
+    pub fn dir(&mut self, path: &str, perm: u32, mtime: u32) -> u32 {
+        self.push(path, abi::stat::S_IFDIR | (perm & 0o7777), mtime, b"")
+    }
+
+    /// Adds a regular file; returns its inode number (for `hard_link`).
+    ///
+    /// # Panics
+    /// If `data` is 4 GiB or more (the format's limit).
+    pub fn file(&mut self, path: &str, perm: u32, mtime: u32, data: &[u8]) -> u32 {
+        assert!(
+            u32::try_from(data.len()).is_ok(),
+            "cpio newc files are limited to 4 GiB"
+        );
+        self.push(path, abi::stat::S_IFREG | (perm & 0o7777), mtime, data)
+    }
+
+    /// Adds a symbolic link to `target`; returns its inode number.
+    pub fn symlink(&mut self, path: &str, target: &str, mtime: u32) -> u32 {
+        self.push(path, abi::stat::S_IFLNK | 0o777, mtime, target.as_bytes())
+    }
+
+    /// Adds another name for the regular file `ino` (as returned by `file`).
+    ///
+    /// # Panics
+    /// If `ino` is not a regular file of this builder.
+    pub fn hard_link(&mut self, path: &str, ino: u32) {
+        let first = self
+            .entries
+            .iter()
+            .find(|e| e.ino == ino && FileType::from_mode(e.mode) == Some(FileType::Regular))
+            .expect("hard_link: not a regular file of this archive");
+        let (mode, mtime) = (first.mode, first.mtime);
+        self.entries.push(PendingEntry {
+            name: path.as_bytes().into(),
+            ino,
+            mode,
+            mtime,
+            data: Vec::new(),
+        });
+    }
+
+    /// The archive, with its trailer.
+    pub fn finish(self) -> Vec<u8> {
+        // Per inode: number of names, index of its last name, index of the entry with data.
+        let mut inodes: HashMap<u32, (u32, usize, usize)> = HashMap::new();
+        for (i, entry) in self.entries.iter().enumerate() {
+            let slot = inodes.entry(entry.ino).or_insert((0, i, i));
+            slot.0 += 1;
+            slot.1 = i;
+        }
+        let mut out = Vec::new();
+        for (i, entry) in self.entries.iter().enumerate() {
+            let (names, last, with_data) = inodes[&entry.ino];
+            let data: &[u8] = if i == last {
+                &self.entries[with_data].data
+            } else {
+                &[]
+            };
+            let is_dir = FileType::from_mode(entry.mode) == Some(FileType::Directory);
+            let nlink = if is_dir { 2 } else { names };
+            write_entry(
+                &mut out,
+                &entry.name,
+                entry.ino,
+                entry.mode,
+                nlink,
+                entry.mtime,
+                data,
+            );
+        }
+        write_entry(&mut out, TRAILER, 0, 0, 1, 0, b"");
+        out
+    }
+}
+
+fn write_entry(
+    out: &mut Vec<u8>,
+    name: &[u8],
+    ino: u32,
+    mode: u32,
+    nlink: u32,
+    mtime: u32,
+    data: &[u8],
+) {
+    out.extend_from_slice(MAGIC);
+    let fields = [
+        ino,
+        mode,
+        0,
+        0,
+        nlink,
+        mtime,
+        data.len() as u32,
+        0,
+        0,
+        0,
+        0,
+        name.len() as u32 + 1,
+        0,
+    ];
+    for field in fields {
+        for shift in (0..8).rev() {
+            out.push(b"0123456789abcdef"[((field >> (shift * 4)) & 0xf) as usize]);
+        }
+    }
+    out.extend_from_slice(name);
+    out.push(0);
+    out.resize(out.len().next_multiple_of(4), 0);
+    out.extend_from_slice(data);
+    out.resize(out.len().next_multiple_of(4), 0);
+}
+
 /// What `unpack` created.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UnpackStats {

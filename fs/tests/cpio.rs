@@ -489,3 +489,66 @@ proptest! {
         tmpfs.debug_check();
     }
 }
+
+#[test]
+fn builder_round_trips_through_reader_and_unpack() {
+    let mut b = fs::cpio::ArchiveBuilder::new();
+    b.dir("bin", 0o755, 10);
+    let init = b.file("bin/init", 0o755, 20, b"\x7fELF...");
+    b.symlink("bin/sh", "init", 30);
+    b.hard_link("bin/init2", init);
+    b.dir("etc", 0o700, 40);
+    b.file("etc/empty", 0o600, 50, b"");
+    let archive = b.finish();
+
+    let entries: Vec<_> = Reader::new(&archive).collect::<Result<_, _>>().unwrap();
+    let summary: Vec<(&[u8], u32, u32, usize)> = entries
+        .iter()
+        .map(|e| (e.name, e.mode, e.nlink, e.data.len()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (&b"bin"[..], 0o040755, 2, 0),
+            (b"bin/init", 0o100755, 2, 0),
+            (b"bin/sh", 0o120777, 1, 4),
+            (b"bin/init2", 0o100755, 2, 7),
+            (b"etc", 0o040700, 2, 0),
+            (b"etc/empty", 0o100600, 1, 0),
+        ]
+    );
+    assert_eq!(entries[1].ino, entries[3].ino);
+
+    let (vfs, tmpfs) = tmpfs_vfs();
+    let root = vfs.root();
+    inline(unpack(&vfs, &root, &archive)).unwrap();
+    assert_eq!(read_all(&vfs, "/bin/sh"), b"\x7fELF...");
+    let a = inline(vfs.stat(&root, b"/bin/init", true)).unwrap();
+    let b = inline(vfs.stat(&root, b"/bin/init2", true)).unwrap();
+    assert_eq!((a.st_ino, a.st_nlink, a.st_size), (b.st_ino, 2, 7));
+    assert_eq!(
+        inline(vfs.stat(&root, b"/etc", true))
+            .unwrap()
+            .st_mtime
+            .tv_sec,
+        40
+    );
+    tmpfs.debug_check();
+}
+
+proptest! {
+    #[test]
+    fn built_archives_unpack_to_the_same_files(files in prop::collection::btree_map("[a-z]{1,8}", prop::collection::vec(any::<u8>(), 0..300), 0..20)) {
+        let mut b = fs::cpio::ArchiveBuilder::new();
+        b.dir("d", 0o755, 1);
+        for (name, data) in &files {
+            b.file(&format!("d/{name}"), 0o644, 2, data);
+        }
+        let archive = b.finish();
+        let (vfs, _) = tmpfs_vfs();
+        inline(unpack(&vfs, &vfs.root(), &archive)).unwrap();
+        for (name, data) in &files {
+            prop_assert_eq!(&read_all(&vfs, &format!("/d/{name}")), data);
+        }
+    }
+}

@@ -1120,6 +1120,30 @@ fn close_on_exec_and_dup3() {
 }
 
 #[test]
+fn read_to_end_reads_whole_files_within_a_limit() {
+    let fx = fixture();
+    let (vfs, root) = (&fx.vfs, &fx.root);
+    assert_eq!(
+        inline(vfs.read_to_end(root, b"/lnk", 100)),
+        Ok(b"hello".to_vec())
+    );
+    assert_eq!(
+        inline(vfs.read_to_end(root, b"/d/f", 5)),
+        Ok(b"hello".to_vec())
+    );
+    assert_eq!(inline(vfs.read_to_end(root, b"/d/f", 4)), Err(Errno::FBig));
+    assert_eq!(inline(vfs.read_to_end(root, b"/d", 100)), Err(Errno::IsDir));
+    assert_eq!(
+        inline(vfs.read_to_end(root, b"/nope", 100)),
+        Err(Errno::NoEnt)
+    );
+    let f = inline(vfs.open(root, b"/big", WR | CREAT, 0o644)).unwrap();
+    let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+    inline(vfs.write(&f, data.clone())).0.unwrap();
+    assert_eq!(inline(vfs.read_to_end(root, b"/big", 1 << 20)), Ok(data));
+}
+
+#[test]
 fn descriptor_table_limit_is_emfile() {
     let mut fx = fixture();
     let f = inline(fx.vfs.open(&fx.root, b"/f1", RD, 0)).unwrap();

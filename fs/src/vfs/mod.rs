@@ -8,6 +8,14 @@
 //!
 //! Layout: this file has the types and the mount table; `walk.rs` resolves paths;
 //! `ops.rs` has one `async fn` per POSIX operation.
+//!
+//! # Context (every public method)
+//! Any task on any CPU, or any thread for inline filesystems (`try_complete_inline`).
+//! A method suspends only when a filesystem queues a message. No spin lock is held across
+//! an `.await`; the one thing held across one is an open file's position lock (`read`,
+//! `write`, `lseek`, `readdir`, `getdents` on the same open file run one at a time).
+//! Dropping a future mid-way is safe: the message in flight is orphaned (`ports`), and
+//! the namecache is only filled by answers that are still current.
 
 mod ops;
 mod walk;

@@ -853,6 +853,34 @@ impl Vfs {
         self.read_link_of(&v).await
     }
 
+    /// Reads a whole regular file (for the kernel's program loader and for tests).
+    ///
+    /// # Errors
+    /// Walk and `open` errors; `IsDir`; `FBig` past `limit` bytes.
+    pub async fn read_to_end(
+        &self,
+        at: &Vnode,
+        path: &[u8],
+        limit: usize,
+    ) -> Result<Vec<u8>, Errno> {
+        let file = self.open(at, path, OpenFlags::READ_ONLY, 0).await?;
+        let mut data = Vec::new();
+        let mut chunk = Vec::new();
+        loop {
+            let want = (limit - data.len()).min(crate::proto::MAX_IO_LEN) + 1;
+            let (n, back) = self.pread(&file, chunk, want, data.len() as u64).await;
+            let n = n?;
+            if n == 0 {
+                return Ok(data);
+            }
+            if data.len() + n > limit {
+                return Err(Errno::FBig);
+            }
+            data.extend_from_slice(&back[..n]);
+            chunk = back;
+        }
+    }
+
     /// Resolves a directory for `chdir`/`chroot`.
     ///
     /// # Errors

@@ -18,11 +18,8 @@ use std::{
 };
 
 use abi::{Errno, OpenFlags};
-use common::{inline, tmpfs_vfs};
-use executor::{
-    CpuId,
-    hosted::{Machine, block_on_thread},
-};
+use common::{inline, join, tmpfs_vfs};
+use executor::{CpuId, hosted::Machine};
 use fs::Vfs;
 
 const CREATE: OpenFlags = OpenFlags::WRITE_ONLY
@@ -135,10 +132,10 @@ fn creates_renames_and_readdir_race_across_cpus() {
             listings
         })
         .unwrap();
-    block_on_thread(creator).unwrap();
-    block_on_thread(churner).unwrap();
+    join(creator);
+    join(churner);
     done.store(true, Ordering::Release);
-    let listings = block_on_thread(lister).unwrap();
+    let listings = join(lister);
     assert!(listings >= 3);
 
     let mut d: Vec<String> = names(&vfs, b"/d");
@@ -239,12 +236,9 @@ fn no_stale_name_after_rename_or_unlink_while_other_cpus_look_up() {
             }
         })
         .unwrap();
-    block_on_thread(checker).unwrap();
+    join(checker);
     stop.store(true, Ordering::Release);
-    let lookups: u64 = hammers
-        .into_iter()
-        .map(|h| block_on_thread(h).unwrap())
-        .sum();
+    let lookups: u64 = hammers.into_iter().map(join).sum();
     assert!(lookups > 0);
     let stats = vfs.namecache().stats();
     assert!(stats.misses > 0 && !vfs.namecache().is_empty(), "{stats:?}");
@@ -289,7 +283,7 @@ fn concurrent_writers_to_distinct_files_and_one_append_file() {
         })
         .collect();
     for h in handles {
-        block_on_thread(h).unwrap();
+        join(h);
     }
     for cpu in 0..2u8 {
         assert_eq!(
@@ -356,10 +350,7 @@ fn a_shared_open_file_hands_each_byte_to_exactly_one_reader() {
                 .unwrap()
         })
         .collect();
-    let counts: Vec<Vec<u8>> = readers
-        .into_iter()
-        .map(|h| block_on_thread(h).unwrap())
-        .collect();
+    let counts: Vec<Vec<u8>> = readers.into_iter().map(join).collect();
     assert_eq!(
         counts[0].len() + counts[1].len(),
         N,
@@ -391,7 +382,7 @@ fn a_shared_open_file_hands_each_byte_to_exactly_one_reader() {
         })
         .collect();
     for h in writers {
-        block_on_thread(h).unwrap();
+        join(h);
     }
     let st = inline(vfs.fstat(&out)).unwrap();
     assert_eq!(st.st_size, 2 * 2000 * 3);

@@ -12,11 +12,8 @@ use std::{
 };
 
 use abi::{Errno, OpenFlags};
-use common::{TestEntropy, clock, inline, tmpfs_vfs};
-use executor::{
-    CpuId,
-    hosted::{Machine, block_on_thread},
-};
+use common::{TestEntropy, clock, inline, join, run_on, tmpfs_vfs};
+use executor::{CpuId, hosted::Machine};
 use fs::{
     Filesystem, FsPort, VnodeMsg, devfs::Devfs, platform::ConsoleDevice,
     service::try_complete_inline, tmpfs::Tmpfs,
@@ -94,15 +91,15 @@ fn vfs_over_a_queued_port_served_by_a_task_on_another_cpu() {
             assert!(try_complete_inline(v.stat(&root, b"/", false)).is_some());
         })
         .unwrap();
-    block_on_thread(client).unwrap();
+    join(client);
     // Stop the server (a private message) and count what it served.
     let stop = machine
         .spawn_on(CpuId(1), async move {
             fs_port.call_op(fs::VnodeOp::Fsync { ino: 0 }).await
         })
         .unwrap();
-    block_on_thread(stop).unwrap().unwrap();
-    let served = block_on_thread(server_task).unwrap();
+    join(stop).unwrap();
+    let served = join(server_task);
     assert!(
         served >= 8,
         "the server task served the operations ({served})"
@@ -121,7 +118,7 @@ fn a_dead_filesystem_server_gives_enotconn() {
     inline(vfs.mkdir(&root, b"/gone", 0o755)).unwrap();
     inline(vfs.mount(&root, b"/gone", FsPort::from_port(port, "dead", 1))).unwrap();
     let v = vfs.clone();
-    let r = machine.block_on(CpuId(0), async move {
+    let r = run_on(&machine, 0, async move {
         v.stat(&v.root(), b"/gone/x", true).await.err()
     });
     assert_eq!(r, Some(Errno::NotConn));
@@ -190,7 +187,7 @@ fn console_read_through_the_devfs_task_waits_for_input() {
 
     // Devices other than a waiting console still complete inline on the port's CPU.
     let v = vfs.clone();
-    let on_cpu0 = machine.block_on(CpuId(0), async move {
+    let on_cpu0 = run_on(&machine, 0, async move {
         let null = v
             .open(&v.root(), b"/dev/null", OpenFlags::READ_WRITE, 0)
             .await
@@ -213,12 +210,12 @@ fn console_read_through_the_devfs_task_waits_for_input() {
     std::thread::sleep(Duration::from_millis(50));
     assert!(!reader.is_finished(), "the read waits for input");
     console.type_in(b"echo hi\n");
-    let (r, line) = block_on_thread(reader).unwrap();
+    let (r, line) = join(reader);
     assert_eq!((r, line.as_slice()), (Ok(8), &b"echo hi\n"[..]));
 
     // O_NONBLOCK: no waiting, EAGAIN.
     let v = vfs.clone();
-    let non_blocking = machine.block_on(CpuId(1), async move {
+    let non_blocking = run_on(&machine, 1, async move {
         let flags = OpenFlags::READ_ONLY | OpenFlags::NON_BLOCK;
         let tty = v.open(&v.root(), b"/dev/console", flags, 0).await.unwrap();
         v.read(&tty, Vec::new(), 8).await.0
@@ -239,14 +236,14 @@ fn console_read_through_the_devfs_task_waits_for_input() {
             (first, tty)
         })
         .unwrap();
-    let (gave_up, tty) = block_on_thread(timed_out).unwrap();
+    let (gave_up, tty) = join(timed_out);
     assert!(gave_up, "no input: the read timed out");
     console.type_in(b"ls\n");
     let v = vfs.clone();
     let again = machine
         .spawn_on(CpuId(1), async move { v.read(&tty, Vec::new(), 8).await })
         .unwrap();
-    let (r, data) = block_on_thread(again).unwrap();
+    let (r, data) = join(again);
     assert_eq!((r, data.as_slice()), (Ok(3), &b"ls\n"[..]));
     machine.shutdown();
 }

@@ -60,3 +60,32 @@ pub fn devfs() -> Arc<Devfs> {
         Arc::new(NullConsole),
     ))
 }
+
+/// Waits for a task on the hosted machine, failing the test (instead of hanging it) if
+/// the task does not finish in time, e.g. because an assertion inside it panicked its CPU.
+#[track_caller]
+pub fn join<T>(handle: executor::JoinHandle<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !handle.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task did not finish (did it panic on its CPU?)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    executor::hosted::block_on_thread(handle).expect("task was cancelled")
+}
+
+/// Runs `future` on `cpu` of `machine` and waits for it, with `join`'s deadline.
+#[track_caller]
+pub fn run_on<F>(machine: &executor::hosted::Machine, cpu: u32, future: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    join(
+        machine
+            .spawn_on(executor::CpuId(cpu), future)
+            .expect("spawn"),
+    )
+}

@@ -18,7 +18,7 @@ use std::{
 };
 
 use abi::{Errno, OpenFlags};
-use common::{inline, join, tmpfs_vfs};
+use common::{inline, join, serial, tmpfs_vfs};
 use executor::{CpuId, hosted::Machine};
 use fs::Vfs;
 
@@ -45,6 +45,7 @@ fn names(vfs: &Vfs, path: &[u8]) -> Vec<String> {
 
 #[test]
 fn creates_renames_and_readdir_race_across_cpus() {
+    let _serial = serial();
     const N: usize = 400;
     let (vfs, tmpfs) = tmpfs_vfs();
     let root = vfs.root();
@@ -153,6 +154,7 @@ fn creates_renames_and_readdir_race_across_cpus() {
 
 #[test]
 fn no_stale_name_after_rename_or_unlink_while_other_cpus_look_up() {
+    let _serial = serial();
     const ROUNDS: usize = 3000;
     let (vfs, _tmpfs) = tmpfs_vfs();
     let root = vfs.root();
@@ -247,6 +249,7 @@ fn no_stale_name_after_rename_or_unlink_while_other_cpus_look_up() {
 
 #[test]
 fn concurrent_writers_to_distinct_files_and_one_append_file() {
+    let _serial = serial();
     let (vfs, tmpfs) = tmpfs_vfs();
     let root = vfs.root();
     inline(vfs.open(&root, b"/log", CREATE, 0o644)).unwrap();
@@ -318,6 +321,7 @@ fn concurrent_writers_to_distinct_files_and_one_append_file() {
 
 #[test]
 fn a_shared_open_file_hands_each_byte_to_exactly_one_reader() {
+    let _serial = serial();
     const N: usize = 20_000;
     let (vfs, _) = tmpfs_vfs();
     let root = vfs.root();

@@ -12,7 +12,7 @@ use std::{
 };
 
 use abi::{Errno, OpenFlags};
-use common::{TestEntropy, clock, inline, join, run_on, tmpfs_vfs};
+use common::{TestEntropy, clock, inline, join, run_on, serial, tmpfs_vfs};
 use executor::{CpuId, hosted::Machine};
 use fs::{
     Filesystem, FsPort, VnodeMsg, devfs::Devfs, platform::ConsoleDevice,
@@ -22,6 +22,7 @@ use ports::{Handled, Port};
 
 #[test]
 fn vfs_over_a_queued_port_served_by_a_task_on_another_cpu() {
+    let _serial = serial();
     let machine = Machine::start(2);
     let backing = Arc::new(Tmpfs::new(clock()));
     // Every message is queued for the server task on CPU 0 (no inline completion).
@@ -110,6 +111,7 @@ fn vfs_over_a_queued_port_served_by_a_task_on_another_cpu() {
 
 #[test]
 fn a_dead_filesystem_server_gives_enotconn() {
+    let _serial = serial();
     let machine = Machine::start(1);
     let (port, server) = Port::executor(CpuId(0), |msg: VnodeMsg| Handled::Queue(msg));
     drop(server);
@@ -171,6 +173,7 @@ impl ConsoleDevice for WaitingConsole {
 
 #[test]
 fn console_read_through_the_devfs_task_waits_for_input() {
+    let _serial = serial();
     let machine = Machine::start(2);
     let console = Arc::new(WaitingConsole::default());
     let devfs = Arc::new(Devfs::new(

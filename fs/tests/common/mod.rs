@@ -89,3 +89,11 @@ where
             .expect("spawn"),
     )
 }
+
+/// Serialises the tests of one binary that start a hosted machine: each machine's CPUs
+/// are std threads, and two machines at once would only compete for the host's cores
+/// (the executor's platform hooks are process-wide, too).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -9,14 +9,17 @@ use alloc::{sync::Arc, vec::Vec};
 use core::{
     future::Future,
     pin::Pin,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    sync::atomic::AtomicU64,
     task::{Context, Poll, Waker},
 };
 
 use abi::{Errno, FileType, OpenFlags};
-use spin::Mutex;
 
-use crate::{proto::VnodeOp, vfs::Vnode};
+use crate::{
+    proto::VnodeOp,
+    sync::{AtomicBool, Mutex, Ordering},
+    vfs::Vnode,
+};
 
 /// Most descriptors one table may hold (`RLIMIT_NOFILE`'s usual soft limit).
 pub const MAX_FDS: usize = 1024;
@@ -363,7 +366,7 @@ impl FdTable {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use alloc::{sync::Arc, task::Wake};
     use core::{
@@ -403,5 +406,36 @@ mod tests {
         assert!(!lock.try_lock(), "the second acquirer holds it now");
         drop(PositionGuard { lock: &lock });
         assert!(lock.try_lock());
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use loom::{future::block_on, sync::Arc, thread};
+
+    use super::*;
+    use crate::sync::AtomicBool;
+
+    /// Two tasks take the position lock: never both inside, and the loser is always woken
+    /// (a lost wakeup would leave its `block_on` waiting forever, which loom reports).
+    #[test]
+    fn loom_position_lock_excludes_and_never_loses_a_wakeup() {
+        loom::model(|| {
+            let lock = Arc::new(PositionLock::default());
+            let inside = Arc::new(AtomicBool::new(false));
+            let task = |lock: Arc<PositionLock>, inside: Arc<AtomicBool>| async move {
+                Acquire { lock: &lock }.await;
+                assert!(!inside.swap(true, Ordering::SeqCst), "two holders");
+                inside.store(false, Ordering::SeqCst);
+                lock.unlock();
+            };
+            let other = thread::spawn({
+                let (lock, inside) = (lock.clone(), inside.clone());
+                move || block_on(task(lock, inside))
+            });
+            block_on(task(lock.clone(), inside));
+            other.join().unwrap();
+            assert!(lock.try_lock(), "free at the end");
+        });
     }
 }

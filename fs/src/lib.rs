@@ -75,6 +75,7 @@ pub mod path;
 pub mod platform;
 pub mod proto;
 pub mod service;
+mod sync;
 pub mod tmpfs;
 pub mod vfs;
 

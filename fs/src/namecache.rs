@@ -22,16 +22,15 @@
 //! 5. **Bounded.** When full, the cache is emptied (cheap, correct, and rare at our sizes).
 
 use alloc::boxed::Box;
-use core::{
-    hash::{Hash, Hasher},
-    sync::atomic::{AtomicU64, Ordering},
-};
+use core::hash::{Hash, Hasher};
 
 use abi::FileType;
 use hashbrown::{Equivalent, HashMap};
-use spin::RwLock;
 
-use crate::proto::Ino;
+use crate::{
+    proto::Ino,
+    sync::{AtomicU64, Ordering, RwLock},
+};
 
 /// Default number of entries kept.
 pub const DEFAULT_CAPACITY: usize = 64 * 1024;
@@ -197,7 +196,7 @@ impl NameCache {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -254,5 +253,75 @@ mod tests {
         c.purge_mount(1);
         assert_eq!(c.get(1, 2, b"a"), None);
         assert_eq!(c.get(5, 2, b"a"), Some(FILE));
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use loom::{sync::Arc, thread};
+
+    use super::*;
+    use crate::sync::AtomicBool;
+
+    const FILE: CachedName = CachedName::Positive {
+        ino: 7,
+        kind: FileType::Regular,
+    };
+
+    /// Rule 4: a lookup that read the filesystem before an unlink must not leave a positive
+    /// entry behind once the unlink (change, then invalidate) is done, in any interleaving.
+    #[test]
+    fn loom_a_fill_racing_an_unlink_never_leaves_a_stale_entry() {
+        loom::model(|| {
+            let cache = Arc::new(NameCache::new(8));
+            let exists = Arc::new(AtomicBool::new(true)); // the filesystem's state
+            let filler = thread::spawn({
+                let (cache, exists) = (cache.clone(), exists.clone());
+                move || {
+                    if cache.get(1, 2, b"a").is_none() {
+                        let generation = cache.generation();
+                        let answer = if exists.load(Ordering::SeqCst) {
+                            FILE
+                        } else {
+                            CachedName::Negative
+                        };
+                        cache.insert(generation, 1, 2, b"a", answer);
+                    }
+                }
+            });
+            exists.store(false, Ordering::SeqCst); // unlink in the filesystem...
+            cache.invalidate(1, 2, b"a"); // ...then in the cache
+            filler.join().unwrap();
+            assert_ne!(cache.get(1, 2, b"a"), Some(FILE), "stale positive entry");
+        });
+    }
+
+    /// The mirror case: a negative answer racing a create.
+    #[test]
+    fn loom_a_fill_racing_a_create_never_leaves_a_stale_negative_entry() {
+        loom::model(|| {
+            let cache = Arc::new(NameCache::new(8));
+            let exists = Arc::new(AtomicBool::new(false));
+            let filler = thread::spawn({
+                let (cache, exists) = (cache.clone(), exists.clone());
+                move || {
+                    let generation = cache.generation();
+                    let answer = if exists.load(Ordering::SeqCst) {
+                        FILE
+                    } else {
+                        CachedName::Negative
+                    };
+                    cache.insert(generation, 1, 2, b"a", answer);
+                }
+            });
+            exists.store(true, Ordering::SeqCst);
+            cache.invalidate(1, 2, b"a");
+            filler.join().unwrap();
+            assert_ne!(
+                cache.get(1, 2, b"a"),
+                Some(CachedName::Negative),
+                "stale negative entry"
+            );
+        });
     }
 }

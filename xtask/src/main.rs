@@ -27,7 +27,7 @@ commands:
   ktest NAME[,NAME]     boot the test kernel running the named in-kernel tests
         --smp N
   bench [--runs N]      boot-time figures (medians over N boots, default 10)
-  loom [-p CRATE]       loom model checks (executor, ports; --cfg loom, release)
+  loom [-p CRATE]       loom model checks (executor, ports, fs; --cfg loom, release)
   help                  this text
 ";
 

@@ -12,6 +12,8 @@ use crate::{check_options, flag_value, prereq};
 
 /// A whole suite boot must finish in this time under TCG.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(120);
+/// The whole host `cargo test` step (build included) is killed after this.
+const HOST_TEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// The hang self-test is killed after this.
 const HANG_TIMEOUT: Duration = Duration::from_secs(4);
 /// SMP configurations the kernel suite runs under.
@@ -77,9 +79,22 @@ pub fn command(args: &[String]) -> Result<(), String> {
 /// Runs `cargo test` (the workspace's default members), streaming its
 /// output, and adds up its `test result:` lines.
 fn host_tests(tally: &mut Tally) -> Result<(), String> {
-    let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    // GNU timeout runs cargo in its own process group and kills the whole
+    // group (test binaries included) when the limit passes: a hung host test
+    // fails the run instead of hanging CI.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let limit = HOST_TEST_TIMEOUT.as_secs().to_string();
+    let mut child = Command::new("timeout")
         .current_dir(build::root())
-        .args(["test", "--no-fail-fast", "--color", "never"])
+        .args([
+            "--kill-after=10",
+            &limit,
+            &cargo,
+            "test",
+            "--no-fail-fast",
+            "--color",
+            "never",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run cargo test: {e}"))?;
@@ -96,7 +111,16 @@ fn host_tests(tally: &mut Tally) -> Result<(), String> {
     let status = child.wait().map_err(|e| e.to_string())?;
     tally.passed += passed;
     tally.failed += failed;
-    if !status.success() && failed == 0 {
+    if status.code() == Some(124) || status.code() == Some(137) {
+        tally.record(
+            "host: cargo test",
+            false,
+            &format!(
+                "(timed out after {} s; killed)",
+                HOST_TEST_TIMEOUT.as_secs()
+            ),
+        );
+    } else if !status.success() && failed == 0 {
         // Build errors fail before any test runs.
         tally.record(
             "host: cargo test",
@@ -112,7 +136,7 @@ fn host_tests(tally: &mut Tally) -> Result<(), String> {
 }
 
 /// Crates with loom models (`cfg(loom)`), run by `test` and `loom`.
-const LOOM_CRATES: [&str; 2] = ["executor", "ports"];
+const LOOM_CRATES: [&str; 3] = ["executor", "ports", "fs"];
 
 /// Runs a crate's loom models (`--cfg loom`, release, their own target dir
 /// so the normal build is not invalidated); adds the results to `tally`.

@@ -48,7 +48,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     println!("== host tests (cargo test) ==");
     host_tests(&mut tally)?;
 
-    println!("== loom models (executor, ports) ==");
+    println!("== loom models ({}) ==", LOOM_CRATES.join(", "));
     for krate in LOOM_CRATES {
         loom(krate, Some(&mut tally))?;
     }

@@ -10,11 +10,11 @@
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
+use acpi::address::AddressSpace;
 use acpi::fadt::Fadt;
+use acpi::hpet::HpetTable;
 use acpi::madt::{Madt, MadtEntry};
 use acpi::mcfg::Mcfg;
-use acpi::address::AddressSpace;
-use acpi::hpet::HpetTable;
 use acpi::{AcpiHandler, AcpiTables, HpetInfo, PhysicalMapping};
 
 use crate::mm::phys_to_virt;
@@ -83,12 +83,24 @@ pub enum AcpiError {
 struct DirectMap;
 
 impl AcpiHandler for DirectMap {
-    unsafe fn map_physical_region<T>(&self, physical_address: usize, size: usize) -> PhysicalMapping<Self, T> {
+    unsafe fn map_physical_region<T>(
+        &self,
+        physical_address: usize,
+        size: usize,
+    ) -> PhysicalMapping<Self, T> {
         let virt = phys_to_virt(physical_address as u64) as *mut T;
         // SAFETY: the direct map covers every memory-map entry, which is
         // where firmware puts ACPI tables; the mapping lives as long as the
         // kernel and is read-only in use. NonNull: DIRECT_MAP_BASE is not 0.
-        unsafe { PhysicalMapping::new(physical_address, NonNull::new_unchecked(virt), size, size, *self) }
+        unsafe {
+            PhysicalMapping::new(
+                physical_address,
+                NonNull::new_unchecked(virt),
+                size,
+                size,
+                *self,
+            )
+        }
     }
 
     fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
@@ -102,7 +114,8 @@ pub fn read(rsdp: Option<u64>) -> Result<AcpiInfo, AcpiError> {
     let rsdp = rsdp.ok_or(AcpiError::NoRsdp)?;
     // SAFETY: the RSDP address comes from the PVH loader and lies in the
     // direct map; `from_rsdp` validates its checksum and signature.
-    let tables = unsafe { AcpiTables::from_rsdp(DirectMap, rsdp as usize) }.map_err(AcpiError::Tables)?;
+    let tables =
+        unsafe { AcpiTables::from_rsdp(DirectMap, rsdp as usize) }.map_err(AcpiError::Tables)?;
     let mut info = AcpiInfo::default();
 
     let madt = tables.find_table::<Madt>().map_err(AcpiError::Tables)?;
@@ -113,7 +126,10 @@ pub fn read(rsdp: Option<u64>) -> Result<AcpiInfo, AcpiError> {
                 let flags = e.flags;
                 // Bit 0: enabled; bit 1: online-capable (may be started later).
                 if flags & 1 != 0 {
-                    info.cpus.push(CpuEntry { apic_id: u32::from(e.apic_id), processor_uid: u32::from(e.processor_id) });
+                    info.cpus.push(CpuEntry {
+                        apic_id: u32::from(e.apic_id),
+                        processor_uid: u32::from(e.processor_id),
+                    });
                 } else {
                     info.disabled_cpus += 1;
                 }
@@ -121,7 +137,10 @@ pub fn read(rsdp: Option<u64>) -> Result<AcpiInfo, AcpiError> {
             MadtEntry::LocalX2Apic(e) => {
                 let (flags, id, uid) = (e.flags, e.x2apic_id, e.processor_uid);
                 if flags & 1 != 0 {
-                    info.cpus.push(CpuEntry { apic_id: id, processor_uid: uid });
+                    info.cpus.push(CpuEntry {
+                        apic_id: id,
+                        processor_uid: uid,
+                    });
                 } else {
                     info.disabled_cpus += 1;
                 }
@@ -131,10 +150,14 @@ pub fn read(rsdp: Option<u64>) -> Result<AcpiInfo, AcpiError> {
                 address: u64::from(e.io_apic_address),
                 gsi_base: e.global_system_interrupt_base,
             }),
-            MadtEntry::InterruptSourceOverride(e) => {
-                info.overrides.push(IrqOverride { isa_irq: e.irq, gsi: e.global_system_interrupt, flags: e.flags })
+            MadtEntry::InterruptSourceOverride(e) => info.overrides.push(IrqOverride {
+                isa_irq: e.irq,
+                gsi: e.global_system_interrupt,
+                flags: e.flags,
+            }),
+            MadtEntry::LocalApicAddressOverride(e) => {
+                info.local_apic_address = e.local_apic_address
             }
-            MadtEntry::LocalApicAddressOverride(e) => info.local_apic_address = e.local_apic_address,
             _ => {}
         }
     }

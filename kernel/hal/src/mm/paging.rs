@@ -166,7 +166,12 @@ pub fn init(usable: &[Range], direct_map_top: u64) {
     }
 
     // The direct map of all RAM, 2 MiB pages.
-    let ram_top = usable.iter().map(|r| r.end).max().unwrap_or(0).max(super::frame::FRAME_SIZE);
+    let ram_top = usable
+        .iter()
+        .map(|r| r.end)
+        .max()
+        .unwrap_or(0)
+        .max(super::frame::FRAME_SIZE);
     let top = ram_top.max(direct_map_top);
     let huge = 2 * 1024 * 1024;
     let mut phys = 0;

@@ -158,7 +158,10 @@ pub fn send_init(apic_id: u32) {
 
 /// Startup IPI: the target starts in real mode at `page_number * 4096`.
 pub fn send_startup(apic_id: u32, page_number: u8) {
-    send_icr(apic_id, ICR_STARTUP | ICR_LEVEL_ASSERT | u32::from(page_number));
+    send_icr(
+        apic_id,
+        ICR_STARTUP | ICR_LEVEL_ASSERT | u32::from(page_number),
+    );
 }
 
 /// Arms the one-shot timer: `vector` fires after `ticks` APIC-timer ticks

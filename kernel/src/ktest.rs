@@ -48,6 +48,9 @@ pub fn run(selection: &'static str) -> ! {
         cpu::exit_qemu(ExitCode::Failure);
     }
     SELECTION.call_once(|| selection);
+    if let Some(runtime) = crate::sched::runtime() {
+        kernel_tests::set_runtime(runtime);
+    }
     let stack = hal::mm::alloc_stack(32).expect("no memory for the test runner's stack");
     RESUME_STACK.call_once(|| stack);
     hal::arch::trap::set_fault_hook(on_fault);

@@ -12,6 +12,7 @@ extern crate alloc;
 mod console;
 #[cfg(feature = "ktest")]
 mod ktest;
+mod sched;
 
 hal::entry_point!(kmain);
 
@@ -27,14 +28,13 @@ fn kmain(info: &'static hal::BootInfo) -> ! {
     console::run()
 }
 
-/// Starts every CPU ACPI lists; each parks in HLT (waking for IPIs) until
-/// the per-CPU executors arrive.
+/// Starts every CPU ACPI lists, then the executors on the APs.
 fn start_cpus() {
     let Some(acpi) = hal::boot::acpi() else {
         return;
     };
     let ids: alloc::vec::Vec<u32> = acpi.cpus.iter().map(|c| c.apic_id).collect();
-    hal::arch::smp::start_aps(&ids, park, |outcome| match outcome {
+    hal::arch::smp::start_aps(&ids, sched::ap_main, |outcome| match outcome {
         hal::arch::smp::ApStart::Started { index, apic_id } => {
             log::debug!(target: "smp", "CPU {index} (APIC id {apic_id}) started")
         }
@@ -43,10 +43,5 @@ fn start_cpus() {
         }
     });
     log::info!(target: "smp", "{} of {} CPUs online", hal::arch::smp::online_cpus(), ids.len());
-}
-
-fn park(_index: usize) -> ! {
-    loop {
-        x86_64::instructions::interrupts::enable_and_hlt();
-    }
+    sched::start();
 }

@@ -49,3 +49,58 @@ pub fn cpu_index() -> usize {
     };
     index as usize
 }
+
+/// Most CPUs the per-CPU cells hold.
+pub const MAX_CPUS: usize = 64;
+
+/// One value per CPU, each touched only by its own CPU (by `cpu_index()`),
+/// so `T` need not be `Send` or `Sync`: this is where the kernel keeps
+/// per-CPU state such as the executor's `LocalCpu`.
+///
+/// Invariant: slot `i` is only ever read or written by CPU `i`, and kernel
+/// code never moves between CPUs while it runs.
+pub struct CpuLocal<T> {
+    slots: [core::cell::UnsafeCell<Option<T>>; MAX_CPUS],
+}
+
+// SAFETY: by the invariant on `CpuLocal`, no two CPUs ever access the same
+// slot, so sharing the array between CPUs creates no data race, whatever T is.
+unsafe impl<T> Sync for CpuLocal<T> {}
+
+impl<T> CpuLocal<T> {
+    /// Empty on every CPU.
+    pub const fn new() -> Self {
+        Self {
+            slots: [const { core::cell::UnsafeCell::new(None) }; MAX_CPUS],
+        }
+    }
+
+    /// Sets this CPU's value, once.
+    ///
+    /// # Panics
+    /// If this CPU already has a value, or its index is `MAX_CPUS` or more.
+    pub fn set(&self, value: T) {
+        let slot = &self.slots[cpu_index()];
+        // SAFETY: this is the calling CPU's slot (the invariant on CpuLocal);
+        // no reference from `with` can be live here because `with` hands out
+        // `&T` only for the duration of its closure and `set` is not called
+        // from inside one (it would find the slot filled and panic first).
+        let slot = unsafe { &mut *slot.get() };
+        assert!(slot.is_none(), "CpuLocal set twice on CPU {}", cpu_index());
+        *slot = Some(value);
+    }
+
+    /// Runs `f` with this CPU's value, if it has one.
+    pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
+        let slot = self.slots.get(cpu_index());
+        // SAFETY: the calling CPU's slot; only shared references are made
+        // while the value is set, and `set` refuses to overwrite a value.
+        f(slot.and_then(|s| unsafe { (*s.get()).as_ref() }))
+    }
+}
+
+impl<T> Default for CpuLocal<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -11,6 +11,9 @@ extern crate alloc;
 mod fault;
 mod memory;
 mod report;
+mod sched;
+
+pub use sched::set_runtime;
 
 use hal::arch::trap::vector;
 use hal::ktest::{Expect, KernelTest};
@@ -118,6 +121,15 @@ pub static TESTS: &[KernelTest] = &[
     KernelTest::new(
         "apic_timer_fires_no_earlier_than_its_deadline",
         report::apic_timer_fires_no_earlier_than_its_deadline,
+    ),
+    KernelTest::new("tasks_run_on_every_ap", sched::tasks_run_on_every_ap),
+    KernelTest::new(
+        "cross_cpu_port_round_trips",
+        sched::cross_cpu_port_round_trips,
+    ),
+    KernelTest::new(
+        "sleep_on_an_ap_lasts_at_least_its_duration",
+        sched::sleep_on_an_ap_lasts_at_least_its_duration,
     ),
     // Tests of the runner itself: xtask selects them by name and checks that
     // the run FAILS (a panic nobody expected) or HANGS (caught by its timeout).

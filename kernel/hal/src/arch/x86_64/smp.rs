@@ -107,6 +107,16 @@ unsafe extern "C" {
 static ONLINE: AtomicUsize = AtomicUsize::new(1);
 static AP_MAIN: spin::Once<fn(usize) -> !> = spin::Once::new();
 
+/// APIC id of each started CPU, by dense index (the boot CPU is 0).
+static APIC_IDS: [core::sync::atomic::AtomicU32; crate::percpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU32::new(u32::MAX) }; crate::percpu::MAX_CPUS];
+
+/// The APIC id of the CPU with dense index `index`, if it is running.
+pub fn apic_id_of(index: usize) -> Option<u32> {
+    let id = APIC_IDS.get(index)?.load(Ordering::SeqCst);
+    (id != u32::MAX).then_some(id)
+}
+
 /// How many CPUs are running.
 pub fn online_cpus() -> usize {
     ONLINE.load(Ordering::SeqCst)
@@ -172,8 +182,13 @@ pub fn start_aps(apic_ids: &[u32], ap_main: fn(usize) -> !, mut report: impl FnM
     set_var(vars.3, ap_rust_entry as *const () as u64);
 
     let me = apic::id();
+    APIC_IDS[0].store(me, Ordering::SeqCst);
     for &apic_id in apic_ids.iter().filter(|&&id| id != me) {
         let index = online_cpus();
+        if index >= crate::percpu::MAX_CPUS {
+            log::warn!(target: "smp", "more than {} CPUs: APIC id {apic_id} left offline", crate::percpu::MAX_CPUS);
+            break;
+        }
         let Ok(stack) = mm::alloc_stack(AP_STACK_PAGES) else {
             report(ApStart::NoMemory { apic_id });
             continue;
@@ -221,6 +236,7 @@ extern "C" fn ap_rust_entry(index: u64) -> ! {
     gdt::init([a, b, c]);
     apic::init_this_cpu();
     crate::percpu::init_this_cpu(index as u32, apic::id());
+    APIC_IDS[index as usize].store(apic::id(), Ordering::SeqCst);
     ONLINE.fetch_add(1, Ordering::SeqCst);
     match AP_MAIN.get() {
         Some(main) => main(index as usize),

@@ -1,0 +1,134 @@
+//! The executor on every CPU: the kernel's `executor::Platform` and the
+//! per-CPU run loops.
+//!
+//! Each application processor binds its `LocalCpu` from the one `Runtime`,
+//! keeps it in a `hal::percpu::CpuLocal` (only its CPU touches it) and runs
+//! `LocalCpu::run` forever. Idle is DragonFly's race-free sleep: interrupts
+//! off (`prepare_to_sleep`), re-check for work, then `sti; hlt` (the
+//! interrupt shadow of `sti` means a wake IPI cannot slip in between), with
+//! the APIC timer armed for the next timer-wheel deadline (tickless: no
+//! periodic tick). Interrupt handlers here acknowledge and return; the loop
+//! finds the work when HLT returns.
+//!
+//! The boot CPU does not run an executor yet: it runs the kernel console or
+//! the in-kernel test runner, and reaches the other CPUs with
+//! `Runtime::spawn_on`.
+
+use alloc::boxed::Box;
+
+use executor::{CpuId, LocalCpu, Platform, Runtime};
+use hal::arch::{apic, smp, time, trap};
+use x86_64::instructions::interrupts;
+
+/// Wakes a CPU from HLT so it drains its IPI rings.
+pub const VECTOR_WAKE: u8 = 0xf0;
+/// The one-shot APIC timer armed for the next timer deadline.
+pub const VECTOR_TIMER: u8 = 0xf8;
+
+struct KernelPlatform {
+    cpus: usize,
+}
+
+impl Platform for KernelPlatform {
+    fn cpu_count(&self) -> usize {
+        self.cpus
+    }
+
+    fn current_cpu(&self) -> Option<CpuId> {
+        let index = hal::cpu_index();
+        (index < self.cpus).then_some(CpuId(index as u32))
+    }
+
+    fn send_ipi(&self, target: CpuId) {
+        if let Some(apic_id) = smp::apic_id_of(target.index()) {
+            apic::send_ipi(apic_id, VECTOR_WAKE);
+        }
+    }
+
+    fn prepare_to_sleep(&self, _cpu: CpuId) {
+        interrupts::disable();
+    }
+
+    fn abort_sleep(&self, _cpu: CpuId) {
+        interrupts::enable();
+    }
+
+    fn sleep(&self, _cpu: CpuId, deadline_ns: Option<u64>) {
+        if let Some(deadline) = deadline_ns {
+            let now = time::now_ns();
+            if deadline <= now {
+                interrupts::enable();
+                return;
+            }
+            time::arm_oneshot_ns(VECTOR_TIMER, deadline - now);
+        }
+        interrupts::enable_and_hlt();
+    }
+
+    fn now_ns(&self) -> u64 {
+        time::now_ns()
+    }
+}
+
+static RUNTIME: spin::Once<Runtime> = spin::Once::new();
+static LOCAL: hal::percpu::CpuLocal<&'static LocalCpu> = hal::percpu::CpuLocal::new();
+
+fn context_hook(f: &mut dyn FnMut(Option<&LocalCpu>)) {
+    LOCAL.with(|local| f(local.copied()));
+}
+
+/// Acknowledge-only handler: the executor loop does the work after HLT.
+fn acknowledge(_vector: u8) {}
+
+/// The runtime, once [`start`] has run.
+#[cfg_attr(not(feature = "ktest"), allow(dead_code))] // the test runner hands it to the suite
+pub fn runtime() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
+/// Creates the runtime for every online CPU and wakes the APIs waiting for
+/// it (boot CPU, once, after `smp::start_aps`).
+pub fn start() {
+    let cpus = smp::online_cpus();
+    for vector in [VECTOR_WAKE, VECTOR_TIMER] {
+        if trap::set_interrupt_handler(vector, acknowledge).is_err() {
+            log::error!(target: "sched", "vector {vector:#x} is taken; CPUs may miss wake-ups");
+        }
+    }
+    executor::set_context_hook(context_hook);
+    RUNTIME.call_once(|| Runtime::new(Box::new(KernelPlatform { cpus })));
+    for index in 1..cpus {
+        if let Some(apic_id) = smp::apic_id_of(index) {
+            apic::send_ipi(apic_id, VECTOR_WAKE);
+        }
+    }
+    log::info!(target: "sched", "executors running on CPUs 1..{cpus}");
+}
+
+/// An application processor's life after bring-up: wait for the runtime,
+/// bind this CPU, run its executor forever.
+pub fn ap_main(index: usize) -> ! {
+    let runtime = loop {
+        if let Some(runtime) = RUNTIME.get() {
+            break runtime;
+        }
+        interrupts::enable_and_hlt(); // `start` sends a wake IPI
+    };
+    interrupts::disable();
+    let local = match runtime.bind(CpuId(index as u32)) {
+        Ok(local) => Box::leak(Box::new(local)),
+        Err(e) => {
+            log::error!(target: "sched", "CPU {index} cannot bind its executor: {e:?}; parking");
+            loop {
+                interrupts::enable_and_hlt();
+            }
+        }
+    };
+    LOCAL.set(local);
+    interrupts::enable();
+    local.run();
+    log::error!(target: "sched", "CPU {index}: executor stopped; parking");
+    loop {
+        interrupts::enable_and_hlt();
+    }
+}

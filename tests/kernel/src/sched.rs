@@ -1,0 +1,139 @@
+//! The executor on real CPUs: tasks on every AP, cross-CPU port round trips
+//! through real IPIs (each AP idles in HLT between messages), timer sleeps.
+//!
+//! The boot CPU runs the test runner, not an executor: it spawns onto the
+//! APs with `Runtime::spawn_on` and waits on atomics.
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use core::time::Duration;
+
+use executor::{CpuId, Runtime};
+use ports::{Handled, Port};
+
+static RUNTIME: spin::Once<Runtime> = spin::Once::new();
+
+/// Hands the kernel's runtime to the suite (before the tests run).
+pub fn set_runtime(runtime: &Runtime) {
+    RUNTIME.call_once(|| runtime.clone());
+}
+
+fn runtime() -> &'static Runtime {
+    RUNTIME
+        .get()
+        .expect("the kernel hands over its runtime before running tests")
+}
+
+/// Spins (bounded) until `done()`; false on timeout.
+fn wait_for(done: impl Fn() -> bool) -> bool {
+    let deadline = hal::arch::time::now_ns() + 20_000_000_000;
+    while !done() {
+        if hal::arch::time::now_ns() > deadline {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
+
+/// The APs (index 1..); empty on a one-CPU machine.
+fn aps() -> core::ops::Range<usize> {
+    1..hal::arch::smp::online_cpus()
+}
+
+pub fn tasks_run_on_every_ap() {
+    static RAN_ON: [AtomicUsize; 64] = [const { AtomicUsize::new(usize::MAX) }; 64];
+    assert_eq!(runtime().cpu_count(), hal::arch::smp::online_cpus());
+    for cpu in aps() {
+        runtime()
+            .spawn_on(CpuId(cpu as u32), async move {
+                RAN_ON[cpu].store(hal::cpu_index(), SeqCst)
+            })
+            .expect("spawn_on an online CPU");
+    }
+    for cpu in aps() {
+        assert!(
+            wait_for(|| RAN_ON[cpu].load(SeqCst) != usize::MAX),
+            "task on CPU {cpu} never ran"
+        );
+        assert_eq!(
+            RAN_ON[cpu].load(SeqCst),
+            cpu,
+            "task for CPU {cpu} ran elsewhere"
+        );
+    }
+    let no_such = runtime().spawn_on(CpuId(64), async {});
+    assert!(
+        matches!(no_such, Err(executor::SpawnError::NoSuchCpu)),
+        "spawning on a missing CPU is an error"
+    );
+}
+
+pub fn cross_cpu_port_round_trips() {
+    const ROUNDS: u64 = 20_000;
+    static DONE: AtomicU64 = AtomicU64::new(0);
+    static SUM: AtomicU64 = AtomicU64::new(0);
+    let (Some(client), Some(server)) = (aps().next(), aps().last()) else {
+        assert_eq!(
+            hal::arch::smp::online_cpus(),
+            1,
+            "no AP although several CPUs are online"
+        );
+        return;
+    };
+    let (port, mut requests) = Port::executor(CpuId(server as u32), |n: u64| Handled::Queue(n));
+    runtime()
+        .spawn_on(CpuId(server as u32), async move {
+            loop {
+                let mut request = requests.recv().await;
+                *request.msg_mut() += 1;
+                request.reply();
+            }
+        })
+        .expect("server task");
+    runtime()
+        .spawn_on(CpuId(client as u32), async move {
+            let mut sum = 0;
+            for i in 0..ROUNDS {
+                match port.call(i).await {
+                    Ok(reply) => sum += reply,
+                    Err((e, _)) => panic!("call {i} failed: {e:?}"),
+                }
+            }
+            SUM.store(sum, SeqCst);
+            DONE.store(1, SeqCst);
+        })
+        .expect("client task");
+    assert!(
+        wait_for(|| DONE.load(SeqCst) == 1),
+        "round trips stalled (a lost wake-up?)"
+    );
+    assert_eq!(
+        SUM.load(SeqCst),
+        (1..=ROUNDS).sum::<u64>(),
+        "a reply was wrong or lost"
+    );
+}
+
+pub fn sleep_on_an_ap_lasts_at_least_its_duration() {
+    static SLEPT_NS: AtomicU64 = AtomicU64::new(0);
+    let Some(cpu) = aps().next() else {
+        assert_eq!(hal::arch::smp::online_cpus(), 1);
+        return;
+    };
+    runtime()
+        .spawn_on(CpuId(cpu as u32), async {
+            let start = hal::arch::time::now_ns();
+            executor::sleep(Duration::from_millis(3)).await;
+            SLEPT_NS.store(hal::arch::time::now_ns() - start, SeqCst);
+        })
+        .expect("spawn");
+    assert!(
+        wait_for(|| SLEPT_NS.load(SeqCst) != 0),
+        "the sleeping task never woke"
+    );
+    assert!(
+        SLEPT_NS.load(SeqCst) >= 3_000_000,
+        "woke after {} ns",
+        SLEPT_NS.load(SeqCst)
+    );
+}

@@ -390,6 +390,24 @@ pub fn bench_command(args: &[String]) -> Result<(), String> {
         }
         suite_exit.push(o.elapsed.as_nanos() as f64);
     }
+    println!(
+        "# in-guest benchmarks (TCG, -M microvm; -smp 2: client and server on one AP, -smp 3: two APs)"
+    );
+    for smp in [2, 3] {
+        let mut boot = Boot::new(&image);
+        boot.smp = smp;
+        boot.append = "test=bench_cross_cpu_port_round_trip".into();
+        let o = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
+        if o.status != Some(STATUS_PASS) {
+            show_log(&o);
+            return Err(format!("the in-guest benchmark failed at -smp {smp}"));
+        }
+        for (_, line) in &o.lines {
+            if let Some(i) = line.find("RESULT ") {
+                println!("{}", &line[i..]);
+            }
+        }
+    }
     println!("# boot timing: QEMU start to event, TCG, -M microvm, -smp 1, {runs} runs");
     println!(
         "{}",

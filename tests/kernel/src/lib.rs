@@ -131,6 +131,12 @@ pub static TESTS: &[KernelTest] = &[
         "sleep_on_an_ap_lasts_at_least_its_duration",
         sched::sleep_on_an_ap_lasts_at_least_its_duration,
     ),
+    // Benchmarks: selected by name (`cargo xtask bench` runs them).
+    KernelTest::new(
+        "bench_cross_cpu_port_round_trip",
+        sched::bench_cross_cpu_port_round_trip,
+    )
+    .by_name_only(),
     // Tests of the runner itself: xtask selects them by name and checks that
     // the run FAILS (a panic nobody expected) or HANGS (caught by its timeout).
     KernelTest::new(

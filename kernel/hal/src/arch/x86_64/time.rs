@@ -118,3 +118,22 @@ pub fn arm_oneshot_ns(vector: u8, delay_ns: u64) {
     let ticks = (u128::from(delay_ns) * u128::from(hz)).div_ceil(1_000_000_000);
     apic::timer_oneshot(vector, ticks.clamp(1, u128::from(u32::MAX)) as u32);
 }
+
+/// The vector `halt_for_ns` arms the APIC timer with (acknowledge only).
+pub const VECTOR_HALT_TIMER: u8 = 0xf9;
+
+fn halt_timer(_vector: u8) {}
+
+/// Halts this CPU for about `ns` (until the APIC timer or any other
+/// interrupt), instead of spinning: for code that waits outside an executor,
+/// such as the boot CPU running the test runner.
+pub fn halt_for_ns(ns: u64) {
+    static HANDLER: spin::Once<()> = spin::Once::new();
+    HANDLER.call_once(|| {
+        let _ = super::trap::set_interrupt_handler(VECTOR_HALT_TIMER, halt_timer);
+    });
+    x86_64::instructions::interrupts::disable();
+    arm_oneshot_ns(VECTOR_HALT_TIMER, ns);
+    x86_64::instructions::interrupts::enable_and_hlt();
+    x86_64::instructions::interrupts::disable();
+}

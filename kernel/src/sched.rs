@@ -7,7 +7,8 @@
 //! off (`prepare_to_sleep`), re-check for work, then `sti; hlt` (the
 //! interrupt shadow of `sti` means a wake IPI cannot slip in between), with
 //! the APIC timer armed for the next timer-wheel deadline (tickless: no
-//! periodic tick). Interrupt handlers here acknowledge and return; the loop
+//! periodic tick); within `IDLE_POLL_NS` of a deadline the CPU polls the
+//! clock instead of halting. Interrupt handlers here acknowledge and return; the loop
 //! finds the work when HLT returns.
 //!
 //! The boot CPU does not run an executor yet: it runs the kernel console or
@@ -15,6 +16,7 @@
 //! `Runtime::spawn_on`.
 
 use alloc::boxed::Box;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use executor::{CpuId, LocalCpu, Platform, Runtime};
 use hal::arch::{apic, smp, time, trap};
@@ -53,14 +55,28 @@ impl Platform for KernelPlatform {
         interrupts::enable();
     }
 
-    fn sleep(&self, _cpu: CpuId, deadline_ns: Option<u64>) {
+    fn sleep(&self, cpu: CpuId, deadline_ns: Option<u64>) {
         if let Some(deadline) = deadline_ns {
             let now = time::now_ns();
             if deadline <= now {
                 interrupts::enable();
                 return;
             }
-            time::arm_oneshot_ns(VECTOR_TIMER, deadline - now);
+            if deadline - now <= IDLE_POLL_NS {
+                // Close to the deadline: poll instead of halting (a halted
+                // vCPU wakes late by the host's timer slack), but leave at
+                // once if a wake IPI arrives.
+                let wakes = WAKES[cpu.index()].load(Ordering::Relaxed);
+                interrupts::enable();
+                while time::now_ns() < deadline
+                    && WAKES[cpu.index()].load(Ordering::Relaxed) == wakes
+                {
+                    core::hint::spin_loop();
+                }
+                return;
+            }
+            // Halt until shortly before the deadline; the next call polls.
+            time::arm_oneshot_ns(VECTOR_TIMER, deadline - now - IDLE_POLL_NS);
         }
         interrupts::enable_and_hlt();
     }
@@ -77,8 +93,25 @@ fn context_hook(f: &mut dyn FnMut(Option<&LocalCpu>)) {
     LOCAL.with(|local| f(local.copied()));
 }
 
+/// How close to a timer deadline an idle CPU polls instead of halting:
+/// a halted vCPU is woken by a host timer, which the host delays by its
+/// timer slack (50 us by default on Linux), so halting up to the deadline
+/// would overshoot by that much.
+const IDLE_POLL_NS: u64 = 100_000;
+
+/// Wake IPIs received, per CPU (the idle poll leaves when this moves).
+static WAKES: [AtomicU64; hal::percpu::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; hal::percpu::MAX_CPUS];
+
 /// Acknowledge-only handler: the executor loop does the work after HLT.
 fn acknowledge(_vector: u8) {}
+
+/// The wake IPI: counted, so a polling idle CPU notices it.
+fn wake(_vector: u8) {
+    if let Some(count) = WAKES.get(hal::cpu_index()) {
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// The runtime, once [`start`] has run.
 #[cfg_attr(not(feature = "ktest"), allow(dead_code))] // the test runner hands it to the suite
@@ -90,8 +123,8 @@ pub fn runtime() -> Option<&'static Runtime> {
 /// it (boot CPU, once, after `smp::start_aps`).
 pub fn start() {
     let cpus = smp::online_cpus();
-    for vector in [VECTOR_WAKE, VECTOR_TIMER] {
-        if trap::set_interrupt_handler(vector, acknowledge).is_err() {
+    for (vector, handler) in [(VECTOR_WAKE, wake as fn(u8)), (VECTOR_TIMER, acknowledge)] {
+        if trap::set_interrupt_handler(vector, handler).is_err() {
             log::error!(target: "sched", "vector {vector:#x} is taken; CPUs may miss wake-ups");
         }
     }

@@ -396,7 +396,11 @@ pub fn bench_command(args: &[String]) -> Result<(), String> {
     for smp in [2, 3] {
         let mut boot = Boot::new(&image);
         boot.smp = smp;
-        boot.append = "test=bench_cross_cpu_port_round_trip".into();
+        boot.append = if smp == 2 {
+            "test=bench_cross_cpu_port_round_trip,bench_sleep_1ms_overshoot".into()
+        } else {
+            "test=bench_cross_cpu_port_round_trip".into()
+        };
         let o = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
         if o.status != Some(STATUS_PASS) {
             show_log(&o);

@@ -137,6 +137,11 @@ pub static TESTS: &[KernelTest] = &[
         sched::bench_cross_cpu_port_round_trip,
     )
     .by_name_only(),
+    KernelTest::new(
+        "bench_sleep_1ms_overshoot",
+        sched::bench_sleep_1ms_overshoot,
+    )
+    .by_name_only(),
     // Tests of the runner itself: xtask selects them by name and checks that
     // the run FAILS (a panic nobody expected) or HANGS (caught by its timeout).
     KernelTest::new(

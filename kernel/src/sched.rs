@@ -99,6 +99,9 @@ fn context_hook(f: &mut dyn FnMut(Option<&LocalCpu>)) {
 /// would overshoot by that much.
 const IDLE_POLL_NS: u64 = 100_000;
 
+/// APs that have bound their `LocalCpu`.
+static BOUND: AtomicU64 = AtomicU64::new(0);
+
 /// Wake IPIs received, per CPU (the idle poll leaves when this moves).
 static WAKES: [AtomicU64; hal::percpu::MAX_CPUS] =
     [const { AtomicU64::new(0) }; hal::percpu::MAX_CPUS];
@@ -135,6 +138,16 @@ pub fn start() {
             apic::send_ipi(apic_id, VECTOR_WAKE);
         }
     }
+    // Boot goes on only when every AP has bound its executor (binding
+    // allocates: nothing may race the boot CPU's later work for the heap).
+    let deadline = time::now_ns() + 5_000_000_000;
+    while BOUND.load(Ordering::SeqCst) < (cpus - 1) as u64 && time::now_ns() < deadline {
+        time::halt_for_ns(100_000);
+    }
+    let bound = BOUND.load(Ordering::SeqCst);
+    if bound < (cpus - 1) as u64 {
+        log::error!(target: "sched", "only {bound} of {} APs bound their executor", cpus - 1);
+    }
     log::info!(target: "sched", "executors running on CPUs 1..{cpus}");
 }
 
@@ -158,6 +171,7 @@ pub fn ap_main(index: usize) -> ! {
         }
     };
     LOCAL.set(local);
+    BOUND.fetch_add(1, Ordering::SeqCst);
     interrupts::enable();
     local.run();
     log::error!(target: "sched", "CPU {index}: executor stopped; parking");

@@ -103,10 +103,9 @@ fn host_tests(tally: &mut Tally) -> Result<(), String> {
     for line in BufReader::new(stdout).lines() {
         let line = line.map_err(|e| e.to_string())?;
         println!("{line}");
-        if let Some(rest) = line.strip_prefix("test result: ") {
-            passed += count_before(rest, " passed");
-            failed += count_before(rest, " failed");
-        }
+        let (p, f) = result_counts(&line);
+        passed += p;
+        failed += f;
     }
     let status = child.wait().map_err(|e| e.to_string())?;
     tally.passed += passed;
@@ -164,11 +163,10 @@ fn loom(krate: &str, tally: Option<&mut Tally>) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&output.stdout);
     print!("{text}");
-    let (mut passed, mut failed) = (0, 0);
-    for rest in text.lines().filter_map(|l| l.strip_prefix("test result: ")) {
-        passed += count_before(rest, " passed");
-        failed += count_before(rest, " failed");
-    }
+    let (passed, failed) = text
+        .lines()
+        .map(result_counts)
+        .fold((0, 0), |(p, f), (lp, lf)| (p + lp, f + lf));
     let ok = output.status.success() && failed == 0 && passed > 0;
     match tally {
         Some(t) => {
@@ -194,6 +192,14 @@ pub fn loom_command(args: &[String]) -> Result<(), String> {
     match flag_value(args, "-p")? {
         Some(krate) => loom(krate, None),
         None => LOOM_CRATES.iter().try_for_each(|k| loom(k, None)),
+    }
+}
+
+/// (passed, failed) from a libtest `test result:` line; (0, 0) for other lines.
+fn result_counts(line: &str) -> (usize, usize) {
+    match line.strip_prefix("test result: ") {
+        Some(rest) => (count_before(rest, " passed"), count_before(rest, " failed")),
+        None => (0, 0),
     }
 }
 

@@ -114,8 +114,8 @@ pub fn read(rsdp: Option<u64>) -> Result<AcpiInfo, AcpiError> {
     let rsdp = rsdp.ok_or(AcpiError::NoRsdp)?;
     // SAFETY: the RSDP address comes from the PVH loader and lies in the
     // direct map; `from_rsdp` validates its checksum and signature.
-    let tables =
-        unsafe { AcpiTables::from_rsdp(DirectMap, rsdp as usize) }.map_err(AcpiError::Tables)?;
+    let tables = unsafe { AcpiTables::from_rsdp(DirectMap, rsdp as usize) };
+    let tables = tables.map_err(AcpiError::Tables)?;
     let mut info = AcpiInfo::default();
 
     let madt = tables.find_table::<Madt>().map_err(AcpiError::Tables)?;

@@ -14,7 +14,6 @@ pub struct PerCpu {
     self_ptr: *const PerCpu,
     /// Dense CPU number: 0 for the boot CPU, then in start order.
     pub index: u32,
-    pub apic_id: u32,
 }
 
 /// Set once the boot CPU's GS base is valid; before that `cpu_index()` is 0.
@@ -24,11 +23,10 @@ pub struct PerCpu {
 static READY: AtomicBool = AtomicBool::new(false);
 
 /// Installs this CPU's per-CPU block (once per CPU, at bring-up).
-pub fn init_this_cpu(index: u32, apic_id: u32) {
+pub fn init_this_cpu(index: u32) {
     let block = Box::leak(Box::new(PerCpu {
         self_ptr: core::ptr::null(),
         index,
-        apic_id,
     }));
     block.self_ptr = block;
     GsBase::write(VirtAddr::from_ptr(block as *const PerCpu));

@@ -101,7 +101,7 @@ fn after_stack_switch() -> ! {
         .get()
         .expect("boot info is set before the stack switch");
     // Before any AP can exist: `cpu_index` trusts GS once any CPU set it.
-    crate::percpu::init_this_cpu(0, 0);
+    crate::percpu::init_this_cpu(0);
     let frames = mm::frame_stats();
     log::info!(
         target: "boot",

@@ -172,6 +172,14 @@ pub fn timer_oneshot(vector: u8, ticks: u32) {
     write(REG_TIMER_INITIAL, ticks);
 }
 
+/// Starts the timer counting down from `ticks` with its interrupt masked
+/// (for measuring its rate); `timer_oneshot(_, 0)` or a later arm stops it.
+pub fn timer_count_masked(ticks: u32) {
+    write(REG_TIMER_DIVIDE, 0b11);
+    write(REG_LVT_TIMER, LVT_MASKED);
+    write(REG_TIMER_INITIAL, ticks);
+}
+
 /// Ticks left on the timer.
 pub fn timer_current() -> u32 {
     read(REG_TIMER_CURRENT)

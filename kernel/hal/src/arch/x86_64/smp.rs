@@ -235,7 +235,7 @@ extern "C" fn ap_rust_entry(index: u64) -> ! {
     };
     gdt::init([a, b, c]);
     apic::init_this_cpu();
-    crate::percpu::init_this_cpu(index as u32, apic::id());
+    crate::percpu::init_this_cpu(index as u32);
     APIC_IDS[index as usize].store(apic::id(), Ordering::SeqCst);
     ONLINE.fetch_add(1, Ordering::SeqCst);
     match AP_MAIN.get() {

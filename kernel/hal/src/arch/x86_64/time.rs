@@ -64,7 +64,7 @@ pub fn calibrate() -> Result<(u64, u64), CalibrationError> {
         }
     }
     last = pit_read();
-    apic::timer_oneshot(0xef, u32::MAX); // masked vector unused: only counting
+    apic::timer_count_masked(u32::MAX);
     let apic_start = apic::timer_current();
     let tsc_start = cpu::rdtsc();
     let mut elapsed = 0u64;
@@ -76,7 +76,7 @@ pub fn calibrate() -> Result<(u64, u64), CalibrationError> {
     }
     let tsc_end = cpu::rdtsc();
     let apic_end = apic::timer_current();
-    apic::timer_oneshot(0xef, 0);
+    apic::timer_count_masked(0);
     let tsc_hz = (tsc_end - tsc_start) * PIT_HZ / elapsed;
     let apic_hz = u64::from(apic_start - apic_end) * PIT_HZ / elapsed;
     TSC_HZ.store(tsc_hz, Ordering::SeqCst);

@@ -5,8 +5,7 @@ use alloc::string::String;
 
 use hal::arch::{cpu, serial};
 
-const HELP: &str =
-    "commands: help, mem, cmdline, panic (demonstrates the panic report), halt (power off)";
+const HELP: &str = "commands: help, mem, cmdline, cat PATH, panic (demonstrates the panic report), halt (power off)";
 
 fn print(s: &str) {
     serial::write_str(s);
@@ -37,6 +36,12 @@ pub fn run() -> ! {
             }
             "cmdline" => print(hal::boot::info().map_or("", |i| i.cmdline())),
             "panic" => panic!("requested from the console"),
+            command if command.starts_with("cat ") => {
+                match crate::rootfs::read_file(command[4..].trim(), 1 << 20) {
+                    Ok(bytes) => print(&String::from_utf8_lossy(&bytes)),
+                    Err(e) => print(&alloc::format!("cat: {}", e.description())),
+                }
+            }
             "halt" | "poweroff" | "exit" => {
                 print("bye\n");
                 cpu::exit_qemu(cpu::ExitCode::Success);

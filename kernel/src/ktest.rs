@@ -51,6 +51,9 @@ pub fn run(selection: &'static str) -> ! {
     if let Some(runtime) = crate::sched::runtime() {
         kernel_tests::set_runtime(runtime);
     }
+    if let Some(root) = crate::rootfs::root() {
+        kernel_tests::set_root(root);
+    }
     let stack = hal::mm::alloc_stack(32).expect("no memory for the test runner's stack");
     RESUME_STACK.call_once(|| stack);
     hal::arch::trap::set_fault_hook(on_fault);

@@ -12,6 +12,7 @@ extern crate alloc;
 mod console;
 #[cfg(feature = "ktest")]
 mod ktest;
+mod rootfs;
 mod sched;
 
 hal::entry_point!(kmain);
@@ -19,6 +20,7 @@ hal::entry_point!(kmain);
 fn kmain(info: &'static hal::BootInfo) -> ! {
     log::info!("Damselfly {} up", env!("CARGO_PKG_VERSION"));
     start_cpus();
+    rootfs::mount();
     if let Some(selection) = info.options().test {
         #[cfg(feature = "ktest")]
         ktest::run(selection);

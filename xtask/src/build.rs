@@ -64,7 +64,62 @@ pub fn kernel(variant: Variant) -> Result<PathBuf, String> {
         "xtask: built {} ({count} symbols embedded)",
         image.display()
     );
+    initrd()?;
     Ok(image)
+}
+
+/// Where the boot archive goes.
+pub fn initrd_path() -> PathBuf {
+    out_dir().join("initrd.cpio")
+}
+
+/// Packs the root tree `user/root/` into the boot archive (cpio newc).
+/// Times are 0 so the archive is reproducible.
+pub fn initrd() -> Result<PathBuf, String> {
+    fn add(
+        builder: &mut fs::cpio::ArchiveBuilder,
+        dir: &Path,
+        prefix: &str,
+    ) -> Result<usize, String> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| format!("reading {}: {e}", dir.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        entries.sort_by_key(|e| e.file_name());
+        let mut count = 0;
+        for entry in entries {
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|n| format!("non-UTF-8 name {n:?}"))?;
+            let path = format!("{prefix}{name}");
+            let kind = entry.file_type().map_err(|e| e.to_string())?;
+            if kind.is_dir() {
+                builder.dir(&path, 0o755, 0);
+                count += 1 + add(builder, &entry.path(), &format!("{path}/"))?;
+            } else if kind.is_symlink() {
+                let target = std::fs::read_link(entry.path()).map_err(|e| e.to_string())?;
+                builder.symlink(&path, &target.to_string_lossy(), 0);
+                count += 1;
+            } else {
+                let data = std::fs::read(entry.path())
+                    .map_err(|e| format!("reading {}: {e}", entry.path().display()))?;
+                builder.file(&path, 0o644, 0, &data);
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+    let mut builder = fs::cpio::ArchiveBuilder::new();
+    let count = add(&mut builder, &root().join("user/root"), "")?;
+    let path = initrd_path();
+    std::fs::write(&path, builder.finish())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    eprintln!(
+        "xtask: packed {} ({count} entries from user/root)",
+        path.display()
+    );
+    Ok(path)
 }
 
 pub fn command(args: &[String]) -> Result<(), String> {

@@ -30,6 +30,8 @@ pub struct Boot {
     pub accel: String,
     pub append: String,
     pub gdb: bool,
+    /// The boot archive, passed as the PVH module.
+    pub initrd: Option<PathBuf>,
 }
 
 impl Boot {
@@ -41,6 +43,7 @@ impl Boot {
             accel: "tcg".into(),
             append: String::new(),
             gdb: false,
+            initrd: Some(build::initrd_path()).filter(|p| p.exists()),
         }
     }
 
@@ -68,6 +71,9 @@ impl Boot {
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
         ]);
         qemu.arg("-kernel").arg(&self.image);
+        if let Some(initrd) = &self.initrd {
+            qemu.arg("-initrd").arg(initrd);
+        }
         if !self.append.is_empty() {
             qemu.args(["-append", &self.append]);
         }

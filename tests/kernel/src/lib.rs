@@ -11,8 +11,10 @@ extern crate alloc;
 mod fault;
 mod memory;
 mod report;
+mod rootfs;
 mod sched;
 
+pub use rootfs::set_root;
 pub use sched::set_runtime;
 
 use hal::arch::trap::vector;
@@ -130,6 +132,10 @@ pub static TESTS: &[KernelTest] = &[
     KernelTest::new(
         "sleep_on_an_ap_lasts_at_least_its_duration",
         sched::sleep_on_an_ap_lasts_at_least_its_duration,
+    ),
+    KernelTest::new(
+        "boot_archive_is_unpacked_into_the_root_tmpfs",
+        rootfs::boot_archive_is_unpacked_into_the_root_tmpfs,
     ),
     // Benchmarks: selected by name (`cargo xtask bench` runs them).
     KernelTest::new(

@@ -15,7 +15,7 @@ pub(crate) mod sequence;
 #[cfg(target_os = "none")]
 pub(crate) use sequence::entry;
 #[cfg(target_os = "none")]
-pub use sequence::{acpi, info};
+pub use sequence::{acpi, info, initrd_bytes};
 
 use memmap::{Range, RawRegion};
 

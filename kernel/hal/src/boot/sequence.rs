@@ -23,6 +23,18 @@ static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
 
 static ACPI: spin::Once<crate::acpi::AcpiInfo> = spin::Once::new();
 
+/// The boot archive (the first PVH module), if the loader gave one.
+pub fn initrd_bytes() -> Option<&'static [u8]> {
+    let range = info()?.initrd?;
+    let len = usize::try_from(range.len()).ok()?;
+    // SAFETY: the initrd range is reserved from the frame allocator at boot
+    // (never handed out, never written), lies in RAM and so in the direct
+    // map, and stays there for the kernel's lifetime.
+    Some(unsafe {
+        core::slice::from_raw_parts(crate::mm::phys_to_virt(range.start) as *const u8, len)
+    })
+}
+
 /// What ACPI told us, if the tables were usable.
 pub fn acpi() -> Option<&'static crate::acpi::AcpiInfo> {
     ACPI.get()

@@ -8,10 +8,11 @@
 pub mod dirent;
 pub mod errno;
 pub mod fcntl;
+pub mod ring;
 pub mod stat;
-// Reserved: `pub mod ring;` (64-byte Sqe, 16-byte Cqe, opcodes) arrives with the ring issue.
 
 pub use dirent::DirentType;
 pub use errno::Errno;
 pub use fcntl::{OpenFlags, Whence};
+pub use ring::{Cqe, Opcode, RingEnterFlags, RingLayout, RingParams, Sqe, SqeFlags};
 pub use stat::{FileType, Stat, Timespec};

@@ -275,3 +275,51 @@ pub fn block_on_thread<F: Future>(future: F) -> F::Output {
         thread::park();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A one-CPU runtime whose CPU is the calling thread (as the boot CPU is in the
+    /// kernel), driven with `run_until` while a task elsewhere sets the stop flag.
+    #[test]
+    fn run_until_runs_local_tasks_and_returns_when_stopped() {
+        crate::set_context_hook(with_current);
+        let table = StdArc::new(OnceLock::new());
+        table.set(std::vec![thread::current()]).unwrap();
+        let rt = Runtime::new(Box::new(HostedPlatform {
+            n: 1,
+            threads: table,
+            epoch: Instant::now(),
+        }));
+        let local = rt.bind(CpuId(0)).unwrap();
+        CURRENT.with(|cell| assert!(cell.set(local).is_ok()));
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        static STOP: AtomicBool = AtomicBool::new(false);
+        for _ in 0..3 {
+            rt.spawn_on(CpuId(0), async {
+                RAN.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        }
+        // Set from another thread without waking this CPU: only the poll bound helps.
+        let setter = thread::spawn(|| {
+            thread::sleep(Duration::from_millis(20));
+            STOP.store(true, Ordering::SeqCst);
+        });
+        let started = Instant::now();
+        CURRENT.with(|cell| {
+            let local = cell.get().unwrap();
+            local.run_until(&mut || STOP.load(Ordering::SeqCst), 1_000_000);
+        });
+        setter.join().unwrap();
+        assert_eq!(RAN.load(Ordering::SeqCst), 3, "queued tasks ran before the stop");
+        assert!(STOP.load(Ordering::SeqCst));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "run_until noticed the stop flag late"
+        );
+    }
+}

@@ -588,6 +588,30 @@ impl LocalCpu {
         self.teardown();
     }
 
+    /// Drives this CPU until `stop()` returns true (checked between polls), without
+    /// tearing anything down: the caller keeps the CPU afterwards.
+    ///
+    /// For a thread of control that is not a task (the boot CPU's test runner) and
+    /// must wait for work elsewhere while this CPU's tasks keep running. `stop` may
+    /// depend on other CPUs without waking this one, so idle sleeps last at most
+    /// `poll_ns` before `stop` is checked again.
+    ///
+    /// # Context
+    /// On this CPU, with the context hook able to find `self`, not from inside a task.
+    pub fn run_until(&self, stop: &mut dyn FnMut() -> bool, poll_ns: u64) {
+        loop {
+            self.flush_overflow();
+            self.interrupt_point();
+            self.fire_timers();
+            if stop() || self.rt.is_shut_down() {
+                return;
+            }
+            if !self.run_one() {
+                self.idle_at_most(poll_ns);
+            }
+        }
+    }
+
     /// Takes one task and polls it. False if nothing was runnable.
     fn run_one(&self) -> bool {
         let Some(task) = self.dequeue() else {
@@ -638,6 +662,26 @@ impl LocalCpu {
         }
         let deadline = self.timers.borrow_mut().next_deadline();
         platform.sleep(self.cpu, deadline);
+    }
+
+    /// [`idle`](Self::idle), waking after `max_ns` at the latest.
+    fn idle_at_most(&self, max_ns: u64) {
+        let platform = &*self.rt.inner.platform;
+        if self.overflow_mask.get() != 0 {
+            platform.relax();
+            return;
+        }
+        platform.prepare_to_sleep(self.cpu);
+        if self.has_work() {
+            platform.abort_sleep(self.cpu);
+            return;
+        }
+        let limit = platform.now_ns().saturating_add(max_ns);
+        let deadline = match self.timers.borrow_mut().next_deadline() {
+            Some(d) => d.min(limit),
+            None => limit,
+        };
+        platform.sleep(self.cpu, Some(deadline));
     }
 
     fn has_work(&self) -> bool {

@@ -55,10 +55,16 @@ pub fn run() -> ! {
 /// Reads one line with echo and backspace.
 fn read_line(line: &mut String) {
     loop {
-        let Some(byte) = serial::try_read_byte() else {
-            core::hint::spin_loop();
-            continue;
-        };
+        // Wait for input while CPU 0's tasks run (polled: no UART interrupt yet).
+        let mut input = None;
+        crate::sched::run_until(
+            &mut || {
+                input = serial::try_read_byte();
+                input.is_some()
+            },
+            1_000_000,
+        );
+        let Some(byte) = input else { continue };
         match byte {
             b'\r' | b'\n' => {
                 print("\n");

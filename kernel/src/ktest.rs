@@ -51,6 +51,7 @@ pub fn run(selection: &'static str) -> ! {
     if let Some(runtime) = crate::sched::runtime() {
         kernel_tests::set_runtime(runtime);
     }
+    kernel_tests::set_wait_hook(crate::sched::run_until);
     if let Some(root) = crate::rootfs::root() {
         kernel_tests::set_root(root);
     }

@@ -11,9 +11,10 @@
 //! clock instead of halting. Interrupt handlers here acknowledge and return; the loop
 //! finds the work when HLT returns.
 //!
-//! The boot CPU does not run an executor yet: it runs the kernel console or
-//! the in-kernel test runner, and reaches the other CPUs with
-//! `Runtime::spawn_on`.
+//! The boot CPU binds CPU 0 too. Its thread of control (the kernel console
+//! or the in-kernel test runner) is not a task, so it drives CPU 0's
+//! executor with [`run_until`] whenever it waits: tasks spawned on CPU 0 run
+//! then, and an idle boot CPU halts like the others.
 
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -116,6 +117,20 @@ fn wake(_vector: u8) {
     }
 }
 
+/// Drives this CPU's executor until `stop()` holds, checking it at least
+/// every `poll_ns` (it may depend on other CPUs, which do not wake us).
+/// Before the executor is bound (or if binding failed) it halts between checks.
+pub fn run_until(stop: &mut dyn FnMut() -> bool, poll_ns: u64) {
+    match LOCAL.with(|local| local.copied()) {
+        Some(local) => local.run_until(stop, poll_ns),
+        None => {
+            while !stop() {
+                time::halt_for_ns(poll_ns);
+            }
+        }
+    }
+}
+
 /// The runtime, once [`start`] has run.
 #[cfg_attr(not(feature = "ktest"), allow(dead_code))] // the test runner hands it to the suite
 pub fn runtime() -> Option<&'static Runtime> {
@@ -132,7 +147,11 @@ pub fn start() {
         }
     }
     executor::set_context_hook(context_hook);
-    RUNTIME.call_once(|| Runtime::new(Box::new(KernelPlatform { cpus })));
+    let runtime = RUNTIME.call_once(|| Runtime::new(Box::new(KernelPlatform { cpus })));
+    match runtime.bind(CpuId(0)) {
+        Ok(local) => LOCAL.set(Box::leak(Box::new(local))),
+        Err(e) => log::error!(target: "sched", "CPU 0 cannot bind its executor: {e:?}"),
+    }
     for index in 1..cpus {
         if let Some(apic_id) = smp::apic_id_of(index) {
             apic::send_ipi(apic_id, VECTOR_WAKE);
@@ -148,7 +167,7 @@ pub fn start() {
     if bound < (cpus - 1) as u64 {
         log::error!(target: "sched", "only {bound} of {} APs bound their executor", cpus - 1);
     }
-    log::info!(target: "sched", "executors running on CPUs 1..{cpus}");
+    log::info!(target: "sched", "executors running on CPUs 0..{cpus}");
 }
 
 /// An application processor's life after bring-up: wait for the runtime,

@@ -31,9 +31,14 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// `build/` under the root, where finished images go.
+/// Where finished images go: `build/` under the root, or `$XTASK_BUILD_DIR`
+/// (so two checkouts or two people sharing one tree do not overwrite each
+/// other's images).
 pub fn out_dir() -> PathBuf {
-    root().join("build")
+    match std::env::var_os("XTASK_BUILD_DIR") {
+        Some(dir) => root().join(dir),
+        None => root().join("build"),
+    }
 }
 
 /// Builds `variant` and returns the path of the finished image.

@@ -1,8 +1,10 @@
-//! The executor on real CPUs: tasks on every AP, cross-CPU port round trips
-//! through real IPIs (each AP idles in HLT between messages), timer sleeps.
+//! The executor on real CPUs: tasks on every CPU, cross-CPU port calls in
+//! every direction through real IPIs (each CPU idles in HLT between
+//! messages), timer sleeps.
 //!
-//! The boot CPU runs the test runner, not an executor: it spawns onto the
-//! APs with `Runtime::spawn_on` and waits on atomics.
+//! The boot CPU's thread of control is the test runner: it spawns with
+//! `Runtime::spawn_on` and waits with [`crate::wait_until`], which runs CPU
+//! 0's executor meanwhile, so CPU 0 takes part like every other CPU.
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use core::time::Duration;
@@ -25,16 +27,7 @@ fn runtime() -> &'static Runtime {
 
 /// Spins (bounded) until `done()`; false on timeout.
 fn wait_for(done: impl Fn() -> bool) -> bool {
-    let deadline = hal::arch::time::now_ns() + 20_000_000_000;
-    while !done() {
-        if hal::arch::time::now_ns() > deadline {
-            return false;
-        }
-        // Halt rather than spin: a spinning vCPU would steal host time
-        // from the CPUs doing the work.
-        hal::arch::time::halt_for_ns(200_000);
-    }
-    true
+    crate::wait_until(done, 20_000_000_000)
 }
 
 /// The APs (index 1..); empty on a one-CPU machine.
@@ -42,17 +35,22 @@ fn aps() -> core::ops::Range<usize> {
     1..hal::arch::smp::online_cpus()
 }
 
-pub fn tasks_run_on_every_ap() {
+/// Every CPU, the boot CPU included.
+fn cpus() -> core::ops::Range<usize> {
+    0..hal::arch::smp::online_cpus()
+}
+
+pub fn tasks_run_on_every_cpu() {
     static RAN_ON: [AtomicUsize; 64] = [const { AtomicUsize::new(usize::MAX) }; 64];
     assert_eq!(runtime().cpu_count(), hal::arch::smp::online_cpus());
-    for cpu in aps() {
+    for cpu in cpus() {
         runtime()
             .spawn_on(CpuId(cpu as u32), async move {
                 RAN_ON[cpu].store(hal::cpu_index(), SeqCst)
             })
             .expect("spawn_on an online CPU");
     }
-    for cpu in aps() {
+    for cpu in cpus() {
         assert!(
             wait_for(|| RAN_ON[cpu].load(SeqCst) != usize::MAX),
             "task on CPU {cpu} never ran"
@@ -114,6 +112,70 @@ pub fn cross_cpu_port_round_trips() {
         (1..=ROUNDS).sum::<u64>(),
         "a reply was wrong or lost"
     );
+}
+
+/// A port served on every CPU and a client on every CPU calling every
+/// server (same-CPU and cross-CPU, both directions between each pair).
+pub fn port_calls_between_every_pair_of_cpus() {
+    const CALLS: u64 = 300;
+    static DONE: AtomicUsize = AtomicUsize::new(0);
+    static BAD: AtomicUsize = AtomicUsize::new(0);
+    let n = hal::arch::smp::online_cpus();
+    let mut ports = alloc::vec::Vec::new();
+    for server in cpus() {
+        let (port, mut requests) =
+            Port::executor(CpuId(server as u32), |n: u64| Handled::Queue(n));
+        runtime()
+            .spawn_on(CpuId(server as u32), async move {
+                loop {
+                    let mut request = requests.recv().await;
+                    // The reply carries the serving CPU, so a misrouted call shows.
+                    *request.msg_mut() = *request.msg() * 64 + hal::cpu_index() as u64;
+                    request.reply();
+                }
+            })
+            .expect("server task");
+        ports.push(port);
+    }
+    let ports = alloc::sync::Arc::new(ports);
+    for client in cpus() {
+        let ports = ports.clone();
+        runtime()
+            .spawn_on(CpuId(client as u32), async move {
+                for (server, port) in ports.iter().enumerate() {
+                    for i in 0..CALLS {
+                        match port.call(i).await {
+                            Ok(reply) if reply == i * 64 + server as u64 => {}
+                            _ => {
+                                BAD.fetch_add(1, SeqCst);
+                            }
+                        }
+                    }
+                }
+                DONE.fetch_add(1, SeqCst);
+            })
+            .expect("client task");
+    }
+    assert!(
+        wait_for(|| DONE.load(SeqCst) == n),
+        "only {} of {n} clients finished (a lost wake-up?)",
+        DONE.load(SeqCst)
+    );
+    assert_eq!(BAD.load(SeqCst), 0, "wrong or failed replies");
+}
+
+/// The boot CPU's executor runs timers too (driven by the runner's waits).
+pub fn sleep_on_the_boot_cpu_lasts_at_least_its_duration() {
+    static SLEPT_NS: AtomicU64 = AtomicU64::new(0);
+    runtime()
+        .spawn_on(CpuId(0), async {
+            let start = hal::arch::time::now_ns();
+            executor::sleep(Duration::from_millis(2)).await;
+            SLEPT_NS.store(hal::arch::time::now_ns() - start, SeqCst);
+        })
+        .expect("spawn on CPU 0");
+    assert!(wait_for(|| SLEPT_NS.load(SeqCst) != 0), "never woke");
+    assert!(SLEPT_NS.load(SeqCst) >= 2_000_000, "woke after {} ns", SLEPT_NS.load(SeqCst));
 }
 
 pub fn sleep_on_an_ap_lasts_at_least_its_duration() {

@@ -13,6 +13,7 @@ mod error;
 mod list;
 mod platform;
 mod port;
+pub mod proto;
 mod remote;
 mod reply_port;
 mod server;

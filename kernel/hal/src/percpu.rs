@@ -1,7 +1,11 @@
 //! Per-CPU data, reached through the GS base: each CPU's GS base points at
 //! its own [`PerCpu`], whose first word points at itself.
+//!
+//! The blocks are a static array, so installing one allocates nothing: the
+//! global allocator asks [`cpu_index`] for its per-CPU slab cache, so a CPU
+//! must have its GS base before its first allocation.
 
-use alloc::boxed::Box;
+use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use x86_64::VirtAddr;
@@ -22,15 +26,44 @@ pub struct PerCpu {
 /// every running CPU has a valid GS base.
 static READY: AtomicBool = AtomicBool::new(false);
 
-/// Installs this CPU's per-CPU block (once per CPU, at bring-up).
+/// The blocks, one per possible CPU. Invariant: block `i` is written only
+/// by `init_this_cpu(i)`, once, before its address is published in GS.
+struct Blocks([UnsafeCell<PerCpu>; MAX_CPUS]);
+
+// SAFETY: by the invariant on `Blocks`, each block is written once by its
+// own CPU before anyone can read it, then only read.
+unsafe impl Sync for Blocks {}
+
+static BLOCKS: Blocks = Blocks(
+    [const {
+        UnsafeCell::new(PerCpu {
+            self_ptr: core::ptr::null(),
+            index: 0,
+        })
+    }; MAX_CPUS],
+);
+
+/// Installs this CPU's per-CPU block (once per CPU, first thing at
+/// bring-up: it allocates nothing, and the allocator needs it).
+///
+/// # Panics
+/// If `index` is `MAX_CPUS` or more.
 pub fn init_this_cpu(index: u32) {
-    let block = Box::leak(Box::new(PerCpu {
-        self_ptr: core::ptr::null(),
-        index,
-    }));
-    block.self_ptr = block;
+    let block = BLOCKS.0[index as usize].get();
+    // SAFETY: block `index` belongs to the CPU being brought up as `index`
+    // (the Blocks invariant): nothing reads it before GS points at it below.
+    unsafe {
+        (*block).self_ptr = block;
+        (*block).index = index;
+    }
     GsBase::write(VirtAddr::from_ptr(block as *const PerCpu));
     READY.store(true, Ordering::SeqCst);
+}
+
+/// Whether per-CPU data is set up (on the boot CPU; every later CPU sets
+/// its own before it runs code that asks).
+pub fn is_ready() -> bool {
+    READY.load(Ordering::Relaxed)
 }
 
 /// This CPU's dense index (0 on the boot CPU, also before per-CPU init).

@@ -18,12 +18,16 @@ pub mod slab;
 #[cfg(target_os = "none")]
 pub(crate) mod heap;
 #[cfg(target_os = "none")]
+mod pages;
+#[cfg(target_os = "none")]
 pub mod paging;
 #[cfg(target_os = "none")]
 mod stack;
 
 #[cfg(target_os = "none")]
-pub use heap::{HeapStats, heap_stats};
+pub use heap::{
+    HeapStats, drain_remote_frees, heap_stats, slab_cpu_stats, slab_stats, trim_this_cpu,
+};
 #[cfg(target_os = "none")]
 pub use paging::{Prot, is_stack_address, map_mmio, map_page, protect_page, translate, unmap_page};
 #[cfg(target_os = "none")]
@@ -51,6 +55,8 @@ pub enum MemError {
 
 #[cfg(target_os = "none")]
 pub use frames::{FrameStats, alloc_frame, frame_stats, free_frame};
+#[cfg(target_os = "none")]
+pub(crate) use frames::{alloc_frames_contiguous, free_frames_contiguous};
 
 #[cfg(target_os = "none")]
 mod frames {
@@ -79,6 +85,21 @@ mod frames {
         match FRAMES.lock().as_mut() {
             Some(f) => f.free(phys),
             None => Err(FrameError::NotManaged(phys)),
+        }
+    }
+
+    /// `n` physically contiguous free frames aligned to `align_frames`.
+    pub(crate) fn alloc_frames_contiguous(n: usize, align_frames: usize) -> Option<u64> {
+        FRAMES.lock().as_mut()?.alloc_contiguous(n, align_frames)
+    }
+
+    /// Returns `n` frames starting at `phys` (errors, which would be bugs
+    /// in the caller, are ignored as in a single `free_frame`).
+    pub(crate) fn free_frames_contiguous(phys: u64, n: usize) {
+        if let Some(f) = FRAMES.lock().as_mut() {
+            for i in 0..n as u64 {
+                let _ = f.free(phys + i * super::PAGE_SIZE);
+            }
         }
     }
 

@@ -227,6 +227,8 @@ fn spin(n: u64) {
 
 /// First Rust code on an AP, on its own stack, with the kernel's page tables.
 extern "C" fn ap_rust_entry(index: u64) -> ! {
+    // First: the global allocator finds this CPU's slab cache through GS.
+    crate::percpu::init_this_cpu(index as u32);
     trap::load();
     let ist = [(); 3].map(|()| mm::alloc_stack(AP_IST_PAGES).map(|s| s.top));
     let [Ok(a), Ok(b), Ok(c)] = ist else {
@@ -235,7 +237,6 @@ extern "C" fn ap_rust_entry(index: u64) -> ! {
     };
     gdt::init([a, b, c]);
     apic::init_this_cpu();
-    crate::percpu::init_this_cpu(index as u32);
     APIC_IDS[index as usize].store(apic::id(), Ordering::SeqCst);
     ONLINE.fetch_add(1, Ordering::SeqCst);
     match AP_MAIN.get() {

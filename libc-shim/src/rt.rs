@@ -409,3 +409,97 @@ impl embedded_io_async::Write for AsyncFd {
         Ok(res?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::fake;
+
+    fn runtime(entries: u32) -> Runtime {
+        fake::reset();
+        Runtime::new(RingOptions::new(entries)).unwrap()
+    }
+
+    #[test]
+    fn block_on_waits_for_many_with_one_enter_per_turn() {
+        let rt = runtime(8);
+        let out = rt.block_on({
+            let rt = rt.clone();
+            async move {
+                let a = rt.nop();
+                let b = rt.nop();
+                let c = rt.sleep(5);
+                (a.await, b.await, c.await)
+            }
+        });
+        assert_eq!(out, (Ok(()), Ok(()), Ok(())));
+        assert_eq!(rt.in_flight(), 0);
+    }
+
+    #[test]
+    fn more_ops_than_slots_go_through_the_backlog() {
+        let rt = runtime(4);
+        let finished = Rc::new(Cell::new(0));
+        for _ in 0..10 {
+            let rt2 = rt.clone();
+            let finished = finished.clone();
+            rt.spawn(async move {
+                for _ in 0..20 {
+                    rt2.nop().await.unwrap();
+                }
+                finished.set(finished.get() + 1);
+            });
+        }
+        rt.block_on({
+            let rt = rt.clone();
+            let finished = finished.clone();
+            async move {
+                for _ in 0..100 {
+                    rt.nop().await.unwrap();
+                }
+                while finished.get() < 10 {
+                    rt.nop().await.unwrap();
+                }
+            }
+        });
+        assert!(fake::with(|k| k.consumed) >= 300);
+        assert_eq!(rt.in_flight(), 0);
+        assert!(rt.0.tasks.borrow().is_empty());
+    }
+
+    #[test]
+    fn owned_write_returns_the_buffer() {
+        let rt = runtime(4);
+        fake::with(|k| {
+            k.hook = None;
+        });
+        let (res, buf) = rt.block_on(rt.write(9, b"hello".to_vec(), None));
+        // The fake only completes Nop/Timeout/Cancel on the ring; others are EINVAL.
+        assert_eq!(res, Err(Errno::Inval));
+        assert_eq!(buf, b"hello");
+    }
+
+    #[test]
+    fn a_dropped_op_is_cancelled_and_its_completion_swallowed() {
+        let rt = runtime(4);
+        let op = rt.submit_scalar({
+            let mut s = Sqe::new(Opcode::Timeout);
+            s.addr = 1_000_000_000;
+            s
+        })
+        .unwrap();
+        drop(op);
+        rt.block_on(rt.nop()).unwrap();
+        // Timeout, the Cancel the drop queued, and the Nop all reached the kernel...
+        assert_eq!(fake::with(|k| k.consumed), 3);
+        // ...and the cancelled completion was swallowed, not left behind.
+        assert_eq!(rt.in_flight(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "no operation is in flight")]
+    fn a_deadlock_is_reported() {
+        let rt = runtime(4);
+        rt.block_on(core::future::pending::<()>());
+    }
+}

@@ -171,9 +171,9 @@ impl FakeKernel {
     }
 
     fn ring_enter(&mut self, sqe: &Sqe) -> i64 {
-        let Some(layout) = self.region.as_ref().map(|r| r.1) else {
+        if self.region.is_none() {
             return Errno::BadFd.to_syscall_result();
-        };
+        }
         let flags = RingEnterFlags::from_bits(sqe.op_flags).unwrap_or(RingEnterFlags::NONE);
         if flags.contains(RingEnterFlags::SQ_WAKEUP) {
             self.wakeups += 1;

@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+mod devices;
 mod fault;
 mod memory;
 mod report;
@@ -192,4 +193,6 @@ pub static TESTS: &[KernelTest] = &[
     )
     .by_name_only(),
     KernelTest::new("selftest_hang", report::selftest_hang).by_name_only(),
+    KernelTest::new("power_off", devices::power_off).by_name_only(),
+    KernelTest::new("reboot", devices::reboot).by_name_only(),
 ];

@@ -124,6 +124,22 @@ pub fn eoi() {
     write(REG_EOI, 0);
 }
 
+static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a spurious interrupt (vector 0xff: no EOI) and logs the first few
+/// with the CPU number.
+pub fn on_spurious() {
+    let n = SPURIOUS.fetch_add(1, Ordering::Relaxed);
+    if n < 8 {
+        log::warn!(target: "apic", "spurious interrupt on CPU {} ({} so far)", crate::cpu_index(), n + 1);
+    }
+}
+
+/// Spurious interrupts since boot.
+pub fn spurious_interrupts() -> u64 {
+    SPURIOUS.load(Ordering::Relaxed)
+}
+
 /// Reads and clears the error status.
 pub fn take_error_status() -> u32 {
     write(REG_ESR, 0);

@@ -57,6 +57,18 @@ pub static TESTS: &[KernelTest] = &[
         memory::acpi_lists_the_boot_cpu_and_an_ioapic,
     ),
     KernelTest::new(
+        "ioapic_routes_com1_with_isa_defaults_or_override",
+        devices::ioapic_routes_com1_with_isa_defaults_or_override,
+    ),
+    KernelTest::new(
+        "com1_rx_interrupt_without_input_stays_quiet",
+        devices::com1_rx_interrupt_without_input_stays_quiet,
+    ),
+    KernelTest::new(
+        "com1_loopback_byte_raises_rx_interrupt_through_ioapic",
+        devices::com1_loopback_byte_raises_rx_interrupt_through_ioapic,
+    ),
+    KernelTest::new(
         "kernel_stacks_have_unmapped_guard_pages",
         memory::kernel_stacks_have_unmapped_guard_pages,
     ),

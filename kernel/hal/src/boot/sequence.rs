@@ -159,6 +159,11 @@ fn after_stack_switch() -> ! {
                     log::error!(target: "time", "clock calibration failed: {e:?}; no monotonic clock")
                 }
             }
+            if crate::arch::ioapic::init(&acpi) > 0 {
+                if let Err(e) = crate::arch::serial::route_interrupt(crate::arch::apic::id()) {
+                    log::warn!(target: "ioapic", "COM1 IRQ not routed: {e:?}");
+                }
+            }
             ACPI.call_once(|| acpi);
         }
         Err(e) => {

@@ -90,7 +90,7 @@ pub fn build_c_hello(lib_dir: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("creating {}: {e}", output.display()))?;
     let status = Command::new("gcc")
         .args(["-static", "-nostdlib", "-ffreestanding", "-fno-pie", "-no-pie", "-O2"])
-        .args(["-fno-stack-protector", "-fno-builtin", "-mno-red-zone"])
+        .args(["-fno-stack-protector", "-Wl,--build-id=none"])
         .arg("-I")
         .arg(root.join("libc-shim/include"))
         .arg(root.join("user/c/hello.c"))

@@ -188,6 +188,12 @@ pub fn timer_oneshot(vector: u8, ticks: u32) {
     write(REG_TIMER_INITIAL, ticks);
 }
 
+/// Puts the timer in TSC-deadline mode on `vector` (armed by writing the
+/// IA32_TSC_DEADLINE MSR; the caller checked CPUID).
+pub fn timer_tsc_deadline_mode(vector: u8) {
+    write(REG_LVT_TIMER, (0b10 << 17) | u32::from(vector));
+}
+
 /// Starts the timer counting down from `ticks` with its interrupt masked
 /// (for measuring its rate); `timer_oneshot(_, 0)` or a later arm stops it.
 pub fn timer_count_masked(ticks: u32) {

@@ -289,3 +289,258 @@ impl DeviceQueue {
         self.region.read_u16(self.layout.used_event())
     }
 }
+
+/// One queue's registers in [`FakeCommonCfg`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FakeQueueRegs {
+    /// Device maximum (0: no such queue).
+    pub max_size: u16,
+    /// Size the driver chose.
+    pub size: u16,
+    /// MSI-X vector.
+    pub msix_vector: u16,
+    /// Enabled.
+    pub enable: u16,
+    /// `queue_notify_off` the device reports.
+    pub notify_off: u16,
+    /// Descriptor table address.
+    pub desc: u64,
+    /// Driver ring address.
+    pub driver: u64,
+    /// Device ring address.
+    pub device: u64,
+}
+
+/// The state behind [`FakeCommonCfg`], public so tests can inspect and rig it.
+#[derive(Clone, Debug, Default)]
+pub struct CommonState {
+    /// Offered features.
+    pub device_features: u64,
+    /// Accepted by the driver.
+    pub driver_features: u64,
+    /// Device status.
+    pub status: u8,
+    /// Every value written to `device_status`, in order.
+    pub status_writes: Vec<u8>,
+    /// The device clears FEATURES_OK (rejects the features).
+    pub reject_features: bool,
+    /// The device never finishes a reset.
+    pub stuck_in_reset: bool,
+    /// The device raises DEVICE_NEEDS_RESET at DRIVER_OK.
+    pub needs_reset: bool,
+    /// Queues.
+    pub queues: Vec<FakeQueueRegs>,
+    /// Configuration-change vector.
+    pub config_msix_vector: u16,
+    device_feature_select: u32,
+    driver_feature_select: u32,
+    queue_select: u16,
+}
+
+/// A fake common configuration window that follows the handshake rules.
+#[derive(Debug, Default)]
+pub struct FakeCommonCfg {
+    /// The device's state.
+    pub state: Mutex<CommonState>,
+}
+
+impl FakeCommonCfg {
+    /// A device offering `features` with queues of the given maximum sizes.
+    pub fn new(features: u64, queue_max_sizes: &[u16]) -> FakeCommonCfg {
+        let queues = queue_max_sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &max_size)| FakeQueueRegs {
+                max_size,
+                notify_off: i as u16,
+                ..FakeQueueRegs::default()
+            })
+            .collect();
+        FakeCommonCfg {
+            state: Mutex::new(CommonState {
+                device_features: features,
+                queues,
+                ..CommonState::default()
+            }),
+        }
+    }
+
+    fn read(&self, offset: usize) -> u64 {
+        use crate::transport::common as c;
+        let s = self.state.lock();
+        let q = s
+            .queues
+            .get(s.queue_select as usize)
+            .copied()
+            .unwrap_or_default();
+        match offset {
+            c::DEVICE_FEATURE_SELECT => s.device_feature_select as u64,
+            c::DEVICE_FEATURE => match s.device_feature_select {
+                0 => s.device_features & 0xffff_ffff,
+                1 => s.device_features >> 32,
+                _ => 0,
+            },
+            c::DRIVER_FEATURE_SELECT => s.driver_feature_select as u64,
+            c::NUM_QUEUES => s.queues.len() as u64,
+            c::DEVICE_STATUS => s.status as u64,
+            c::QUEUE_SELECT => s.queue_select as u64,
+            c::QUEUE_SIZE => (if q.size != 0 { q.size } else { q.max_size }) as u64,
+            c::QUEUE_MSIX_VECTOR => q.msix_vector as u64,
+            c::QUEUE_ENABLE => q.enable as u64,
+            c::QUEUE_NOTIFY_OFF => q.notify_off as u64,
+            c::CONFIG_MSIX_VECTOR => s.config_msix_vector as u64,
+            _ => 0,
+        }
+    }
+
+    fn write(&self, offset: usize, value: u64) {
+        use crate::transport::{common as c, status as st};
+        let mut s = self.state.lock();
+        let select = s.queue_select as usize;
+        match offset {
+            c::DEVICE_FEATURE_SELECT => s.device_feature_select = value as u32,
+            c::DRIVER_FEATURE_SELECT => s.driver_feature_select = value as u32,
+            c::DRIVER_FEATURE => match s.driver_feature_select {
+                0 => s.driver_features = (s.driver_features & !0xffff_ffff) | value,
+                1 => s.driver_features = (s.driver_features & 0xffff_ffff) | (value << 32),
+                _ => {}
+            },
+            c::DEVICE_STATUS => {
+                let mut v = value as u8;
+                s.status_writes.push(v);
+                if v == 0 {
+                    if !s.stuck_in_reset {
+                        s.status = 0;
+                        s.driver_features = 0;
+                        for q in &mut s.queues {
+                            *q = FakeQueueRegs {
+                                max_size: q.max_size,
+                                notify_off: q.notify_off,
+                                ..FakeQueueRegs::default()
+                            };
+                        }
+                    }
+                    return;
+                }
+                if v & st::FEATURES_OK != 0
+                    && (s.reject_features || s.driver_features & !s.device_features != 0)
+                {
+                    v &= !st::FEATURES_OK;
+                }
+                if v & st::DRIVER_OK != 0 && s.needs_reset {
+                    v |= st::DEVICE_NEEDS_RESET;
+                }
+                s.status = v;
+            }
+            c::QUEUE_SELECT => s.queue_select = value as u16,
+            c::CONFIG_MSIX_VECTOR => s.config_msix_vector = value as u16,
+            _ => {
+                let Some(q) = s.queues.get_mut(select) else {
+                    return;
+                };
+                match offset {
+                    c::QUEUE_SIZE => q.size = value as u16,
+                    c::QUEUE_MSIX_VECTOR => q.msix_vector = value as u16,
+                    c::QUEUE_ENABLE => q.enable = value as u16,
+                    o if (c::QUEUE_DESC..c::QUEUE_DEVICE + 8).contains(&o) => {
+                        let field = match (o - c::QUEUE_DESC) / 8 {
+                            0 => &mut q.desc,
+                            1 => &mut q.driver,
+                            _ => &mut q.device,
+                        };
+                        if o % 8 == 0 {
+                            *field = (*field & !0xffff_ffff) | value;
+                        } else {
+                            *field = (*field & 0xffff_ffff) | (value << 32);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl crate::dma::Registers for FakeCommonCfg {
+    fn read_u8(&self, offset: usize) -> u8 {
+        self.read(offset) as u8
+    }
+    fn read_u16(&self, offset: usize) -> u16 {
+        self.read(offset) as u16
+    }
+    fn read_u32(&self, offset: usize) -> u32 {
+        self.read(offset) as u32
+    }
+    fn write_u8(&self, offset: usize, value: u8) {
+        self.write(offset, value as u64)
+    }
+    fn write_u16(&self, offset: usize, value: u16) {
+        self.write(offset, value as u64)
+    }
+    fn write_u32(&self, offset: usize, value: u32) {
+        self.write(offset, value as u64)
+    }
+}
+
+/// A plain register window (notify area, ISR, device config) that records writes and
+/// serves reads from a byte array. Reading offset 0 of an `is_isr` window clears it.
+#[derive(Debug)]
+pub struct FakeWindow {
+    bytes: Mutex<Vec<u8>>,
+    writes: Mutex<Vec<(usize, u32)>>,
+    is_isr: bool,
+}
+
+impl FakeWindow {
+    /// A window of `len` zero bytes.
+    pub fn new(len: usize, is_isr: bool) -> FakeWindow {
+        FakeWindow {
+            bytes: Mutex::new(alloc::vec![0; len]),
+            writes: Mutex::new(Vec::new()),
+            is_isr,
+        }
+    }
+
+    /// Sets bytes (device side).
+    pub fn set(&self, offset: usize, data: &[u8]) {
+        self.bytes.lock()[offset..offset + data.len()].copy_from_slice(data);
+    }
+
+    /// Takes the recorded writes.
+    pub fn take_writes(&self) -> Vec<(usize, u32)> {
+        core::mem::take(&mut *self.writes.lock())
+    }
+
+    fn read(&self, offset: usize, width: usize) -> u32 {
+        let mut bytes = self.bytes.lock();
+        let mut v = 0u32;
+        for i in 0..width {
+            v |= (bytes[offset + i] as u32) << (8 * i);
+        }
+        if self.is_isr && offset == 0 {
+            bytes[0] = 0;
+        }
+        v
+    }
+}
+
+impl crate::dma::Registers for FakeWindow {
+    fn read_u8(&self, offset: usize) -> u8 {
+        self.read(offset, 1) as u8
+    }
+    fn read_u16(&self, offset: usize) -> u16 {
+        self.read(offset, 2) as u16
+    }
+    fn read_u32(&self, offset: usize) -> u32 {
+        self.read(offset, 4)
+    }
+    fn write_u8(&self, offset: usize, value: u8) {
+        self.writes.lock().push((offset, value as u32));
+    }
+    fn write_u16(&self, offset: usize, value: u16) {
+        self.writes.lock().push((offset, value as u32));
+    }
+    fn write_u32(&self, offset: usize, value: u32) {
+        self.writes.lock().push((offset, value));
+    }
+}

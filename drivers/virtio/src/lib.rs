@@ -15,3 +15,8 @@ pub use dma::{DmaDirection, DmaMapper, DmaRegion, DmaSegment, Registers, VecRegi
 pub use queue::{
     ChainId, DeviceError, QueueError, QueueLayout, Segment, SplitQueue, Used, vring_need_event,
 };
+pub mod transport;
+
+pub use transport::{
+    CommonCfg, IsrStatus, Notifier, TransportError, VirtioPciCaps, find_caps, read_isr,
+};

@@ -14,6 +14,7 @@ mod memory;
 mod report;
 mod rootfs;
 mod sched;
+mod smp;
 
 pub use rootfs::set_root;
 pub use sched::set_runtime;
@@ -197,6 +198,30 @@ pub static TESTS: &[KernelTest] = &[
         sched::bench_sleep_1ms_overshoot,
     )
     .by_name_only(),
+    KernelTest::new(
+        "token_serializes_tasks_from_every_cpu",
+        smp::token_serializes_tasks_from_every_cpu,
+    ),
+    KernelTest::new(
+        "thousands_of_timers_fire_on_time_and_cancelled_ones_never",
+        smp::thousands_of_timers_fire_on_time_and_cancelled_ones_never,
+    ),
+    KernelTest::new(
+        "allocator_cross_cpu_frees_leak_nothing",
+        smp::allocator_cross_cpu_frees_leak_nothing,
+    ),
+    KernelTest::new(
+        "ipi_storm_between_every_pair_loses_nothing",
+        smp::ipi_storm_between_every_pair_loses_nothing,
+    ),
+    KernelTest::new(
+        "halted_cpu_wakes_on_remote_message",
+        smp::halted_cpu_wakes_on_remote_message,
+    ),
+    KernelTest::new(
+        "cross_cpu_ping_pong_loses_no_wakeup",
+        smp::cross_cpu_ping_pong_loses_no_wakeup,
+    ),
     // Tests of the runner itself: xtask selects them by name and checks that
     // the run FAILS (a panic nobody expected) or HANGS (caught by its timeout).
     KernelTest::new(

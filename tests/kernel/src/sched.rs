@@ -19,7 +19,7 @@ pub fn set_runtime(runtime: &Runtime) {
     RUNTIME.call_once(|| runtime.clone());
 }
 
-fn runtime() -> &'static Runtime {
+pub(crate) fn runtime() -> &'static Runtime {
     RUNTIME
         .get()
         .expect("the kernel hands over its runtime before running tests")

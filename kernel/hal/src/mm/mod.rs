@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! 0xffff_8000_0000_0000  direct map of all physical RAM (2 MiB pages, RW, NX)
-//! 0xffff_c000_0000_0000  kernel heap, grown on demand (4 KiB pages, RW, NX)
+//! 0xffff_c000_0000_0000  early (boot) heap, grown on demand (4 KiB pages, RW, NX)
+//! 0xffff_c008_0000_0000  slab page source: runs with no contiguous frames
 //! 0xffff_c800_0000_0000  kernel stacks, each under an unmapped guard page
 //! 0xffff_d000_0000_0000  vmap area: single pages mapped on request
 //! 0xffff_ffff_8000_0000  kernel image (text RX, rodata R, data+bss RW NX)

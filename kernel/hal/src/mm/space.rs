@@ -70,6 +70,63 @@ impl UserProt {
     }
 }
 
+const READABLE: F = F::PRESENT.union(F::USER_ACCESSIBLE);
+const WRITABLE: F = READABLE.union(F::WRITABLE);
+
+/// Zeroed, physically contiguous pages shared between the kernel (through
+/// the direct map, as atomics) and a process (mapped with
+/// [`AddressSpace::map_shared`]): the syscall rings. Freed on drop, so the
+/// owner must keep it alive as long as any space maps it.
+pub struct SharedPages {
+    phys: u64,
+    pages: usize,
+}
+
+impl SharedPages {
+    /// `pages` fresh zeroed pages.
+    ///
+    /// # Errors
+    /// `NoMemory` if no such run of frames is free.
+    pub fn new(pages: usize) -> Result<SharedPages, MemError> {
+        let phys = super::alloc_frames_contiguous(pages, 1).ok_or(MemError::NoMemory)?;
+        // SAFETY: the frames were just allocated (ours alone) and are covered
+        // by the direct map.
+        unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, pages * PAGE_SIZE as usize) };
+        Ok(SharedPages { phys, pages })
+    }
+
+    /// Physical address of page `i`.
+    pub fn page_phys(&self, i: usize) -> u64 {
+        assert!(i < self.pages, "page {i} of {}", self.pages);
+        self.phys + i as u64 * PAGE_SIZE
+    }
+
+    /// Number of pages.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// The pages as 32-bit atomics (the process may write them any time).
+    pub fn words(&self) -> &[core::sync::atomic::AtomicU32] {
+        // SAFETY: the frames are ours until drop, mapped by the direct map,
+        // 4-aligned; AtomicU32 is valid for any bit pattern and concurrent
+        // writes by the process are atomic accesses of the same width or
+        // plain user stores the kernel only observes through atomics.
+        unsafe {
+            core::slice::from_raw_parts(
+                phys_to_virt(self.phys) as *const core::sync::atomic::AtomicU32,
+                self.pages * PAGE_SIZE as usize / 4,
+            )
+        }
+    }
+}
+
+impl Drop for SharedPages {
+    fn drop(&mut self) {
+        super::free_frames_contiguous(self.phys, self.pages);
+    }
+}
+
 /// A user address that is unmapped or lacks the permission asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserFault {
@@ -89,6 +146,8 @@ pub struct AddressSpace {
     pml4: u64,
     /// Serialises table changes and walks (a process's tasks share it).
     lock: spin::Mutex<()>,
+    /// Shared pages mapped here (kept alive until the space is gone).
+    shared: spin::Mutex<alloc::vec::Vec<Arc<SharedPages>>>,
 }
 
 impl core::fmt::Debug for AddressSpace {
@@ -137,6 +196,7 @@ impl AddressSpace {
         Ok(AddressSpace {
             pml4,
             lock: spin::Mutex::new(()),
+            shared: spin::Mutex::new(alloc::vec::Vec::new()),
         })
     }
 
@@ -222,15 +282,19 @@ impl AddressSpace {
         })
     }
 
-    /// Maps a frame the caller keeps owning (shared with the kernel, such as
-    /// the syscall rings); the space never frees it.
+    /// Maps page `index` of `pages` (shared with the kernel: the syscall
+    /// rings). The space keeps a reference, so the frames stay allocated as
+    /// long as it can map them; it never frees them itself.
     ///
-    /// # Safety
-    /// `phys` must stay allocated, and hold nothing the kernel relies on
-    /// being private, for as long as this space exists (the process can
-    /// write it at any time if `prot.write`).
-    pub unsafe fn map_shared(&self, va: u64, phys: u64, prot: UserProt) -> Result<(), MemError> {
-        self.map_frame(va, phys, prot.flags() | BORROWED)
+    /// # Errors
+    /// As [`map_zeroed`](Self::map_zeroed).
+    pub fn map_shared(&self, va: u64, pages: &Arc<SharedPages>, index: usize, prot: UserProt) -> Result<(), MemError> {
+        self.map_frame(va, pages.page_phys(index), prot.flags() | BORROWED)?;
+        let mut shared = self.shared.lock();
+        if !shared.iter().any(|p| Arc::ptr_eq(p, pages)) {
+            shared.push(pages.clone());
+        }
+        Ok(())
     }
 
     /// Unmaps the page at `va`, freeing it if the space owns it.
@@ -301,7 +365,7 @@ impl AddressSpace {
         &self,
         addr: u64,
         len: usize,
-        write: bool,
+        needed: F,
         mut f: impl FnMut(*mut u8, usize, usize),
     ) -> Result<(), UserFault> {
         let end = addr
@@ -320,11 +384,6 @@ impl AddressSpace {
             };
             // SAFETY: an entry of this space's tables, under the lock.
             let flags = unsafe { (*entry).flags() };
-            let needed = if write {
-                F::PRESENT | F::USER_ACCESSIBLE | F::WRITABLE
-            } else {
-                F::PRESENT | F::USER_ACCESSIBLE
-            };
             if !flags.contains(needed) {
                 return Err(UserFault { addr: va });
             }
@@ -345,7 +404,7 @@ impl AddressSpace {
     /// (`dst` may then hold part of the data).
     pub fn copy_from_user(&self, dst: &mut [u8], src: u64) -> Result<(), UserFault> {
         let out = dst.as_mut_ptr();
-        self.for_each_piece(src, dst.len(), false, |from, done, n| {
+        self.for_each_piece(src, dst.len(), READABLE, |from, done, n| {
             // SAFETY: `from..from+n` is a mapped user page's frame through
             // the direct map (checked by the walk); `out+done..+n` lies in
             // `dst`. The process may write the frame concurrently: the bytes
@@ -361,8 +420,22 @@ impl AddressSpace {
     /// (earlier pages may have been written).
     pub fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), UserFault> {
         let input = src.as_ptr();
-        self.for_each_piece(dst, src.len(), true, |to, done, n| {
+        self.for_each_piece(dst, src.len(), WRITABLE, |to, done, n| {
             // SAFETY: `to..to+n` is a writable user page's frame through the
+            // direct map (checked); `input+done..+n` lies in `src`.
+            unsafe { core::ptr::copy_nonoverlapping(input.add(done), to, n) }
+        })
+    }
+
+    /// Writes `src` at user address `dst` whatever the pages' write
+    /// permission (loading a program: read-only segments, the initial stack).
+    ///
+    /// # Errors
+    /// [`UserFault`] at the first byte without a page.
+    pub fn write_initial(&self, dst: u64, src: &[u8]) -> Result<(), UserFault> {
+        let input = src.as_ptr();
+        self.for_each_piece(dst, src.len(), READABLE, |to, done, n| {
+            // SAFETY: `to..to+n` is a mapped user page's frame through the
             // direct map (checked); `input+done..+n` lies in `src`.
             unsafe { core::ptr::copy_nonoverlapping(input.add(done), to, n) }
         })

@@ -5,7 +5,7 @@ use alloc::string::String;
 
 use hal::arch::{cpu, serial};
 
-const HELP: &str = "commands: help, mem, cmdline, cat PATH, panic (demonstrates the panic report), halt (power off)";
+const HELP: &str = "commands: help, mem, cmdline, cat PATH, panic (demonstrates the panic report), shutdown (ACPI power-off), reboot, halt (leave QEMU through its debug-exit device)";
 
 fn print(s: &str) {
     serial::write_str(s);
@@ -33,6 +33,7 @@ pub fn run() -> ! {
                     heap.used,
                     heap.size
                 ));
+                print_slab_stats();
             }
             "cmdline" => print(hal::boot::info().map_or("", |i| i.cmdline())),
             "panic" => panic!("requested from the console"),
@@ -42,13 +43,55 @@ pub fn run() -> ! {
                     Err(e) => print(&alloc::format!("cat: {}", e.description())),
                 }
             }
-            "halt" | "poweroff" | "exit" => {
+            "shutdown" | "poweroff" => hal::power::shutdown(),
+            "reboot" => hal::power::reboot(),
+            "halt" | "exit" => {
                 print("bye\n");
                 cpu::exit_qemu(cpu::ExitCode::Success);
             }
             other => print(&alloc::format!("unknown command {other:?}; {HELP}")),
         }
         print("\n");
+    }
+}
+
+/// The slab allocator's counters: one line per CPU, then one per size
+/// class in use (summed over CPUs).
+fn print_slab_stats() {
+    for cpu in 0..hal::arch::smp::online_cpus() {
+        let Some(s) = hal::mm::slab_cpu_stats(cpu) else {
+            break;
+        };
+        let (sent, drained) = s.classes.iter().fold((0, 0), |(a, b), c| {
+            (a + c.remote_frees_sent, b + c.remote_frees)
+        });
+        print(&alloc::format!(
+            "\nslab cpu {cpu}: {} slabs held, {} objects allocated, large allocs/frees {}/{}; remote frees sent {sent}, taken back {drained}; out of memory {}",
+            s.slabs(),
+            s.classes.iter().map(|c| c.allocs).sum::<u64>(),
+            s.large.allocs,
+            s.large.frees,
+            s.out_of_memory,
+        ));
+    }
+    let total = hal::mm::slab_stats();
+    print(&alloc::format!(
+        "\nslab total: {} objects ({} bytes) in use, {} pages held, {} remote frees pending",
+        total.objects_in_use(),
+        total.bytes_in_use(),
+        total.pages_held(),
+        total.pending_remote_frees()
+    ));
+    for c in total.classes.iter().filter(|c| c.allocs > 0) {
+        print(&alloc::format!(
+            "\n  class {:>5} B: {} in use, {} allocs, {} local frees, {} remote frees, {} slabs",
+            c.object_size,
+            c.in_use(),
+            c.allocs,
+            c.frees,
+            c.remote_frees,
+            c.slabs
+        ));
     }
 }
 

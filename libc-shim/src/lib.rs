@@ -7,6 +7,7 @@
 extern crate alloc;
 
 pub mod args;
+pub mod dir;
 #[allow(unsafe_code)] // The unsafe edge; see its module doc.
 pub mod ffi;
 pub mod io;
@@ -21,6 +22,11 @@ pub use ffi::sys;
 pub use io::{Fd, IoError, Stderr, Stdout};
 pub use ring::{PushError, QueueFull, Ring, RingOptions};
 pub use rt::Runtime;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use alloc::format;
+}
 
 /// Declares the program's main: `libc_shim::entry!(main);` with `fn main(args: Args) -> i32`.
 /// The process exits with main's return value.
@@ -50,7 +56,7 @@ macro_rules! println {
     () => { $crate::print!("\n") };
     ($($arg:tt)*) => {{
         // One write per line, so lines from several processes do not interleave mid-line.
-        let line = alloc::format!("{}\n", format_args!($($arg)*));
+        let line = $crate::__private::format!("{}\n", format_args!($($arg)*));
         let _ = $crate::sys::write_all(1, line.as_bytes());
     }};
 }
@@ -59,7 +65,7 @@ macro_rules! println {
 #[macro_export]
 macro_rules! eprintln {
     ($($arg:tt)*) => {{
-        let line = alloc::format!("{}\n", format_args!($($arg)*));
+        let line = $crate::__private::format!("{}\n", format_args!($($arg)*));
         let _ = $crate::sys::write_all(2, line.as_bytes());
     }};
 }

@@ -303,6 +303,27 @@ fn runner_selftests(image: &std::path::Path, tally: &mut Tally) -> Result<(), St
         show_log(&o);
     }
 
+    // ACPI power-off and reset: QEMU exits with status 0 (never reachable
+    // through isa-debug-exit), after the kernel's line naming the register.
+    let o = qemu::run_captured(&boot_with("test=power_off"), SUITE_TIMEOUT)?;
+    let ok = o.status == Some(0) && o.contains("power] ACPI power-off: S5");
+    tally.record("power: shutdown powers QEMU off through ACPI S5", ok, "");
+    if !ok {
+        show_log(&o);
+    }
+    let o = qemu::run_captured(&boot_with("test=reboot"), SUITE_TIMEOUT)?;
+    let ok = o.status == Some(0)
+        && o.contains("power] reset through the ACPI reset register")
+        && !o.contains("keyboard controller");
+    tally.record(
+        "power: reboot resets through the ACPI reset register",
+        ok,
+        "",
+    );
+    if !ok {
+        show_log(&o);
+    }
+
     let o = qemu::run_captured(&boot_with("test=no_such_test"), SUITE_TIMEOUT)?;
     let ok = o.status == Some(STATUS_FAIL) && o.contains("no test matches \"no_such_test\"");
     tally.record("runner: an unknown test name is an error", ok, "");

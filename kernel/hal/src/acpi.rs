@@ -43,6 +43,42 @@ pub struct IrqOverride {
     pub flags: u16,
 }
 
+/// A fixed-hardware register from the FADT: I/O port or memory address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcpiRegister {
+    Io(u16),
+    Memory(u64),
+}
+
+impl AcpiRegister {
+    fn from_generic(g: &acpi::address::GenericAddress) -> Option<Self> {
+        match g.address_space {
+            _ if g.address == 0 => None,
+            AddressSpace::SystemIo => u16::try_from(g.address).ok().map(Self::Io),
+            AddressSpace::SystemMemory => Some(Self::Memory(g.address)),
+            _ => None,
+        }
+    }
+}
+
+/// What power-off and reset need from the FADT and the DSDT.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PowerInfo {
+    pub pm1a_control: Option<AcpiRegister>,
+    pub pm1b_control: Option<AcpiRegister>,
+    /// Hardware-reduced ACPI (microvm): the sleep control register.
+    pub sleep_control: Option<AcpiRegister>,
+    /// SLP_TYPa and SLP_TYPb of S5 from the DSDT's `\_S5_` package.
+    pub s5: Option<(u8, u8)>,
+    /// The reset register and the value to write.
+    pub reset: Option<(AcpiRegister, u8)>,
+    /// SMI command port and the value that switches to ACPI mode (0: none).
+    pub smi_command: u16,
+    pub acpi_enable: u8,
+    /// Physical address and length of the DSDT's AML, for diagnostics.
+    pub dsdt: Option<(u64, u32)>,
+}
+
 /// One PCI ECAM region.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PciEcam {
@@ -68,6 +104,10 @@ pub struct AcpiInfo {
     pub pm_timer_port: Option<u16>,
     /// FADT reset register (I/O port, value), if usable.
     pub reset: Option<(u16, u8)>,
+    /// ACPI PM timer is 32 bits wide (else 24).
+    pub pm_timer_32bit: bool,
+    /// Power-off and reset registers.
+    pub power: PowerInfo,
 }
 
 /// Errors reading the tables.
@@ -191,6 +231,45 @@ pub fn read(rsdp: Option<u64>) -> Result<AcpiInfo, AcpiError> {
             if matches!(pm.address_space, AddressSpace::SystemIo) {
                 info.pm_timer_port = u16::try_from(pm.address).ok();
             }
+        }
+        info.pm_timer_32bit = { fadt.flags }.pm_timer_is_32_bit();
+        let power = &mut info.power;
+        power.pm1a_control = fadt
+            .pm1a_control_block()
+            .ok()
+            .and_then(|g| AcpiRegister::from_generic(&g));
+        power.pm1b_control = fadt
+            .pm1b_control_block()
+            .ok()
+            .flatten()
+            .and_then(|g| AcpiRegister::from_generic(&g));
+        power.sleep_control = fadt
+            .sleep_control_register()
+            .ok()
+            .flatten()
+            .and_then(|g| AcpiRegister::from_generic(&g));
+        if { fadt.flags }.supports_system_reset_via_fadt() || { fadt.flags }
+            .system_is_hw_reduced_acpi()
+        {
+            power.reset = fadt
+                .reset_register()
+                .ok()
+                .and_then(|g| AcpiRegister::from_generic(&g))
+                .map(|r| (r, fadt.reset_value));
+        }
+        power.smi_command = u16::try_from(fadt.smi_cmd_port).unwrap_or(0);
+        power.acpi_enable = fadt.acpi_enable;
+        if let Ok(dsdt) = tables.dsdt() {
+            power.dsdt = Some((dsdt.address as u64, dsdt.length));
+            // SAFETY: the DSDT lies in firmware memory covered by the direct
+            // map (see the module docs) and is only read.
+            let aml = unsafe {
+                core::slice::from_raw_parts(
+                    phys_to_virt(dsdt.address as u64) as *const u8,
+                    dsdt.length as usize,
+                )
+            };
+            power.s5 = crate::power::parse_s5(aml);
         }
         if let Ok(reset) = fadt.reset_register() {
             let value = fadt.reset_value;

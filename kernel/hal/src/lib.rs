@@ -4,6 +4,7 @@
 pub mod boot;
 pub mod ktest;
 pub mod mm;
+pub mod power;
 pub mod symbols;
 
 #[cfg(target_os = "none")]

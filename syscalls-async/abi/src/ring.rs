@@ -62,7 +62,7 @@
 //! | `Mkdirat` | dirfd | path | path len | mode | | | | | 0 |
 //! | `Unlinkat` | dirfd | path | path len | | `AT_REMOVEDIR` | | | | 0 |
 //! | `Renameat` | old dirfd | old path | old path len | new dirfd (as `i64`) | `RENAME_*` | new path | | new path len | 0 |
-//! | `Lseek` | fd | | | offset (as `i64`) | `Whence` | | | | new offset |
+//! | `Lseek` | fd | | | offset (as `i64`) | `Whence` | `*mut u64` new offset, or 0 | | | new offset |
 //! | `Dup` | old fd | | | new fd if [`DUP_TO`] | [`DUP_TO`], [`DUP_CLOEXEC`] | | | | new fd |
 //! | `Pipe` | | `*mut [i32; 2]` (read end, write end) | | | `O_CLOEXEC`, `O_NONBLOCK` | | | | 0 |
 //! | `Spawn` | | `*const SpawnArgs` | `size_of::<SpawnArgs>()` | | | | | | child pid |
@@ -75,7 +75,7 @@
 //! | `Timeout` | | ns | | | [`TIMEOUT_ABS`] | | | | `-ETIME` when it fires |
 //! | `LinkTimeout` | | ns | | | [`TIMEOUT_ABS`] | | | | `-ETIME` if it fired, `-ECANCELED` if the linked op finished first |
 //! | `Cancel` | | target `user_data` | | | | | | | 0, or `-ENOENT` if nothing in flight has it |
-//! | `Mmap` | | hint (0 = any) | | length | `PROT_*` | | | `MAP_*` | address |
+//! | `Mmap` | | hint (0 = any) | | length | `PROT_*` | `*mut u64` address, or 0 | | `MAP_*` | address |
 //! | `Munmap` | | address | | length | | | | | 0 |
 //! | `Mprotect` | | address | | length | `PROT_*` | | | | 0 |
 //! | `PortCreate` | | | | | | | | | port fd |
@@ -88,6 +88,13 @@
 //! | `ProcList` | | `*mut ProcInfo` array | capacity (entries) | | | | | | entries written |
 //! | `Chdir` | | path | path len | | | | | | 0 |
 //! | `Getcwd` | | buffer | buffer len | | | | | | length including the NUL (`-ERANGE` if too small) |
+//!
+//! `Exit`, `RingSetup` and `RingEnter` are trap-door only: on the ring they complete with
+//! `-EINVAL`.
+//!
+//! A result is an `i64` through the trap door but an `i32` in a `Cqe`: results above
+//! `i32::MAX` (an `Mmap` address, a large `Lseek` offset) are posted as `i32::MAX`, which is
+//! why those two opcodes also store the full value at `addr2` when it is not 0.
 //!
 //! Port messages are at most [`PORT_MESSAGE_MAX`] bytes. A `PortReceive` of a message that
 //! was sent with `PortSend` stores reply token 0 (no reply expected). `Wait` status words use

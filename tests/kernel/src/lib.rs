@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+mod devices;
 mod fault;
 mod memory;
 mod report;
@@ -55,6 +56,18 @@ pub static TESTS: &[KernelTest] = &[
     KernelTest::new(
         "acpi_lists_the_boot_cpu_and_an_ioapic",
         memory::acpi_lists_the_boot_cpu_and_an_ioapic,
+    ),
+    KernelTest::new(
+        "ioapic_routes_com1_with_isa_defaults_or_override",
+        devices::ioapic_routes_com1_with_isa_defaults_or_override,
+    ),
+    KernelTest::new(
+        "com1_rx_interrupt_without_input_stays_quiet",
+        devices::com1_rx_interrupt_without_input_stays_quiet,
+    ),
+    KernelTest::new(
+        "com1_loopback_byte_raises_rx_interrupt_through_ioapic",
+        devices::com1_loopback_byte_raises_rx_interrupt_through_ioapic,
     ),
     KernelTest::new(
         "kernel_stacks_have_unmapped_guard_pages",
@@ -213,4 +226,6 @@ pub static TESTS: &[KernelTest] = &[
     )
     .by_name_only(),
     KernelTest::new("selftest_hang", report::selftest_hang).by_name_only(),
+    KernelTest::new("power_off", devices::power_off).by_name_only(),
+    KernelTest::new("reboot", devices::reboot).by_name_only(),
 ];

@@ -146,17 +146,25 @@ fn after_stack_switch() -> ! {
                 }
                 Err(e) => log::error!(target: "apic", "cannot map the local APIC: {e:?}"),
             }
-            match crate::arch::time::calibrate() {
-                Ok((tsc, apic)) => log::info!(
+            match crate::arch::time::calibrate(Some(&acpi)) {
+                Ok(c) => log::info!(
                     target: "time",
-                    "TSC {}.{:03} MHz ({}invariant), APIC timer {} kHz, calibrated against the PIT",
-                    tsc / 1_000_000,
-                    tsc / 1000 % 1000,
+                    "TSC {}.{:03} MHz ({}invariant), APIC timer {} kHz ({}), calibrated against the {:?} ({} Hz)",
+                    c.tsc_hz / 1_000_000,
+                    c.tsc_hz / 1000 % 1000,
                     if crate::arch::time::tsc_is_invariant() { "" } else { "not " },
-                    apic / 1000
+                    c.apic_timer_hz / 1000,
+                    if c.tsc_deadline { "TSC-deadline mode" } else { "one-shot mode" },
+                    c.source,
+                    c.reference_hz,
                 ),
                 Err(e) => {
                     log::error!(target: "time", "clock calibration failed: {e:?}; no monotonic clock")
+                }
+            }
+            if crate::arch::ioapic::init(&acpi) > 0 {
+                if let Err(e) = crate::arch::serial::route_interrupt(crate::arch::apic::id()) {
+                    log::warn!(target: "ioapic", "COM1 IRQ not routed: {e:?}");
                 }
             }
             ACPI.call_once(|| acpi);

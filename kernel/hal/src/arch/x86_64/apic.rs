@@ -124,6 +124,22 @@ pub fn eoi() {
     write(REG_EOI, 0);
 }
 
+static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a spurious interrupt (vector 0xff: no EOI) and logs the first few
+/// with the CPU number.
+pub fn on_spurious() {
+    let n = SPURIOUS.fetch_add(1, Ordering::Relaxed);
+    if n < 8 {
+        log::warn!(target: "apic", "spurious interrupt on CPU {} ({} so far)", crate::cpu_index(), n + 1);
+    }
+}
+
+/// Spurious interrupts since boot.
+pub fn spurious_interrupts() -> u64 {
+    SPURIOUS.load(Ordering::Relaxed)
+}
+
 /// Reads and clears the error status.
 pub fn take_error_status() -> u32 {
     write(REG_ESR, 0);
@@ -170,6 +186,12 @@ pub fn timer_oneshot(vector: u8, ticks: u32) {
     write(REG_TIMER_DIVIDE, 0b11); // divide by 16
     write(REG_LVT_TIMER, u32::from(vector));
     write(REG_TIMER_INITIAL, ticks);
+}
+
+/// Puts the timer in TSC-deadline mode on `vector` (armed by writing the
+/// IA32_TSC_DEADLINE MSR; the caller checked CPUID).
+pub fn timer_tsc_deadline_mode(vector: u8) {
+    write(REG_LVT_TIMER, (0b10 << 17) | u32::from(vector));
 }
 
 /// Starts the timer counting down from `ticks` with its interrupt masked

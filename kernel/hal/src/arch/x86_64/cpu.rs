@@ -34,6 +34,23 @@ pub fn halt_forever() -> ! {
 }
 
 /// The page-fault linear address.
+/// Resets the CPU the hard way: loads an empty IDT and raises an exception,
+/// which can be delivered nowhere (a triple fault; QEMU with `-no-reboot`
+/// then exits with status 0).
+pub fn triple_fault() -> ! {
+    let empty = x86_64::structures::DescriptorTablePointer {
+        limit: 0,
+        base: x86_64::VirtAddr::zero(),
+    };
+    // SAFETY: deliberately makes every interrupt undeliverable, then traps:
+    // the machine resets; nothing runs afterwards.
+    unsafe {
+        x86_64::instructions::tables::lidt(&empty);
+        core::arch::asm!("int3", options(nomem, nostack));
+    }
+    halt_forever()
+}
+
 pub fn cr2() -> u64 {
     x86_64::registers::control::Cr2::read_raw()
 }

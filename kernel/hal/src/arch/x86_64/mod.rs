@@ -4,6 +4,7 @@ pub mod apic;
 pub mod boot;
 pub mod cpu;
 pub mod gdt;
+pub mod ioapic;
 pub mod serial;
 pub mod smp;
 pub mod time;

@@ -1,6 +1,8 @@
 //! 16550 UART on COM1 (I/O port 0x3f8), polled output: the kernel console
 //! and `log` sink until the interrupt-driven driver takes over.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use x86_64::instructions::port::Port;
 
 const COM1: u16 = 0x3f8;
@@ -61,6 +63,63 @@ pub fn try_read_byte() -> Option<u8> {
             None
         }
     }
+}
+
+/// COM1's ISA IRQ.
+pub const COM1_IRQ: u8 = 4;
+/// The vector COM1's IRQ is routed to (`route_interrupt`).
+pub const VECTOR_COM1: u8 = 0x24;
+const IER_RX_DATA: u8 = 1 << 0;
+const MCR_NORMAL: u8 = 0x0b; // DTR, RTS, OUT2
+const MCR_LOOPBACK: u8 = 1 << 4;
+
+static INTERRUPTS: AtomicU64 = AtomicU64::new(0);
+
+/// COM1 interrupts taken since boot.
+pub fn interrupts() -> u64 {
+    INTERRUPTS.load(Ordering::Relaxed)
+}
+
+/// Acknowledges (reads the interrupt identification, which clears a
+/// transmitter-empty cause) and counts; received data stays in the FIFO for
+/// the reader. The interrupt-driven driver replaces this.
+fn on_interrupt(_vector: u8) {
+    // SAFETY: reading COM1's IIR only affects the UART.
+    let _ = unsafe { Port::<u8>::new(COM1 + 2).read() };
+    INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Routes COM1's IRQ through the IOAPIC to [`VECTOR_COM1`] on the CPU with
+/// APIC id `cpu_apic_id`, with the acknowledge-and-count handler. The UART
+/// itself raises nothing until [`set_rx_interrupt`] enables it.
+///
+/// # Errors
+/// When no IOAPIC serves the IRQ, or the vector already has a handler.
+pub fn route_interrupt(cpu_apic_id: u32) -> Result<(), super::ioapic::IoApicError> {
+    static HANDLER: spin::Once<()> = spin::Once::new();
+    HANDLER.call_once(|| {
+        let _ = super::trap::set_interrupt_handler(VECTOR_COM1, on_interrupt);
+    });
+    super::ioapic::route_isa_irq(COM1_IRQ, VECTOR_COM1, cpu_apic_id)
+}
+
+/// Turns the "received data available" interrupt on or off (the only UART
+/// interrupt used; for the interrupt-driven driver and tests).
+pub fn set_rx_interrupt(enabled: bool) {
+    // SAFETY: COM1's interrupt-enable register; only affects the UART.
+    unsafe { Port::<u8>::new(COM1 + 1).write(if enabled { IER_RX_DATA } else { 0 }) };
+}
+
+/// Loopback mode (MCR bit 4): what is written comes back as received data
+/// and nothing leaves the port, log output included. For tests.
+pub fn set_loopback(enabled: bool) {
+    let mcr = if enabled {
+        MCR_NORMAL | MCR_LOOPBACK
+    } else {
+        MCR_NORMAL
+    };
+    // SAFETY: COM1's modem control register; only affects the UART.
+    unsafe { Port::<u8>::new(COM1 + 4).write(mcr) };
 }
 
 /// A `core::fmt::Write` over the raw port, usable without locks (panic path).

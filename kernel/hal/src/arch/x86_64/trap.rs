@@ -393,7 +393,7 @@ pub fn set_interrupt_handler(vector: u8, handler: InterruptHandler) -> Result<()
 
 fn interrupt(vector: u8) {
     match vector {
-        super::apic::VECTOR_SPURIOUS => return, // no EOI for spurious interrupts
+        super::apic::VECTOR_SPURIOUS => return super::apic::on_spurious(), // no EOI for spurious interrupts
         super::apic::VECTOR_ERROR => {
             let status = super::apic::take_error_status();
             log::warn!(target: "apic", "APIC error on CPU {}: status {status:#x}", crate::cpu_index());

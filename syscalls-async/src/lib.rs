@@ -1,0 +1,24 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! syscalls-async: the kernel side of Damselfly's syscalls (decode, run, complete; the rings).
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod decode;
+pub mod files;
+pub mod kernel;
+mod ops;
+pub mod pipe;
+pub mod port;
+pub mod process;
+pub mod ring;
+mod sync;
+
+pub use decode::{Request, decode};
+pub use files::{Descriptor, Files};
+pub use kernel::{BoxFuture, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, UserMemory};
+pub use process::{Cwd, Process, ProcessInit};
+pub use ring::{Ring, RingStats};

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Every opcode, one `async fn` each, grouped by subsystem. [`run`] dispatches a decoded
+//! [`Request`]; both doors end up here.
+//!
+//! Operations copy between user memory and kernel `Vec`s ([`UserMemory`]) and never hold a
+//! lock across an `.await`.
+
+mod file;
+mod memory;
+mod port;
+mod process;
+mod ring;
+mod time;
+
+pub(crate) use time::deadline_ns;
+
+use alloc::{sync::Arc, vec::Vec};
+
+use abi::Errno;
+
+use crate::{
+    decode::{Request, UserBuf},
+    kernel::UserMemory,
+    process::Process,
+};
+
+/// Performs `request` for `proc`. `Ok` values are the (non-negative) result.
+pub(crate) async fn run(proc: &Arc<Process>, request: Request) -> Result<i64, Errno> {
+    use Request as R;
+    match request {
+        R::Nop => Ok(0),
+        R::Read { fd, buf } => file::read(proc, fd, buf, None).await,
+        R::Pread { fd, buf, offset } => file::read(proc, fd, buf, Some(offset)).await,
+        R::Write { fd, buf } => file::write(proc, fd, buf, None).await,
+        R::Pwrite { fd, buf, offset } => file::write(proc, fd, buf, Some(offset)).await,
+        R::Openat {
+            dir,
+            path,
+            flags,
+            mode,
+        } => file::openat(proc, dir, path, flags, mode).await,
+        R::Close { fd } => process::close(proc, fd),
+        R::Fstat { fd, out } => file::fstat(proc, fd, out).await,
+        R::Statat {
+            dir,
+            path,
+            follow,
+            empty_path,
+            out,
+        } => file::statat(proc, dir, path, follow, empty_path, out).await,
+        R::Getdents { fd, buf } => file::getdents(proc, fd, buf).await,
+        R::Mkdirat { dir, path, mode } => file::mkdirat(proc, dir, path, mode).await,
+        R::Unlinkat {
+            dir,
+            path,
+            remove_dir,
+        } => file::unlinkat(proc, dir, path, remove_dir).await,
+        R::Renameat {
+            old_dir,
+            old,
+            new_dir,
+            new,
+            no_replace,
+        } => file::renameat(proc, old_dir, old, new_dir, new, no_replace).await,
+        R::Lseek {
+            fd,
+            offset,
+            whence,
+            out,
+        } => file::lseek(proc, fd, offset, whence, out).await,
+        R::Dup {
+            fd,
+            to,
+            close_on_exec,
+        } => process::dup(proc, fd, to, close_on_exec),
+        R::Pipe {
+            out,
+            close_on_exec,
+            non_blocking,
+        } => process::pipe(proc, out, close_on_exec, non_blocking),
+        R::Spawn { args } => process::spawn(proc, args).await,
+        R::Wait {
+            pid,
+            status,
+            no_hang,
+        } => process::wait(proc, pid, status, no_hang).await,
+        R::Exit { status } => process::exit(proc, status).await,
+        R::Kill { pid, signal } => proc.kernel.kill(proc.pid(), pid, signal).map(|()| 0),
+        R::Getpid { parent } => Ok(if parent { proc.ppid() } else { proc.pid() } as i64),
+        R::ClockGettime { clock, out } => time::clock_gettime(proc, clock, out),
+        R::Sleep { deadline } => time::sleep(proc, deadline).await.map(|()| 0),
+        R::Timeout { deadline } | R::LinkTimeout { deadline } => {
+            time::sleep(proc, deadline).await?;
+            Err(Errno::Time)
+        }
+        R::Cancel { user_data } => match proc.ring() {
+            Some(ring) => ring.cancel_matching(user_data, None).map(|()| 0),
+            None => Err(Errno::NoEnt),
+        },
+        R::Mmap {
+            hint,
+            len,
+            prot,
+            flags,
+            out,
+        } => memory::mmap(proc, hint, len, prot, flags, out),
+        R::Munmap { addr, len } => proc.kernel.munmap(proc.pid(), addr, len).map(|()| 0),
+        R::Mprotect { addr, len, prot } => proc
+            .kernel
+            .mprotect(proc.pid(), addr, len, prot)
+            .map(|()| 0),
+        R::PortCreate => port::create(proc),
+        R::PortSend { fd, msg } => port::send(proc, fd, msg),
+        R::PortCall { fd, msg, reply } => port::call(proc, fd, msg, reply).await,
+        R::PortReceive { fd, buf, token_out } => port::receive(proc, fd, buf, token_out).await,
+        R::PortReply { fd, token, msg } => port::reply(proc, fd, token, msg),
+        R::RingSetup { params } => ring::setup(proc, params),
+        R::RingEnter {
+            to_submit,
+            min_complete,
+            flags,
+            timeout_ns,
+        } => ring::enter(proc, to_submit, min_complete, flags, timeout_ns).await,
+        R::ProcList { out, capacity } => process::proc_list(proc, out, capacity),
+        R::Chdir { path } => process::chdir(proc, path).await,
+        R::Getcwd { buf } => process::getcwd(proc, buf),
+    }
+}
+
+/// Copies a user buffer into a new `Vec`.
+///
+/// # Errors
+/// `NoMem` if the allocation fails; `Fault` from the copy.
+pub(crate) fn copy_in(memory: &dyn UserMemory, buf: UserBuf) -> Result<Vec<u8>, Errno> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(buf.len).map_err(|_| Errno::NoMem)?;
+    v.resize(buf.len, 0);
+    if buf.len > 0 {
+        memory.copy_from_user(&mut v, buf.addr)?;
+    }
+    Ok(v)
+}
+
+/// Copies `data` (at most `buf.len` bytes of it) out to a user buffer.
+///
+/// # Errors
+/// `Fault` from the copy.
+pub(crate) fn copy_out(memory: &dyn UserMemory, buf: UserBuf, data: &[u8]) -> Result<(), Errno> {
+    let n = data.len().min(buf.len);
+    if n == 0 {
+        return Ok(());
+    }
+    memory.copy_to_user(buf.addr, &data[..n])
+}

@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Per-process syscall state: descriptors, current directory, the ring, and the trap door
+//! ([`Process::perform`]).
+
+use alloc::{sync::Arc, vec::Vec};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use abi::{Errno, Sqe};
+use fs::{Vfs, Vnode};
+
+use crate::{
+    decode::{Request, decode},
+    files::{Descriptor, Files},
+    kernel::{Kernel, Pid, UserMemory},
+    ops,
+    ring::Ring,
+};
+
+/// A current directory: the vnode, and the path it was reached by (what `Getcwd` returns).
+///
+/// The path is kept lexically (`.` and `..` resolved as names, not through symlinks), so
+/// after `cd` through a symlink `Getcwd` shows the symlink's path, as a shell's `$PWD` does.
+#[derive(Clone)]
+pub struct Cwd {
+    /// The directory.
+    pub vnode: Vnode,
+    /// Its absolute path, without a trailing `/` (except for `/` itself).
+    pub path: Vec<u8>,
+}
+
+/// What a new process starts with: descriptors and a current directory.
+pub struct ProcessInit {
+    /// The descriptor table.
+    pub files: Files,
+    /// The current directory.
+    pub cwd: Cwd,
+}
+
+impl ProcessInit {
+    /// An empty descriptor table and `cwd` at `/` (the VFS root).
+    pub fn new(vfs: &Vfs) -> ProcessInit {
+        ProcessInit {
+            files: Files::new(),
+            cwd: Cwd {
+                vnode: vfs.root(),
+                path: b"/".to_vec(),
+            },
+        }
+    }
+}
+
+/// One process, as the syscall layer sees it.
+pub struct Process {
+    pid: Pid,
+    ppid: Pid,
+    pub(crate) vfs: Arc<Vfs>,
+    pub(crate) kernel: Arc<dyn Kernel>,
+    pub(crate) memory: Arc<dyn UserMemory>,
+    pub(crate) files: spin::Mutex<Files>,
+    pub(crate) cwd: spin::Mutex<Cwd>,
+    pub(crate) ring: spin::Mutex<Option<Arc<Ring>>>,
+    exiting: AtomicBool,
+}
+
+impl Process {
+    /// A process record for `pid` (child of `ppid`, 0 for none).
+    pub fn new(
+        pid: Pid,
+        ppid: Pid,
+        vfs: Arc<Vfs>,
+        kernel: Arc<dyn Kernel>,
+        memory: Arc<dyn UserMemory>,
+        init: ProcessInit,
+    ) -> Arc<Process> {
+        Arc::new(Process {
+            pid,
+            ppid,
+            vfs,
+            kernel,
+            memory,
+            files: spin::Mutex::new(init.files),
+            cwd: spin::Mutex::new(init.cwd),
+            ring: spin::Mutex::new(None),
+            exiting: AtomicBool::new(false),
+        })
+    }
+
+    /// This process's id.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The parent's id.
+    pub fn ppid(&self) -> Pid {
+        self.ppid
+    }
+
+    /// The ring, once `RingSetup` has made one.
+    pub fn ring(&self) -> Option<Arc<Ring>> {
+        self.ring.lock().clone()
+    }
+
+    /// A clone of the current directory.
+    pub fn cwd(&self) -> Cwd {
+        self.cwd.lock().clone()
+    }
+
+    /// Runs `f` on the descriptor table (e.g. for the kernel to install stdio).
+    pub fn with_files<R>(&self, f: impl FnOnce(&mut Files) -> R) -> R {
+        f(&mut self.files.lock())
+    }
+
+    /// True once `teardown` has started.
+    pub fn is_exiting(&self) -> bool {
+        self.exiting.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn descriptor(&self, fd: i32) -> Result<Descriptor, Errno> {
+        self.files.lock().get(fd)
+    }
+
+    /// The trap door: decodes `sqe` (already copied out of user memory) and performs it.
+    /// Returns the result for `rax`: `>= 0` success, `-errno` failure. Posts no `Cqe`.
+    /// For `Exit`, returns 0 after [`Process::teardown`] and [`Kernel::exit`]: the caller
+    /// must not return to user mode.
+    ///
+    /// # Context
+    /// Runs in the process's trap task; may suspend (a read that waits, a sleep, a
+    /// `RingEnter` with `GETEVENTS`).
+    ///
+    /// # Cancel safety
+    /// Dropping the future (the process is being killed) abandons the operation; user
+    /// memory is not touched after that.
+    pub async fn perform(self: &Arc<Self>, sqe: &Sqe) -> i64 {
+        let request = match decode(sqe) {
+            Ok(Request::LinkTimeout { .. }) => return Errno::Inval.to_syscall_result(),
+            Ok(r) => r,
+            Err(e) => return e.to_syscall_result(),
+        };
+        log::debug!(target: "syscall", "pid={} op={:?} trap", self.pid, request);
+        match ops::run(self, request).await {
+            Ok(v) => v,
+            Err(e) => e.to_syscall_result(),
+        }
+    }
+
+    /// Process exit (or kill): stops the ring (cancels every operation in flight and waits
+    /// until each one's completion is accounted for, so the kernel may then free the
+    /// memory they used) and closes every descriptor. Idempotent.
+    ///
+    /// # Context
+    /// May suspend while cancelled operations unwind; needs the ring task running.
+    pub async fn teardown(&self) {
+        self.exiting.store(true, Ordering::Release);
+        let ring = self.ring.lock().take();
+        if let Some(ring) = ring {
+            ring.cancel_all().await;
+        }
+        let files = self.files.lock().take_all();
+        drop(files);
+    }
+}
+
+/// The absolute, lexically normalised path of `path` taken from `cwd`.
+pub(crate) fn join_path(cwd: &[u8], path: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let start: &[u8] = if path.first() == Some(&b'/') {
+        b""
+    } else {
+        cwd
+    };
+    for part in start
+        .split(|&b| b == b'/')
+        .chain(path.split(|&b| b == b'/'))
+    {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = Vec::new();
+    for p in &parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_path;
+
+    #[test]
+    fn join_path_normalises() {
+        assert_eq!(join_path(b"/", b"a/b"), b"/a/b");
+        assert_eq!(join_path(b"/a/b", b".."), b"/a");
+        assert_eq!(join_path(b"/a/b", b"/x/./y/"), b"/x/y");
+        assert_eq!(join_path(b"/a", b"../../.."), b"/");
+    }
+}

@@ -1,0 +1,900 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The ring engine: fetch a bounded batch of `Sqe`s from the shared submission queue,
+//! decode them, group them into chains, run each chain (inline first, then on the ring
+//! task), and post `Cqe`s without ever losing one.
+//!
+//! # Shared memory discipline
+//!
+//! The region is only touched through `AtomicU32`s ([`SharedRegion`]). The kernel keeps
+//! its own copies of the indices it owns (SQ head, CQ tail) and of the geometry (mask,
+//! entries) and never reads those back; from userland it reads only the SQ tail and the
+//! CQ head. Each `Sqe` is read exactly once (16 word loads into a local) and decoded from
+//! that copy. A tail that claims more than `entries` new entries marks the ring corrupt
+//! ([`SQ_CORRUPT`]) and nothing more is consumed. A CQ head that claims an impossible fill
+//! level makes the CQ look full (completions wait in the overflow list).
+//!
+//! # Chains
+//!
+//! ```text
+//!  Sqe(LINK) ─► Sqe(HARDLINK) ─► Sqe(LINK) ─► LinkTimeout ─► Sqe       one chain
+//!      │ fails: the rest of the chain completes with -ECANCELED
+//!                 │ fails: the chain goes on
+//!                                  │ guarded by the timeout (op -ECANCELED, timeout -ETIME)
+//! ```
+//!
+//! A chain ends at an entry without `LINK`/`HARDLINK` or at the end of the batch. A chain
+//! is one future that runs its entries in order. Chains are started in submission order,
+//! subject to `DRAIN`: a chain with a `DRAIN` entry waits until everything started before
+//! it has completed, and nothing after it starts until it has completed (the `deferred`
+//! queue holds the waiting chains).
+//!
+//! # An operation's life
+//!
+//! 1. `submit` fetches and decodes; `start` polls the chain's future once, inline.
+//! 2. `Ready`: its `Cqe`s are already posted (before `RingEnter` returns).
+//! 3. `Pending`: the future moves to the in-flight set, driven by [`Ring::run`] (the ring
+//!    task); it posts its `Cqe`s when done.
+//! 4. Cancellation (`Cancel`, a link timeout, [`Ring::cancel_all`]) sets the entry's
+//!    token; the wrapper drops the operation at its next poll and completes with
+//!    `-ECANCELED`. Dropping is the cancellation: no user memory is touched afterwards.
+//!
+//! # Back-pressure
+//!
+//! `post` writes into the CQ only when no older completion is waiting and the CQ has
+//! room; otherwise the completion goes to the overflow list, and [`CQ_OVERFLOW`] and
+//! [`SQ_CQ_FULL`] are set. While the list is not empty nothing is fetched (`RingEnter`
+//! returns `-EBUSY` when asked to submit), so the list never holds more than the number of
+//! operations in flight. The list is flushed into the CQ whenever the kernel looks
+//! (`RingEnter`, every post, the ring task, the polling task).
+
+use alloc::{
+    boxed::Box,
+    collections::{BTreeMap, VecDeque},
+    sync::{Arc, Weak},
+    task::Wake,
+    vec::Vec,
+};
+use core::{
+    future::{Future, poll_fn},
+    pin::pin,
+    sync::atomic::{AtomicU32, Ordering, fence},
+    task::{Context, Poll, Waker},
+};
+
+use abi::{
+    Cqe, Errno, RingEnterFlags, RingLayout, Sqe, SqeFlags,
+    ring::{CQ_OVERFLOW, SQ_CORRUPT, SQ_CQ_FULL, SQ_NEED_WAKEUP, ring_header},
+};
+use futures_util::{StreamExt, stream::FuturesUnordered, task::AtomicWaker};
+
+use crate::{
+    decode::{Deadline, Request, decode},
+    kernel::{BoxFuture, ClockId, Kernel, SharedRegion},
+    ops,
+    ops::deadline_ns,
+    process::Process,
+    sync::{CancelToken, Either, Notify, race},
+};
+
+/// Default polled-mode idle time before the polling task sleeps.
+pub const DEFAULT_SQ_IDLE_NS: u64 = 1_000_000;
+
+struct LinkTimer {
+    user_data: u64,
+    flags: SqeFlags,
+    deadline: Deadline,
+    token: Arc<CancelToken>,
+}
+
+struct Entry {
+    user_data: u64,
+    flags: SqeFlags,
+    request: Result<Request, Errno>,
+    token: Arc<CancelToken>,
+    link_timeout: Option<LinkTimer>,
+    /// A failure of this entry does not break the chain (`HARDLINK`).
+    hard: bool,
+}
+
+struct Chain {
+    entries: Vec<Entry>,
+    drain: bool,
+    force_async: bool,
+}
+
+struct State {
+    /// Kernel-owned SQ consumer index.
+    sq_head: u32,
+    /// Kernel-owned CQ producer index.
+    cq_tail: u32,
+    sq_flags: u32,
+    cq_flags: u32,
+    overflow: VecDeque<Cqe>,
+    overflow_total: u32,
+    /// Chains started and not yet finished.
+    in_flight: usize,
+    deferred: VecDeque<Chain>,
+    draining: bool,
+    closed: bool,
+    corrupt: bool,
+    /// Cancel tokens of every entry not yet completed, by `user_data`.
+    tokens: BTreeMap<u64, Vec<Arc<CancelToken>>>,
+}
+
+/// Counters for tests and `ps`-like tools.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Chains started and not yet finished.
+    pub in_flight: usize,
+    /// Chains waiting behind a `DRAIN`.
+    pub deferred: usize,
+    /// Completions waiting in the overflow list now.
+    pub overflow_len: usize,
+    /// Completions that ever went through the overflow list.
+    pub overflow_total: u32,
+    /// The ring was found corrupt and is stopped.
+    pub corrupt: bool,
+}
+
+/// One process's submission/completion ring.
+pub struct Ring {
+    region: Arc<dyn SharedRegion>,
+    layout: RingLayout,
+    user_addr: u64,
+    polled: bool,
+    idle_ns: u64,
+    max_in_flight: usize,
+    process: Weak<Process>,
+    kernel: Arc<dyn Kernel>,
+    state: spin::Mutex<State>,
+    incoming: spin::Mutex<Vec<BoxFuture<()>>>,
+    in_flight_set: spin::Mutex<FuturesUnordered<BoxFuture<()>>>,
+    task_waker: Arc<AtomicWaker>,
+    cq_posted: Notify,
+    chain_finished: Notify,
+    sq_consumed: Notify,
+    wakeup: Notify,
+}
+
+struct WakeRingTask(Arc<AtomicWaker>);
+
+impl Wake for WakeRingTask {
+    fn wake(self: Arc<Self>) {
+        self.0.wake();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.wake();
+    }
+}
+
+fn links(flags: SqeFlags) -> bool {
+    flags.contains(SqeFlags::LINK) || flags.contains(SqeFlags::HARDLINK)
+}
+
+fn clamp_res(res: i64) -> i32 {
+    res.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+const CANCELED: i64 = -(Errno::Canceled as i64);
+
+impl Ring {
+    /// A ring over `region` (already mapped at `user_addr` in the process), with its
+    /// headers initialised. `idle_ns` is the polled-mode idle time (0: the default).
+    ///
+    /// # Errors
+    /// `Inval` if the region is smaller than `layout.region_len`.
+    pub fn new(
+        process: &Arc<Process>,
+        layout: RingLayout,
+        user_addr: u64,
+        region: Arc<dyn SharedRegion>,
+        polled: bool,
+        idle_ns: u64,
+    ) -> Result<Arc<Ring>, Errno> {
+        if region.words().len() * 4 < layout.region_len as usize {
+            return Err(Errno::Inval);
+        }
+        let ring = Ring {
+            region,
+            layout,
+            user_addr,
+            polled,
+            idle_ns: if idle_ns == 0 {
+                DEFAULT_SQ_IDLE_NS
+            } else {
+                idle_ns
+            },
+            max_in_flight: 4 * layout.cq_entries as usize,
+            process: Arc::downgrade(process),
+            kernel: process.kernel.clone(),
+            state: spin::Mutex::new(State {
+                sq_head: 0,
+                cq_tail: 0,
+                sq_flags: 0,
+                cq_flags: 0,
+                overflow: VecDeque::new(),
+                overflow_total: 0,
+                in_flight: 0,
+                deferred: VecDeque::new(),
+                draining: false,
+                closed: false,
+                corrupt: false,
+                tokens: BTreeMap::new(),
+            }),
+            incoming: spin::Mutex::new(Vec::new()),
+            in_flight_set: spin::Mutex::new(FuturesUnordered::new()),
+            task_waker: Arc::new(AtomicWaker::new()),
+            cq_posted: Notify::new(),
+            chain_finished: Notify::new(),
+            sq_consumed: Notify::new(),
+            wakeup: Notify::new(),
+        };
+        for (header, entries) in [
+            (layout.sq_header, layout.sq_entries),
+            (layout.cq_header, layout.cq_entries),
+        ] {
+            for field in [
+                ring_header::HEAD,
+                ring_header::TAIL,
+                ring_header::FLAGS,
+                ring_header::DROPPED,
+                ring_header::OVERFLOW,
+            ] {
+                ring.store(header + field, 0);
+            }
+            ring.store(header + ring_header::MASK, entries - 1);
+            ring.store(header + ring_header::ENTRIES, entries);
+        }
+        Ok(Arc::new(ring))
+    }
+
+    /// The layout (entry counts and offsets).
+    pub fn layout(&self) -> RingLayout {
+        self.layout
+    }
+
+    /// Where the region is mapped in the process.
+    pub fn user_addr(&self) -> u64 {
+        self.user_addr
+    }
+
+    /// True for a polled-mode ring.
+    pub fn is_polled(&self) -> bool {
+        self.polled
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> RingStats {
+        let st = self.state.lock();
+        RingStats {
+            in_flight: st.in_flight,
+            deferred: st.deferred.len(),
+            overflow_len: st.overflow.len(),
+            overflow_total: st.overflow_total,
+            corrupt: st.corrupt,
+        }
+    }
+
+    // ------------------------------------------------------------------ shared words
+
+    fn word(&self, byte_offset: u32) -> Option<&AtomicU32> {
+        self.region.words().get(byte_offset as usize / 4)
+    }
+
+    fn load(&self, byte_offset: u32, order: Ordering) -> u32 {
+        self.word(byte_offset).map_or(0, |w| w.load(order))
+    }
+
+    fn store(&self, byte_offset: u32, value: u32) {
+        if let Some(w) = self.word(byte_offset) {
+            w.store(value, Ordering::Release);
+        }
+    }
+
+    fn read_sqe(&self, index: u32) -> Sqe {
+        let base = self.layout.sqe_offset(index);
+        let mut words = [0u64; 8];
+        for (i, w) in words.iter_mut().enumerate() {
+            let lo = self.load(base + 8 * i as u32, Ordering::Relaxed) as u64;
+            let hi = self.load(base + 8 * i as u32 + 4, Ordering::Relaxed) as u64;
+            *w = lo | hi << 32;
+        }
+        Sqe::from_words(words)
+    }
+
+    fn write_cqe(&self, index: u32, cqe: &Cqe) {
+        let base = self.layout.cqe_offset(index);
+        for (i, w) in cqe.to_words().iter().enumerate() {
+            if let Some(a) = self.word(base + 8 * i as u32) {
+                a.store(*w as u32, Ordering::Relaxed);
+            }
+            if let Some(a) = self.word(base + 8 * i as u32 + 4) {
+                a.store((*w >> 32) as u32, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn set_sq_flag(&self, st: &mut State, bit: u32, on: bool) {
+        if on {
+            st.sq_flags |= bit;
+        } else {
+            st.sq_flags &= !bit;
+        }
+        if let Some(w) = self.word(self.layout.sq_header + ring_header::FLAGS) {
+            w.store(st.sq_flags, Ordering::SeqCst);
+        }
+    }
+
+    fn set_cq_flag(&self, st: &mut State, bit: u32, on: bool) {
+        if on {
+            st.cq_flags |= bit;
+        } else {
+            st.cq_flags &= !bit;
+        }
+        self.store(self.layout.cq_header + ring_header::FLAGS, st.cq_flags);
+    }
+
+    // ------------------------------------------------------------------ completion side
+
+    /// Free CQ slots as the kernel sees them (0 if userland's head is impossible).
+    fn cq_space(&self, st: &State) -> u32 {
+        let head = self.load(self.layout.cq_header + ring_header::HEAD, Ordering::Acquire);
+        let used = st.cq_tail.wrapping_sub(head);
+        self.layout.cq_entries.saturating_sub(used)
+    }
+
+    fn push_cqe(&self, st: &mut State, cqe: &Cqe) {
+        self.write_cqe(st.cq_tail, cqe);
+        st.cq_tail = st.cq_tail.wrapping_add(1);
+        self.store(self.layout.cq_header + ring_header::TAIL, st.cq_tail);
+    }
+
+    /// Moves overflowed completions into the CQ while there is room. Returns true if any
+    /// moved.
+    fn flush_locked(&self, st: &mut State) -> bool {
+        if st.overflow.is_empty() {
+            return false;
+        }
+        let mut space = self.cq_space(st);
+        let mut moved = false;
+        while space > 0 {
+            let Some(cqe) = st.overflow.pop_front() else {
+                break;
+            };
+            self.push_cqe(st, &cqe);
+            space -= 1;
+            moved = true;
+        }
+        if st.overflow.is_empty() {
+            self.set_cq_flag(st, CQ_OVERFLOW, false);
+            self.set_sq_flag(st, SQ_CQ_FULL, false);
+        }
+        moved
+    }
+
+    /// Flushes the overflow list as far as the CQ allows.
+    pub fn flush(&self) {
+        let moved = self.flush_locked(&mut self.state.lock());
+        if moved {
+            self.cq_posted.notify();
+        }
+    }
+
+    fn post(&self, cqe: Cqe) {
+        let mut st = self.state.lock();
+        self.flush_locked(&mut st);
+        if st.overflow.is_empty() && self.cq_space(&st) > 0 {
+            self.push_cqe(&mut st, &cqe);
+        } else {
+            st.overflow.push_back(cqe);
+            st.overflow_total = st.overflow_total.wrapping_add(1);
+            self.store(
+                self.layout.cq_header + ring_header::OVERFLOW,
+                st.overflow_total,
+            );
+            self.set_cq_flag(&mut st, CQ_OVERFLOW, true);
+            self.set_sq_flag(&mut st, SQ_CQ_FULL, true);
+        }
+        drop(st);
+        self.cq_posted.notify();
+    }
+
+    fn complete(&self, user_data: u64, flags: SqeFlags, res: i64, token: &Arc<CancelToken>) {
+        self.unregister(user_data, token);
+        if flags.contains(SqeFlags::SKIP_SUCCESS) && res >= 0 {
+            return;
+        }
+        log::debug!(target: "syscall", "op={user_data} res={res}");
+        self.post(Cqe {
+            user_data,
+            res: clamp_res(res),
+            flags: 0,
+        });
+    }
+
+    /// Completions ready for userland to reap (`u32::MAX` if its head is impossible, so
+    /// that no waiter waits on a corrupt ring).
+    fn cq_ready(&self) -> u32 {
+        let mut st = self.state.lock();
+        self.flush_locked(&mut st);
+        let head = self.load(self.layout.cq_header + ring_header::HEAD, Ordering::Acquire);
+        let used = st.cq_tail.wrapping_sub(head);
+        if used > self.layout.cq_entries {
+            u32::MAX
+        } else {
+            used
+        }
+    }
+
+    // ------------------------------------------------------------------ cancellation
+
+    fn register(st: &mut State, user_data: u64, token: &Arc<CancelToken>) {
+        st.tokens.entry(user_data).or_default().push(token.clone());
+    }
+
+    fn unregister(&self, user_data: u64, token: &Arc<CancelToken>) {
+        let mut st = self.state.lock();
+        if let Some(list) = st.tokens.get_mut(&user_data) {
+            list.retain(|t| !Arc::ptr_eq(t, token));
+            if list.is_empty() {
+                st.tokens.remove(&user_data);
+            }
+        }
+    }
+
+    /// Asks every not-yet-completed entry with `user_data` (other than `except`, the
+    /// `Cancel` itself) to stop.
+    ///
+    /// # Errors
+    /// `NoEnt` if none is in flight; `Already` if all were already asked.
+    pub(crate) fn cancel_matching(
+        &self,
+        user_data: u64,
+        except: Option<&Arc<CancelToken>>,
+    ) -> Result<(), Errno> {
+        let targets: Vec<Arc<CancelToken>> = {
+            let st = self.state.lock();
+            st.tokens
+                .get(&user_data)
+                .map(|l| {
+                    l.iter()
+                        .filter(|t| except.is_none_or(|e| !Arc::ptr_eq(t, e)))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        if targets.is_empty() {
+            return Err(Errno::NoEnt);
+        }
+        let mut fresh = 0;
+        for t in &targets {
+            if !t.is_cancelled() {
+                fresh += 1;
+                t.cancel();
+            }
+        }
+        if fresh == 0 {
+            Err(Errno::Already)
+        } else {
+            Ok(())
+        }
+    }
+
+    // ------------------------------------------------------------------ submission side
+
+    /// Copies up to `max` new entries out of the SQ and advances the kernel's head.
+    fn fetch_locked(&self, st: &mut State, max: u32) -> Result<Vec<Sqe>, Errno> {
+        if st.corrupt {
+            return Err(Errno::Inval);
+        }
+        let tail = self.load(self.layout.sq_header + ring_header::TAIL, Ordering::Acquire);
+        let avail = tail.wrapping_sub(st.sq_head);
+        if avail > self.layout.sq_entries {
+            log::warn!(target: "syscall", "ring: corrupt SQ tail {tail} (head {})", st.sq_head);
+            st.corrupt = true;
+            self.set_sq_flag(st, SQ_CORRUPT, true);
+            return Err(Errno::Inval);
+        }
+        let room = self
+            .max_in_flight
+            .saturating_sub(st.in_flight + st.deferred.len()) as u32;
+        let n = avail.min(max).min(room);
+        let mut out = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            out.push(self.read_sqe(st.sq_head.wrapping_add(i)));
+        }
+        st.sq_head = st.sq_head.wrapping_add(n);
+        self.store(self.layout.sq_header + ring_header::HEAD, st.sq_head);
+        Ok(out)
+    }
+
+    fn build_chains(sqes: Vec<Sqe>) -> Vec<Chain> {
+        let mut chains = Vec::new();
+        let mut cur = Chain {
+            entries: Vec::new(),
+            drain: false,
+            force_async: false,
+        };
+        let count = sqes.len();
+        for (i, sqe) in sqes.into_iter().enumerate() {
+            let flags = SqeFlags::from_bits(sqe.flags).unwrap_or(SqeFlags::NONE);
+            let request = decode(&sqe).and_then(|r| match r {
+                Request::RingSetup { .. } | Request::RingEnter { .. } | Request::Exit { .. } => {
+                    Err(Errno::Inval)
+                }
+                r => Ok(r),
+            });
+            let token = Arc::new(CancelToken::default());
+            let continues = links(flags) && i + 1 < count;
+            match request {
+                Ok(Request::LinkTimeout { deadline })
+                    if cur.entries.last().is_some_and(|e| e.link_timeout.is_none()) =>
+                {
+                    let prev = cur.entries.last_mut().expect("checked just above");
+                    prev.link_timeout = Some(LinkTimer {
+                        user_data: sqe.user_data,
+                        flags,
+                        deadline,
+                        token,
+                    });
+                }
+                request => {
+                    let request = match request {
+                        Ok(Request::LinkTimeout { .. }) => Err(Errno::Inval),
+                        r => r,
+                    };
+                    cur.entries.push(Entry {
+                        user_data: sqe.user_data,
+                        flags,
+                        request,
+                        token,
+                        link_timeout: None,
+                        hard: flags.contains(SqeFlags::HARDLINK),
+                    });
+                }
+            }
+            cur.drain |= flags.contains(SqeFlags::DRAIN);
+            cur.force_async |= flags.contains(SqeFlags::FORCE_ASYNC);
+            if !continues {
+                chains.push(core::mem::replace(
+                    &mut cur,
+                    Chain {
+                        entries: Vec::new(),
+                        drain: false,
+                        force_async: false,
+                    },
+                ));
+            }
+        }
+        if !cur.entries.is_empty() {
+            chains.push(cur);
+        }
+        chains
+    }
+
+    /// Pops the deferred chains that may start now (in order), counting them in flight.
+    fn take_startable(st: &mut State) -> Vec<Chain> {
+        let mut out = Vec::new();
+        while let Some(front) = st.deferred.front() {
+            if st.draining || (front.drain && st.in_flight > 0) {
+                break;
+            }
+            let Some(c) = st.deferred.pop_front() else {
+                break;
+            };
+            st.in_flight += 1;
+            if c.drain {
+                st.draining = true;
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    fn launch(self: &Arc<Self>, chain: Chain, inline: bool) {
+        let inline = inline && !chain.force_async;
+        let mut fut: BoxFuture<()> =
+            Box::pin(run_chain(self.clone(), self.process.upgrade(), chain));
+        if inline {
+            let waker = Waker::from(Arc::new(WakeRingTask(self.task_waker.clone())));
+            let mut cx = Context::from_waker(&waker);
+            if fut.as_mut().poll(&mut cx).is_ready() {
+                return;
+            }
+        }
+        self.incoming.lock().push(fut);
+        self.task_waker.wake();
+    }
+
+    fn chain_done(self: &Arc<Self>) {
+        let startable = {
+            let mut st = self.state.lock();
+            st.in_flight -= 1;
+            if st.in_flight == 0 {
+                st.draining = false;
+            }
+            Self::take_startable(&mut st)
+        };
+        for c in startable {
+            self.launch(c, false);
+        }
+        self.chain_finished.notify();
+    }
+
+    /// Consumes up to `to_submit` entries from the SQ and starts them; entries that
+    /// complete inline have their `Cqe`s posted before this returns. Returns how many
+    /// entries were consumed.
+    ///
+    /// # Errors
+    /// `Busy` while completions wait in the overflow list (reap, then retry); `Inval` once
+    /// the ring is corrupt; `Srch` once the ring is closed.
+    ///
+    /// # Context
+    /// The process's trap task (`RingEnter`) or the polling task. Never suspends.
+    pub fn submit(self: &Arc<Self>, to_submit: u32) -> Result<u32, Errno> {
+        let sqes = {
+            let mut st = self.state.lock();
+            if st.closed {
+                return Err(Errno::Srch);
+            }
+            self.flush_locked(&mut st);
+            if !st.overflow.is_empty() {
+                return Err(Errno::Busy);
+            }
+            self.fetch_locked(&mut st, to_submit)?
+        };
+        let n = sqes.len() as u32;
+        if n > 0 {
+            self.sq_consumed.notify();
+        }
+        for chain in Self::build_chains(sqes) {
+            let startable = {
+                let mut st = self.state.lock();
+                for e in &chain.entries {
+                    Self::register(&mut st, e.user_data, &e.token);
+                    if let Some(lt) = &e.link_timeout {
+                        Self::register(&mut st, lt.user_data, &lt.token);
+                    }
+                }
+                st.deferred.push_back(chain);
+                Self::take_startable(&mut st)
+            };
+            for c in startable {
+                self.launch(c, true);
+            }
+        }
+        Ok(n)
+    }
+
+    /// `RingEnter`: wakes the polling task (`SQ_WAKEUP`), submits (not in polled mode),
+    /// waits for SQ room (`SQ_WAIT`, polled mode) and for `min_complete` completions
+    /// (`GETEVENTS`), each wait bounded by `timeout_ns`. Returns the entries consumed.
+    ///
+    /// # Errors
+    /// As `submit`; `Time` if the timeout expired with nothing submitted.
+    ///
+    /// # Context
+    /// The process's trap task; may suspend.
+    pub async fn enter(
+        self: &Arc<Self>,
+        to_submit: u32,
+        min_complete: u32,
+        flags: RingEnterFlags,
+        timeout_ns: Option<u64>,
+    ) -> Result<u32, Errno> {
+        if flags.contains(RingEnterFlags::SQ_WAKEUP) {
+            self.wakeup.notify();
+        }
+        let submitted = if to_submit > 0 && !self.polled {
+            self.submit(to_submit)?
+        } else {
+            0
+        };
+        let deadline = timeout_ns.map(|t| self.kernel.now_ns(ClockId::Monotonic).saturating_add(t));
+        let waits = async {
+            if self.polled && flags.contains(RingEnterFlags::SQ_WAIT) {
+                self.sq_consumed
+                    .wait_until(|| {
+                        let st = self.state.lock();
+                        let tail =
+                            self.load(self.layout.sq_header + ring_header::TAIL, Ordering::Acquire);
+                        (st.closed
+                            || st.corrupt
+                            || tail.wrapping_sub(st.sq_head) < self.layout.sq_entries)
+                            .then_some(())
+                    })
+                    .await;
+            }
+            if flags.contains(RingEnterFlags::GETEVENTS) {
+                let want = min_complete.min(self.layout.cq_entries);
+                self.cq_posted
+                    .wait_until(|| {
+                        (self.cq_ready() >= want || self.state.lock().closed).then_some(())
+                    })
+                    .await;
+            }
+        };
+        match deadline {
+            None => waits.await,
+            Some(d) => {
+                if let Either::Right(()) = race(waits, self.kernel.sleep_until(d)).await
+                    && submitted == 0
+                {
+                    return Err(Errno::Time);
+                }
+            }
+        }
+        Ok(submitted)
+    }
+
+    // ------------------------------------------------------------------ tasks
+
+    /// The ring task: drives every in-flight chain to completion. The crate spawns it
+    /// (through [`Kernel::spawn_task`]) at `RingSetup`; it returns after
+    /// [`Ring::cancel_all`] once nothing is in flight.
+    pub fn run(self: Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        poll_fn(move |cx| {
+            self.task_waker.register(cx.waker());
+            loop {
+                let new = core::mem::take(&mut *self.incoming.lock());
+                let mut set = self.in_flight_set.lock();
+                for f in new {
+                    set.push(f);
+                }
+                while let Poll::Ready(Some(())) = set.poll_next_unpin(cx) {}
+                drop(set);
+                if self.incoming.lock().is_empty() {
+                    break;
+                }
+            }
+            self.flush();
+            let st = self.state.lock();
+            if st.closed && st.in_flight == 0 && self.in_flight_set.lock().is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+
+    /// The polled-mode task: consumes the SQ without traps. After `idle_ns` with nothing
+    /// to do it sets [`SQ_NEED_WAKEUP`], re-checks the tail (so an entry published just
+    /// before the flag was visible is not missed), and sleeps until a `RingEnter` with
+    /// `SQ_WAKEUP`. Returns once the ring is closed.
+    pub async fn poll_loop(self: Arc<Self>) {
+        {
+            let mut idle_since = self.kernel.now_ns(ClockId::Monotonic);
+            loop {
+                if self.state.lock().closed {
+                    return;
+                }
+                let n = self.submit(self.layout.sq_entries).unwrap_or(0);
+                let now = self.kernel.now_ns(ClockId::Monotonic);
+                if n > 0 {
+                    idle_since = now;
+                    self.kernel.yield_now().await;
+                    continue;
+                }
+                if now.saturating_sub(idle_since) < self.idle_ns {
+                    self.kernel.yield_now().await;
+                    continue;
+                }
+                let generation = self.wakeup.generation();
+                self.set_sq_flag(&mut self.state.lock(), SQ_NEED_WAKEUP, true);
+                fence(Ordering::SeqCst);
+                let has_work = {
+                    let st = self.state.lock();
+                    let tail =
+                        self.load(self.layout.sq_header + ring_header::TAIL, Ordering::SeqCst);
+                    tail != st.sq_head && !st.corrupt
+                };
+                if !has_work {
+                    self.wakeup
+                        .wait_until(|| {
+                            (self.wakeup.generation() != generation || self.state.lock().closed)
+                                .then_some(())
+                        })
+                        .await;
+                }
+                self.set_sq_flag(&mut self.state.lock(), SQ_NEED_WAKEUP, false);
+                idle_since = self.kernel.now_ns(ClockId::Monotonic);
+            }
+        }
+    }
+
+    /// Closes the ring for process exit: nothing more is consumed, every operation in
+    /// flight (and every chain waiting behind a `DRAIN`) is cancelled, and this returns only
+    /// when all of their completions have been posted (to the CQ or the overflow list), so
+    /// no operation touches the process's memory afterwards.
+    ///
+    /// # Context
+    /// Needs the ring task ([`Ring::run`]) to keep running; may suspend.
+    pub async fn cancel_all(self: &Arc<Self>) {
+        let (tokens, deferred) = {
+            let mut st = self.state.lock();
+            st.closed = true;
+            st.draining = false;
+            let tokens: Vec<Arc<CancelToken>> = st.tokens.values().flatten().cloned().collect();
+            let deferred: Vec<Chain> = st.deferred.drain(..).collect();
+            st.in_flight += deferred.len();
+            (tokens, deferred)
+        };
+        for t in tokens {
+            t.cancel();
+        }
+        for c in deferred {
+            self.launch(c, false);
+        }
+        self.task_waker.wake();
+        self.wakeup.notify();
+        self.cq_posted.notify();
+        self.chain_finished
+            .wait_until(|| (self.state.lock().in_flight == 0).then_some(()))
+            .await;
+        self.task_waker.wake();
+    }
+}
+
+/// Runs one chain: each entry in order, posting its completion (and its link timeout's).
+async fn run_chain(ring: Arc<Ring>, proc: Option<Arc<Process>>, chain: Chain) {
+    let mut broken = false;
+    for e in chain.entries {
+        let (res, lt_res) = match (&proc, e.request) {
+            _ if broken || e.token.is_cancelled() => (CANCELED, CANCELED),
+            (None, _) => (CANCELED, CANCELED),
+            (Some(_), Err(err)) => (err.to_syscall_result(), CANCELED),
+            (Some(_), Ok(Request::Cancel { user_data })) => {
+                let r = ring.cancel_matching(user_data, Some(&e.token));
+                (r.map_or_else(|e| e.to_syscall_result(), |()| 0), CANCELED)
+            }
+            (Some(p), Ok(req)) => run_entry(&ring, p, req, &e.token, e.link_timeout.as_ref()).await,
+        };
+        ring.complete(e.user_data, e.flags, res, &e.token);
+        if let Some(lt) = &e.link_timeout {
+            ring.complete(lt.user_data, lt.flags, lt_res, &lt.token);
+        }
+        if res < 0 && !e.hard {
+            broken = true;
+        }
+    }
+    ring.chain_done();
+}
+
+/// Runs one operation under its cancel token and optional link timeout. Returns the
+/// operation's result and the link timeout's.
+async fn run_entry(
+    ring: &Ring,
+    proc: &Arc<Process>,
+    request: Request,
+    token: &CancelToken,
+    link_timeout: Option<&LinkTimer>,
+) -> (i64, i64) {
+    let mut op = pin!(ops::run(proc, request));
+    let mut cancelled = pin!(token.cancelled());
+    let mut timer = link_timeout.map(|lt| {
+        let at = deadline_ns(&*ring.kernel, lt.deadline);
+        (ring.kernel.sleep_until(at), Box::pin(lt.token.cancelled()))
+    });
+    let mut lt_res = CANCELED;
+    let res = poll_fn(|cx| {
+        if let Poll::Ready(r) = op.as_mut().poll(cx) {
+            return Poll::Ready(r.unwrap_or_else(|e| e.to_syscall_result()));
+        }
+        if cancelled.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(CANCELED);
+        }
+        if let Some((sleep, timer_cancelled)) = &mut timer {
+            if sleep.as_mut().poll(cx).is_ready() {
+                lt_res = -(Errno::Time as i64);
+                return Poll::Ready(CANCELED);
+            }
+            if timer_cancelled.as_mut().poll(cx).is_ready() {
+                timer = None;
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    (res, lt_res)
+}

@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Small async building blocks: a broadcast [`Notify`], a [`CancelToken`] and a
+//! [`race`] of two futures.
+//!
+//! `Notify` is the only waiting primitive in the crate. Waiters check their condition,
+//! register, and check again, so a notification between the first check and the
+//! registration is never lost.
+
+use alloc::vec::Vec;
+use core::{
+    future::{Future, poll_fn},
+    pin::pin,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    task::{Poll, Waker},
+};
+
+/// A broadcast wake-up: `notify` wakes every registered waiter.
+#[derive(Default)]
+pub(crate) struct Notify {
+    generation: AtomicU64,
+    wakers: spin::Mutex<Vec<Waker>>,
+}
+
+impl Notify {
+    pub(crate) const fn new() -> Notify {
+        Notify {
+            generation: AtomicU64::new(0),
+            wakers: spin::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Wakes every waiter (they re-check their condition).
+    pub(crate) fn notify(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let wakers = core::mem::take(&mut *self.wakers.lock());
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Incremented by every `notify`.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn register(&self, waker: &Waker) {
+        let mut wakers = self.wakers.lock();
+        if !wakers.iter().any(|w| w.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
+    }
+
+    /// Waits until `check` returns `Some`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future loses nothing (a stale waker is dropped at the next `notify`).
+    pub(crate) async fn wait_until<T>(&self, mut check: impl FnMut() -> Option<T>) -> T {
+        poll_fn(|cx| {
+            if let Some(v) = check() {
+                return Poll::Ready(v);
+            }
+            self.register(cx.waker());
+            match check() {
+                Some(v) => Poll::Ready(v),
+                None => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
+/// "Please stop": set once by `Cancel`, a link timeout or process exit; the operation's
+/// wrapper sees it at its next poll, drops the operation and completes with `ECANCELED`.
+#[derive(Default)]
+pub(crate) struct CancelToken {
+    cancelled: AtomicBool,
+    notify: Notify,
+}
+
+impl CancelToken {
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.notify.notify();
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Completes once the token is cancelled.
+    pub(crate) async fn cancelled(&self) {
+        self.notify
+            .wait_until(|| self.is_cancelled().then_some(()))
+            .await
+    }
+}
+
+/// Which of two raced futures finished first.
+pub(crate) enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Polls `a` then `b` until one completes; the other is dropped. `a` wins a tie.
+pub(crate) async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = a.as_mut().poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        if let Poll::Ready(v) = b.as_mut().poll(cx) {
+            return Poll::Ready(Either::Right(v));
+        }
+        Poll::Pending
+    })
+    .await
+}

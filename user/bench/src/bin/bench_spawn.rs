@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `posix_spawn_wait`: spawn `/bin/true` and wait for it (peer-linux's name for the same).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+#[path = "../common.rs"]
+mod common;
+
+use libc_shim::sys;
+
+libc_shim::entry!(main);
+
+fn main(args: libc_shim::Args) -> i32 {
+    let s = common::Settings::from_env(&args);
+    if let Err(e) = sys::spawn("/bin/true", &["true"], &[], &[]).and_then(sys::waitpid) {
+        common::fail("posix_spawn_wait", &e);
+        return 0;
+    }
+    common::run("posix_spawn_wait", &s, 1, |iters| {
+        let t0 = sys::now_ns();
+        for _ in 0..iters {
+            if let Ok(pid) = sys::spawn("/bin/true", &["true"], &[], &[]) {
+                let _ = sys::waitpid(pid);
+            }
+        }
+        sys::now_ns() - t0
+    });
+    0
+}

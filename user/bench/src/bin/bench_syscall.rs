@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Trap-door costs: `syscall_nop` (one Nop), `syscall_getpid` (as peer-linux's) and
+//! `clock_gettime_syscall`.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+#[path = "../common.rs"]
+mod common;
+
+use libc_shim::sys;
+
+libc_shim::entry!(main);
+
+fn main(args: libc_shim::Args) -> i32 {
+    let s = common::Settings::from_env(&args);
+    common::run("syscall_nop", &s, 1, |iters| {
+        let t0 = sys::now_ns();
+        for _ in 0..iters {
+            let _ = sys::nop();
+        }
+        sys::now_ns() - t0
+    });
+    common::run("syscall_getpid", &s, 1, |iters| {
+        let t0 = sys::now_ns();
+        for _ in 0..iters {
+            core::hint::black_box(sys::getpid());
+        }
+        sys::now_ns() - t0
+    });
+    common::run("clock_gettime_syscall", &s, 1, |iters| {
+        let t0 = sys::now_ns();
+        for _ in 0..iters {
+            let _ = core::hint::black_box(sys::clock_gettime(sys::CLOCK_MONOTONIC));
+        }
+        sys::now_ns() - t0
+    });
+    0
+}

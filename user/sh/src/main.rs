@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `sh`: Damselfly's shell.
+//!
+//! `sh` reads commands from fd 0 with prompt `$ `; `sh FILE` runs the lines of FILE;
+//! `sh -c LINE` runs one line. Builtins: `cd`, `exit`, `echo`, `pwd`. Other commands run
+//! from `/bin` (or the path given, when it contains `/`). Pipes, `<`, `>`, `>>`, `$?`,
+//! '' and "" quoting (parser in `lib.rs`).
+//!
+//! Echo: the console device is not assumed to echo (Damselfly's console driver passes
+//! bytes through raw), so when fd 0 is a character device the shell echoes what it
+//! accepts itself, and erases with "\b \b". When fd 0 is a file or a pipe it does not
+//! echo and prints no prompt.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use libc_shim::abi::{Errno, FileType, OpenFlags};
+use libc_shim::{Args, eprintln, sys};
+use shell::{Command, Edit, LineEditor, parse};
+
+libc_shim::entry!(main);
+
+struct Shell {
+    env: Vec<&'static str>,
+    status: i32,
+    exit: Option<i32>,
+}
+
+fn main(args: Args) -> i32 {
+    let env: Vec<&'static str> = args
+        .env()
+        .filter_map(|e| core::str::from_utf8(e).ok())
+        .collect();
+    let mut sh = Shell { env, status: 0, exit: None };
+    match (args.get(1), args.get(2)) {
+        (Some("-c"), Some(line)) => {
+            sh.run_line(line);
+            sh.exit.unwrap_or(sh.status)
+        }
+        (Some(path), _) => match libc_shim::dir::read_file(path) {
+            Ok(bytes) => {
+                for line in String::from_utf8_lossy(&bytes).lines() {
+                    sh.run_line(line);
+                    if sh.exit.is_some() {
+                        break;
+                    }
+                }
+                sh.exit.unwrap_or(sh.status)
+            }
+            Err(e) => {
+                eprintln!("sh: {path}: {e}");
+                127
+            }
+        },
+        (None, _) => sh.interactive(),
+    }
+}
+
+impl Shell {
+    fn interactive(&mut self) -> i32 {
+        let is_terminal = sys::fstat(0)
+            .is_ok_and(|st| FileType::from_mode(st.st_mode) == Some(FileType::CharDevice));
+        let mut editor = LineEditor::new();
+        let mut byte = [0u8; 1];
+        loop {
+            if is_terminal {
+                let _ = sys::write_all(1, b"$ ");
+            }
+            let line = loop {
+                match sys::read(0, &mut byte) {
+                    Ok(1) => {}
+                    Ok(_) => return self.exit.unwrap_or(self.status), // end of input
+                    Err(Errno::Intr) => continue,
+                    Err(e) => {
+                        eprintln!("sh: read: {e}");
+                        return 1;
+                    }
+                }
+                let echo = |bytes: &[u8]| {
+                    if is_terminal {
+                        let _ = sys::write_all(1, bytes);
+                    }
+                };
+                match editor.feed(byte[0]) {
+                    Edit::None => {}
+                    Edit::Echo(bytes) => echo(bytes),
+                    Edit::EchoByte(b) => echo(&[b]),
+                    Edit::Line(line) => {
+                        echo(b"\n");
+                        break line;
+                    }
+                    Edit::Cancel => {
+                        echo(b"^C\n");
+                        break String::new();
+                    }
+                    Edit::Eof => {
+                        echo(b"\n");
+                        return self.status;
+                    }
+                }
+            };
+            self.run_line(&line);
+            if let Some(code) = self.exit {
+                return code;
+            }
+        }
+    }
+
+    fn run_line(&mut self, line: &str) {
+        match parse(line, self.status) {
+            Ok(pipeline) if pipeline.is_empty() => {}
+            Ok(pipeline) => self.status = self.run_pipeline(&pipeline),
+            Err(e) => {
+                eprintln!("sh: {e}");
+                self.status = 2;
+            }
+        }
+    }
+
+    /// Runs the pipeline and returns the status of its last command.
+    fn run_pipeline(&mut self, pipeline: &[Command]) -> i32 {
+        let mut children: Vec<i32> = Vec::new();
+        let mut last_status = 0;
+        let mut last_pid = None;
+        let mut input: i32 = 0; // read end from the previous stage (0 = our stdin)
+        for (i, cmd) in pipeline.iter().enumerate() {
+            let is_last = i + 1 == pipeline.len();
+            let (next_input, pipe_write) = if is_last {
+                (None, None)
+            } else {
+                match sys::pipe() {
+                    Ok((r, w)) => (Some(r), Some(w)),
+                    Err(e) => {
+                        eprintln!("sh: pipe: {e}");
+                        last_status = 1;
+                        break;
+                    }
+                }
+            };
+            let mut stage_input = input;
+            let mut output = pipe_write.unwrap_or(1);
+            let mut opened = Vec::new();
+            let mut ok = true;
+            if let Some(path) = &cmd.stdin {
+                match sys::open(path, OpenFlags::READ_ONLY, 0) {
+                    Ok(fd) => {
+                        stage_input = fd;
+                        opened.push(fd);
+                    }
+                    Err(e) => {
+                        eprintln!("sh: {path}: {e}");
+                        ok = false;
+                    }
+                }
+            }
+            if let Some(r) = &cmd.stdout {
+                let mode = if r.append {
+                    OpenFlags::APPEND
+                } else {
+                    OpenFlags::TRUNCATE
+                };
+                let flags = OpenFlags::WRITE_ONLY.union(OpenFlags::CREATE).union(mode);
+                match sys::open(&r.path, flags, 0o644) {
+                    Ok(fd) => {
+                        output = fd;
+                        opened.push(fd);
+                    }
+                    Err(e) => {
+                        eprintln!("sh: {}: {e}", r.path);
+                        ok = false;
+                    }
+                }
+            }
+            if ok {
+                match self.builtin(cmd, output) {
+                    Some(status) => last_status = status,
+                    None => match self.spawn(cmd, stage_input, output) {
+                        Ok(pid) => {
+                            children.push(pid);
+                            if is_last {
+                                last_pid = Some(pid);
+                            }
+                        }
+                        Err(status) => last_status = status,
+                    },
+                }
+            } else {
+                last_status = 1;
+            }
+            // The children hold what they need; drop our copies so pipes see EOF.
+            for fd in opened.into_iter().chain(pipe_write) {
+                let _ = sys::close(fd);
+            }
+            if input != 0 {
+                let _ = sys::close(input);
+            }
+            input = next_input.unwrap_or(0);
+        }
+        if input != 0 {
+            let _ = sys::close(input);
+        }
+        // Wait for the stages; the status is the last one's.
+        for pid in children {
+            match sys::waitpid(pid) {
+                Ok((p, st)) if Some(p) == last_pid => last_status = st.code(),
+                Ok(_) => {}
+                Err(e) => eprintln!("sh: wait {pid}: {e}"),
+            }
+        }
+        last_status
+    }
+
+    fn spawn(&self, cmd: &Command, input: i32, output: i32) -> Result<i32, i32> {
+        let name = cmd.argv[0].as_str();
+        let path = if name.contains('/') {
+            String::from(name)
+        } else {
+            format!("/bin/{name}")
+        };
+        let argv: Vec<&str> = cmd.argv.iter().map(String::as_str).collect();
+        match sys::spawn(&path, &argv, &self.env, &[(0, input), (1, output), (2, 2)]) {
+            Ok(pid) => Ok(pid),
+            Err(Errno::NoEnt) => {
+                eprintln!("sh: {name}: command not found");
+                Err(127)
+            }
+            Err(e) => {
+                eprintln!("sh: {name}: {e}");
+                Err(126)
+            }
+        }
+    }
+
+    /// Runs a builtin; `None` if `cmd` is not one.
+    fn builtin(&mut self, cmd: &Command, output: i32) -> Option<i32> {
+        let args: Vec<&str> = cmd.argv.iter().map(String::as_str).collect();
+        Some(match args[0] {
+            "cd" => {
+                let dir = args.get(1).copied().unwrap_or("/");
+                match sys::chdir(dir) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("cd: {dir}: {e}");
+                        1
+                    }
+                }
+            }
+            "pwd" => {
+                let mut buf = [0u8; 4096];
+                match sys::getcwd(&mut buf) {
+                    Ok(path) => {
+                        let line = format!("{path}\n");
+                        i32::from(sys::write_all(output, line.as_bytes()).is_err())
+                    }
+                    Err(e) => {
+                        eprintln!("pwd: {e}");
+                        1
+                    }
+                }
+            }
+            "echo" => {
+                let (newline, words) = match args.get(1) {
+                    Some(&"-n") => (false, &args[2..]),
+                    _ => (true, &args[1..]),
+                };
+                let mut line = words.join(" ");
+                if newline {
+                    line.push('\n');
+                }
+                i32::from(sys::write_all(output, line.as_bytes()).is_err())
+            }
+            "exit" => {
+                let code = match args.get(1) {
+                    Some(n) => n.parse().unwrap_or(2),
+                    None => self.status,
+                };
+                self.exit = Some(code);
+                code
+            }
+            _ => return None,
+        })
+    }
+}

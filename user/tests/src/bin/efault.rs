@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Bad user pointers give EFAULT and nothing worse: NULL, unmapped, kernel-half and
+//! wrapping addresses, for reads, writes, paths and out-parameters.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+#[path = "../common.rs"]
+mod common;
+
+use common::{Outcome, expect_eq, report};
+use libc_shim::abi::{Errno, Opcode, Sqe};
+use libc_shim::sys;
+
+libc_shim::entry!(main);
+
+const BAD: [u64; 4] = [0, 0x10, 0xffff_8000_0000_0000, u64::MAX - 7];
+
+fn run() -> Outcome {
+    for addr in BAD {
+        for op in [Opcode::Read, Opcode::Write, Opcode::Openat, Opcode::Fstat, Opcode::ClockGettime] {
+            let mut s = Sqe::new(op);
+            s.fd = if op == Opcode::Openat { -100 } else { 1 };
+            if op == Opcode::ClockGettime {
+                s.fd = 1;
+            }
+            s.addr = addr;
+            s.len = 16;
+            // SAFETY: the addresses are deliberately invalid; none of them is memory this
+            // process uses, so the kernel can only refuse them.
+            let r = unsafe { sys::trap(&s) };
+            expect_eq(&alloc::format!("{op:?} at {addr:#x}"), sys::check(r), Err(Errno::Fault))?;
+        }
+    }
+    Ok(())
+}
+
+fn main(_args: libc_shim::Args) -> i32 {
+    report("efault", run())
+}

@@ -29,7 +29,9 @@ impl Args {
 
     /// `argv[i]` as text.
     pub fn get(&self, i: usize) -> Option<&'static str> {
-        self.argv.get(i).map(|b| core::str::from_utf8(b).unwrap_or("?"))
+        self.argv
+            .get(i)
+            .map(|b| core::str::from_utf8(b).unwrap_or("?"))
     }
 
     /// `argv[i]` as bytes.

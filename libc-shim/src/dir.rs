@@ -36,7 +36,10 @@ pub fn parse(buf: &[u8], out: &mut Vec<DirEntry>) {
         let mut ino = [0u8; 8];
         ino.copy_from_slice(&rec[DIRENT_INO_OFFSET..DIRENT_INO_OFFSET + 8]);
         let name_bytes = &rec[DIRENT_NAME_OFFSET..reclen];
-        let name_len = name_bytes.iter().position(|&b| b == 0).unwrap_or(name_bytes.len());
+        let name_len = name_bytes
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(name_bytes.len());
         out.push(DirEntry {
             ino: u64::from_ne_bytes(ino),
             kind: rec[DIRENT_TYPE_OFFSET],

@@ -177,8 +177,22 @@ pub fn format<A: ArgSource + ?Sized, S: Sink + ?Sized>(
                 };
                 number(&mut out, &spec, sign, v.unsigned_abs(), 10, false);
             }
-            b'u' => number(&mut out, &spec, b"", truncate(args.next_word(), spec.bits), 10, false),
-            b'o' => number(&mut out, &spec, b"", truncate(args.next_word(), spec.bits), 8, false),
+            b'u' => number(
+                &mut out,
+                &spec,
+                b"",
+                truncate(args.next_word(), spec.bits),
+                10,
+                false,
+            ),
+            b'o' => number(
+                &mut out,
+                &spec,
+                b"",
+                truncate(args.next_word(), spec.bits),
+                8,
+                false,
+            ),
             b'x' | b'X' => {
                 let v = truncate(args.next_word(), spec.bits);
                 let prefix: &[u8] = match (spec.alt && v != 0, conv) {
@@ -233,7 +247,11 @@ fn digits(format: &[u8], i: &mut usize) -> usize {
 }
 
 fn truncate(raw: u64, bits: u32) -> u64 {
-    if bits >= 64 { raw } else { raw & ((1u64 << bits) - 1) }
+    if bits >= 64 {
+        raw
+    } else {
+        raw & ((1u64 << bits) - 1)
+    }
 }
 
 fn sign_extend(raw: u64, bits: u32) -> i64 {
@@ -388,7 +406,10 @@ mod tests {
     #[test]
     fn strings_chars_pointers() {
         assert_eq!(f("%s!", vec![S(Some("hi"))]), "hi!");
-        assert_eq!(f("[%5s][%-4s]", vec![S(Some("ab")), S(Some("c"))]), "[   ab][c   ]");
+        assert_eq!(
+            f("[%5s][%-4s]", vec![S(Some("ab")), S(Some("c"))]),
+            "[   ab][c   ]"
+        );
         assert_eq!(f("%.2s", vec![S(Some("abcdef"))]), "ab");
         assert_eq!(f("%s", vec![S(None)]), "(null)");
         assert_eq!(f("%c%c", vec![W(b'o' as u64), W(b'k' as u64)]), "ok");

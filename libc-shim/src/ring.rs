@@ -95,24 +95,38 @@ impl OwnedSqe {
 
     /// `Read` (`offset: None`) or `Pread` into `buf` (its whole length).
     pub fn read(fd: i32, mut buf: Vec<u8>, offset: Option<u64>, user_data: u64) -> OwnedSqe {
-        let mut sqe = Sqe::new(if offset.is_some() { Opcode::Pread } else { Opcode::Read });
+        let mut sqe = Sqe::new(if offset.is_some() {
+            Opcode::Pread
+        } else {
+            Opcode::Read
+        });
         sqe.fd = fd;
         sqe.addr = buf.as_mut_ptr() as u64;
         sqe.len = buf.len().min(u32::MAX as usize) as u32;
         sqe.off = offset.unwrap_or(0);
         sqe.user_data = user_data;
-        OwnedSqe { sqe, keep: Some(Box::new(buf)) }
+        OwnedSqe {
+            sqe,
+            keep: Some(Box::new(buf)),
+        }
     }
 
     /// `Write` (`offset: None`) or `Pwrite` of all of `buf`.
     pub fn write(fd: i32, buf: Vec<u8>, offset: Option<u64>, user_data: u64) -> OwnedSqe {
-        let mut sqe = Sqe::new(if offset.is_some() { Opcode::Pwrite } else { Opcode::Write });
+        let mut sqe = Sqe::new(if offset.is_some() {
+            Opcode::Pwrite
+        } else {
+            Opcode::Write
+        });
         sqe.fd = fd;
         sqe.addr = buf.as_ptr() as u64;
         sqe.len = buf.len().min(u32::MAX as usize) as u32;
         sqe.off = offset.unwrap_or(0);
         sqe.user_data = user_data;
-        OwnedSqe { sqe, keep: Some(Box::new(buf)) }
+        OwnedSqe {
+            sqe,
+            keep: Some(Box::new(buf)),
+        }
     }
 
     /// Sets the `SqeFlags` bits (e.g. `LINK`).
@@ -199,10 +213,10 @@ impl Ring {
         let len = usize::try_from(p.region_len).map_err(|_| Errno::Io)?;
         let fits = |off: u32, size: usize, align: usize| {
             let off = off as usize;
-            off % align == 0 && off.checked_add(size).is_some_and(|end| end <= len)
+            off.is_multiple_of(align) && off.checked_add(size).is_some_and(|end| end <= len)
         };
         let ok = p.region_addr != 0
-            && p.region_addr % 4096 == 0
+            && p.region_addr.is_multiple_of(4096)
             && p.sq_entries.is_power_of_two()
             && p.cq_entries.is_power_of_two()
             && fits(p.sq_header, ring_header::SIZE as usize, 4)

@@ -219,7 +219,8 @@ impl Runtime {
             let mut progressed = false;
             if main_flag.0.swap(false, Ordering::Acquire) {
                 progressed = true;
-                if let Poll::Ready(v) = future.as_mut().poll(&mut Context::from_waker(&main_waker)) {
+                if let Poll::Ready(v) = future.as_mut().poll(&mut Context::from_waker(&main_waker))
+                {
                     return v;
                 }
             }
@@ -270,7 +271,12 @@ impl Runtime {
 
     /// Reads up to `buf.len()` bytes (at `offset`, or the file position for `None`).
     /// Returns the buffer truncated to what was read.
-    pub async fn read(&self, fd: i32, buf: Vec<u8>, offset: Option<u64>) -> (Result<usize, Errno>, Vec<u8>) {
+    pub async fn read(
+        &self,
+        fd: i32,
+        buf: Vec<u8>,
+        offset: Option<u64>,
+    ) -> (Result<usize, Errno>, Vec<u8>) {
         let (res, keep) = self.submit(OwnedSqe::read(fd, buf, offset, 0)).await;
         let mut buf = take_vec(keep);
         if let Ok(n) = res {
@@ -280,7 +286,12 @@ impl Runtime {
     }
 
     /// Writes `buf` (at `offset`, or the file position for `None`); returns the buffer.
-    pub async fn write(&self, fd: i32, buf: Vec<u8>, offset: Option<u64>) -> (Result<usize, Errno>, Vec<u8>) {
+    pub async fn write(
+        &self,
+        fd: i32,
+        buf: Vec<u8>,
+        offset: Option<u64>,
+    ) -> (Result<usize, Errno>, Vec<u8>) {
         let (res, keep) = self.submit(OwnedSqe::write(fd, buf, offset, 0)).await;
         (res.map(|n| n as usize), take_vec(keep))
     }
@@ -299,7 +310,10 @@ impl Runtime {
     pub async fn cancel(&self, user_data: u64) -> Result<(), Errno> {
         let mut s = Sqe::new(Opcode::Cancel);
         s.addr = user_data;
-        self.submit(OwnedSqe::scalar(s).expect("no memory")).await.0.map(drop)
+        self.submit(OwnedSqe::scalar(s).expect("no memory"))
+            .await
+            .0
+            .map(drop)
     }
 }
 
@@ -482,12 +496,13 @@ mod tests {
     #[test]
     fn a_dropped_op_is_cancelled_and_its_completion_swallowed() {
         let rt = runtime(4);
-        let op = rt.submit_scalar({
-            let mut s = Sqe::new(Opcode::Timeout);
-            s.addr = 1_000_000_000;
-            s
-        })
-        .unwrap();
+        let op = rt
+            .submit_scalar({
+                let mut s = Sqe::new(Opcode::Timeout);
+                s.addr = 1_000_000_000;
+                s
+            })
+            .unwrap();
         drop(op);
         rt.block_on(rt.nop()).unwrap();
         // Timeout, the Cancel the drop queued, and the Nop all reached the kernel...

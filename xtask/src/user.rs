@@ -20,11 +20,31 @@ struct Package {
 }
 
 const PACKAGES: &[Package] = &[
-    Package { name: "user-init", dir: "user/init", initrd_dir: "bin" },
-    Package { name: "user-sh", dir: "user/sh", initrd_dir: "bin" },
-    Package { name: "user-tools", dir: "user/tools", initrd_dir: "bin" },
-    Package { name: "user-tests", dir: "user/tests", initrd_dir: "bin/tests" },
-    Package { name: "user-bench", dir: "user/bench", initrd_dir: "bin/bench" },
+    Package {
+        name: "user-init",
+        dir: "user/init",
+        initrd_dir: "bin",
+    },
+    Package {
+        name: "user-sh",
+        dir: "user/sh",
+        initrd_dir: "bin",
+    },
+    Package {
+        name: "user-tools",
+        dir: "user/tools",
+        initrd_dir: "bin",
+    },
+    Package {
+        name: "user-tests",
+        dir: "user/tests",
+        initrd_dir: "bin/tests",
+    },
+    Package {
+        name: "user-bench",
+        dir: "user/bench",
+        initrd_dir: "bin/bench",
+    },
 ];
 
 /// The binary names of a package: `src/bin/*.rs`, or its `[[bin]]`/package name.
@@ -32,7 +52,9 @@ fn binaries(package: &Package) -> Result<Vec<String>, String> {
     let bin_dir = root().join(package.dir).join("src/bin");
     if bin_dir.is_dir() {
         let mut names = Vec::new();
-        for entry in std::fs::read_dir(&bin_dir).map_err(|e| format!("{}: {e}", bin_dir.display()))? {
+        for entry in
+            std::fs::read_dir(&bin_dir).map_err(|e| format!("{}: {e}", bin_dir.display()))?
+        {
             let path = entry.map_err(|e| e.to_string())?.path();
             if path.extension().is_some_and(|x| x == "rs")
                 && let Some(stem) = path.file_stem()
@@ -54,25 +76,44 @@ pub fn build_user_programs(release: bool) -> Result<Vec<(String, Vec<u8>)>, Stri
         .filter(|p| root().join(p.dir).join("Cargo.toml").exists())
         .collect();
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo.current_dir(root()).args(["build", "--target", TARGET]);
+    cargo
+        .current_dir(root())
+        .args(["build", "--target", TARGET]);
     if release {
         cargo.arg("--release");
     }
     for p in &packages {
         cargo.args(["--package", p.name]);
     }
-    // The C route needs libc-shim's static library.
-    cargo.args(["--package", "libc-shim-capi"]);
-    let status = cargo.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    let status = cargo
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err("building the user programs failed".into());
     }
-    let out = target_dir().join(TARGET).join(if release { "release" } else { "debug" });
+    // The C route needs libc-shim's static library. A separate cargo run: built together,
+    // feature unification would turn on `capi` (C's `main` bridge) in the Rust programs.
+    let mut capi = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    capi.current_dir(root())
+        .args(["build", "--target", TARGET, "--package", "libc-shim-capi"]);
+    if release {
+        capi.arg("--release");
+    }
+    let status = capi
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building libc-shim-capi failed".into());
+    }
+    let out = target_dir()
+        .join(TARGET)
+        .join(if release { "release" } else { "debug" });
     let mut programs = Vec::new();
     for p in packages {
         for name in binaries(p)? {
             let path = out.join(&name);
-            let bytes = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
             programs.push((format!("{}/{name}", p.initrd_dir), bytes));
         }
     }
@@ -89,7 +130,14 @@ pub fn build_c_hello(lib_dir: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(output.parent().expect("has a parent"))
         .map_err(|e| format!("creating {}: {e}", output.display()))?;
     let status = Command::new("gcc")
-        .args(["-static", "-nostdlib", "-ffreestanding", "-fno-pie", "-no-pie", "-O2"])
+        .args([
+            "-static",
+            "-nostdlib",
+            "-ffreestanding",
+            "-fno-pie",
+            "-no-pie",
+            "-O2",
+        ])
         .args(["-fno-stack-protector", "-Wl,--build-id=none"])
         .arg("-I")
         .arg(root.join("libc-shim/include"))

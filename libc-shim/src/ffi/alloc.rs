@@ -191,7 +191,11 @@ mod tests {
             p
         }
         fn unmap(&mut self, addr: *mut u8, len: usize) {
-            let i = self.live.iter().position(|&(a, _)| a == addr as usize).expect("mapped");
+            let i = self
+                .live
+                .iter()
+                .position(|&(a, _)| a == addr as usize)
+                .expect("mapped");
             assert_eq!(self.live[i].1, len);
             self.live.remove(i);
             // SAFETY: allocated by `map` with this layout.
@@ -221,7 +225,11 @@ mod tests {
         let (p, layout) = blocks[3];
         // SAFETY: allocated above with this layout, freed once.
         unsafe { heap.dealloc(p as *mut u8, layout) };
-        assert_eq!(heap.alloc(layout) as usize, p, "freed block comes back first");
+        assert_eq!(
+            heap.alloc(layout) as usize,
+            p,
+            "freed block comes back first"
+        );
     }
 
     #[test]
@@ -243,7 +251,10 @@ mod tests {
             let p = heap.alloc(Layout::from_size_align(8, align).unwrap()) as usize;
             assert_eq!(p % align, 0);
         }
-        assert!(heap.alloc(Layout::from_size_align(8, 8192).unwrap()).is_null());
+        assert!(
+            heap.alloc(Layout::from_size_align(8, 8192).unwrap())
+                .is_null()
+        );
     }
 
     #[test]

@@ -428,7 +428,10 @@ impl Sink for FdSink {
 fn print_to(fd: c_int, format: *const c_char, mut args: VaArgs) -> c_int {
     // SAFETY: the format is a NUL-terminated string (C's contract).
     let format = unsafe { c_str(format as *const u8) };
-    let mut sink = FdSink { fd, buf: Vec::new() };
+    let mut sink = FdSink {
+        fd,
+        buf: Vec::new(),
+    };
     let n = printf::format(format, &mut args, &mut sink);
     match sys::write_all(sink.fd, &sink.buf) {
         Ok(()) => n as c_int,
@@ -439,13 +442,29 @@ fn print_to(fd: c_int, format: *const c_char, mut args: VaArgs) -> c_int {
 extern "C" fn printf_impl(regs: *const u64, stack: *const u64) -> c_int {
     // SAFETY: regs[0] is the format argument (rdi), spilled by the stub.
     let format = unsafe { *regs } as *const c_char;
-    print_to(1, format, VaArgs { regs, next: 1, stack })
+    print_to(
+        1,
+        format,
+        VaArgs {
+            regs,
+            next: 1,
+            stack,
+        },
+    )
 }
 
 extern "C" fn fprintf_impl(regs: *const u64, stack: *const u64) -> c_int {
     // SAFETY: regs[0] (the FILE*, which is the fd) and regs[1] (format) were spilled.
     let (file, format) = unsafe { (*regs, *regs.add(1)) };
-    print_to(file as c_int, format as *const c_char, VaArgs { regs, next: 2, stack })
+    print_to(
+        file as c_int,
+        format as *const c_char,
+        VaArgs {
+            regs,
+            next: 2,
+            stack,
+        },
+    )
 }
 
 extern "C" fn snprintf_impl(regs: *const u64, stack: *const u64) -> c_int {
@@ -460,7 +479,15 @@ extern "C" fn snprintf_impl(regs: *const u64, stack: *const u64) -> c_int {
     // SAFETY: the format is NUL-terminated (C's contract).
     let format = unsafe { c_str(format as *const u8) };
     let mut sink = BufSink::new(out);
-    let n = printf::format(format, &mut VaArgs { regs, next: 3, stack }, &mut sink);
+    let n = printf::format(
+        format,
+        &mut VaArgs {
+            regs,
+            next: 3,
+            stack,
+        },
+        &mut sink,
+    );
     sink.terminate();
     n as c_int
 }

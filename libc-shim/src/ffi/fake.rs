@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::vec::Vec;
 
-use abi::ring::{CQ_OVERFLOW, SQ_CQ_FULL, SQ_NEED_WAKEUP, ring_header, RING_SETUP_POLLED};
+use abi::ring::{CQ_OVERFLOW, RING_SETUP_POLLED, SQ_CQ_FULL, SQ_NEED_WAKEUP, ring_header};
 use abi::{Cqe, Errno, Opcode, RingEnterFlags, RingLayout, RingParams, Sqe, Timespec};
 
 /// A per-test answer for opcodes the fake does not know: `Some(result)` to answer.
@@ -66,7 +66,11 @@ pub fn trap(sqe: &Sqe) -> i64 {
 
 impl FakeKernel {
     fn base(&self) -> *mut u8 {
-        self.region.as_ref().map_or(core::ptr::null_mut(), |(pages, _)| pages.as_ptr() as *mut u8)
+        self.region
+            .as_ref()
+            .map_or(core::ptr::null_mut(), |(pages, _)| {
+                pages.as_ptr() as *mut u8
+            })
     }
 
     fn header(&self, header: u32, field: u32) -> &AtomicU32 {
@@ -95,15 +99,19 @@ impl FakeKernel {
             Opcode::Getpid => 7,
             Opcode::Write if sqe.fd == 1 || sqe.fd == 2 => {
                 // SAFETY: the shim passes a live buffer of `len` bytes (its contract).
-                let bytes = unsafe {
-                    core::slice::from_raw_parts(sqe.addr as *const u8, sqe.len as usize)
-                };
+                let bytes =
+                    unsafe { core::slice::from_raw_parts(sqe.addr as *const u8, sqe.len as usize) };
                 self.console.extend_from_slice(bytes);
                 sqe.len as i64
             }
             Opcode::ClockGettime => {
                 // SAFETY: the shim passes a live `*mut Timespec`.
-                unsafe { *(sqe.addr as *mut Timespec) = Timespec { tv_sec: 3, tv_nsec: 5 } };
+                unsafe {
+                    *(sqe.addr as *mut Timespec) = Timespec {
+                        tv_sec: 3,
+                        tv_nsec: 5,
+                    }
+                };
                 0
             }
             Opcode::RingSetup => self.ring_setup(sqe),
@@ -131,10 +139,14 @@ impl FakeKernel {
         self.polled = params.flags & RING_SETUP_POLLED != 0;
         self.region = Some((pages, layout));
         let mask = |entries: u32| entries - 1;
-        self.header(layout.sq_header, ring_header::MASK).store(mask(layout.sq_entries), Ordering::Relaxed);
-        self.header(layout.sq_header, ring_header::ENTRIES).store(layout.sq_entries, Ordering::Relaxed);
-        self.header(layout.cq_header, ring_header::MASK).store(mask(layout.cq_entries), Ordering::Relaxed);
-        self.header(layout.cq_header, ring_header::ENTRIES).store(layout.cq_entries, Ordering::Relaxed);
+        self.header(layout.sq_header, ring_header::MASK)
+            .store(mask(layout.sq_entries), Ordering::Relaxed);
+        self.header(layout.sq_header, ring_header::ENTRIES)
+            .store(layout.sq_entries, Ordering::Relaxed);
+        self.header(layout.cq_header, ring_header::MASK)
+            .store(mask(layout.cq_entries), Ordering::Relaxed);
+        self.header(layout.cq_header, ring_header::ENTRIES)
+            .store(layout.cq_entries, Ordering::Relaxed);
         0
     }
 
@@ -142,15 +154,20 @@ impl FakeKernel {
     fn flush_overflow(&mut self) {
         let layout = self.region.as_ref().expect("ring").1;
         while let Some(cqe) = self.overflow.front().copied() {
-            let head = self.header(layout.cq_header, ring_header::HEAD).load(Ordering::Acquire);
-            let tail = self.header(layout.cq_header, ring_header::TAIL).load(Ordering::Relaxed);
+            let head = self
+                .header(layout.cq_header, ring_header::HEAD)
+                .load(Ordering::Acquire);
+            let tail = self
+                .header(layout.cq_header, ring_header::TAIL)
+                .load(Ordering::Relaxed);
             if tail.wrapping_sub(head) >= layout.cq_entries {
                 break;
             }
             let off = layout.cqe_offset(tail) as usize;
             // SAFETY: inside the region, 16-byte aligned, a slot userland handed back.
             unsafe { core::ptr::write_volatile(self.base().add(off) as *mut Cqe, cqe) };
-            self.header(layout.cq_header, ring_header::TAIL).store(tail.wrapping_add(1), Ordering::Release);
+            self.header(layout.cq_header, ring_header::TAIL)
+                .store(tail.wrapping_add(1), Ordering::Release);
             self.overflow.pop_front();
         }
         let full = !self.overflow.is_empty();
@@ -166,7 +183,11 @@ impl FakeKernel {
     }
 
     fn post(&mut self, user_data: u64, res: i32) {
-        self.overflow.push_back(Cqe { user_data, res, flags: 0 });
+        self.overflow.push_back(Cqe {
+            user_data,
+            res,
+            flags: 0,
+        });
         self.flush_overflow();
     }
 
@@ -199,15 +220,20 @@ impl FakeKernel {
         self.flush_overflow();
         let mut consumed = 0u32;
         while consumed < budget && self.overflow.is_empty() {
-            let head = self.header(layout.sq_header, ring_header::HEAD).load(Ordering::Relaxed);
-            let tail = self.header(layout.sq_header, ring_header::TAIL).load(Ordering::Acquire);
+            let head = self
+                .header(layout.sq_header, ring_header::HEAD)
+                .load(Ordering::Relaxed);
+            let tail = self
+                .header(layout.sq_header, ring_header::TAIL)
+                .load(Ordering::Acquire);
             if head == tail {
                 break;
             }
             let off = layout.sqe_offset(head) as usize;
             // SAFETY: inside the region, 64-byte aligned, published by userland.
             let entry = unsafe { core::ptr::read_volatile(self.base().add(off) as *const Sqe) };
-            self.header(layout.sq_header, ring_header::HEAD).store(head.wrapping_add(1), Ordering::Release);
+            self.header(layout.sq_header, ring_header::HEAD)
+                .store(head.wrapping_add(1), Ordering::Release);
             consumed += 1;
             self.consumed += 1;
             match Opcode::from_u8(entry.opcode) {

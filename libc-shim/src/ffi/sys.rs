@@ -7,8 +7,8 @@
 //! call).
 
 use abi::ring::{
-    self, FdMapEntry, ProcInfo, SpawnArgs, UserSlice, DUP_TO, MAP_ANONYMOUS, MAP_PRIVATE,
-    PROT_READ, PROT_WRITE, WAIT_NOHANG,
+    self, DUP_TO, FdMapEntry, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, ProcInfo,
+    SpawnArgs, UserSlice, WAIT_NOHANG,
 };
 use abi::{Errno, Opcode, OpenFlags, Sqe, Stat, Timespec, Whence};
 use alloc::vec::Vec;

@@ -39,7 +39,11 @@ fn batches_submit_in_one_enter_and_complete_in_order() {
         }
         let traps_before = fake::with(|k| k.traps.len());
         assert_eq!(ring.submit_and_wait(batch as u32).unwrap(), batch as u32);
-        assert_eq!(fake::with(|k| k.traps.len()), traps_before + 1, "one trap per batch");
+        assert_eq!(
+            fake::with(|k| k.traps.len()),
+            traps_before + 1,
+            "one trap per batch"
+        );
         for i in 0..batch {
             let (cqe, keep) = ring.try_reap().unwrap();
             assert_eq!((cqe.user_data, cqe.res), (i, 0));
@@ -107,7 +111,10 @@ fn owned_buffers_are_kept_until_their_completion() {
     ring.try_push_owned(entry).map_err(|e| e.0).unwrap();
     assert_eq!(ring.kept_len(), 1);
     let dup = OwnedSqe::write(9, b"x".to_vec(), None, 5);
-    assert_eq!(ring.try_push_owned(dup).err().map(|e| e.0), Some(PushError::NamesMemory));
+    assert_eq!(
+        ring.try_push_owned(dup).err().map(|e| e.0),
+        Some(PushError::NamesMemory)
+    );
     ring.submit_and_wait(1).unwrap();
     let (cqe, keep) = ring.try_reap().unwrap();
     assert_eq!(cqe.user_data, 5);
@@ -162,7 +169,10 @@ fn polled_mode_traps_only_to_wake_a_sleeping_poller() {
     assert_eq!(traps(), t0 + 1);
     assert_eq!(fake::with(|k| k.wakeups), 1);
     let last = fake::with(|k| *k.traps.last().unwrap());
-    assert_eq!(last.op_flags & RingEnterFlags::SQ_WAKEUP.bits(), RingEnterFlags::SQ_WAKEUP.bits());
+    assert_eq!(
+        last.op_flags & RingEnterFlags::SQ_WAKEUP.bits(),
+        RingEnterFlags::SQ_WAKEUP.bits()
+    );
     assert_eq!(ring.try_reap().unwrap().0.user_data, 2);
 }
 

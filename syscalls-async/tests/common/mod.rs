@@ -172,7 +172,7 @@ impl FakeKernel {
     pub fn new() -> Arc<FakeKernel> {
         let k = FakeKernel::default();
         k.next_pid.store(100, Ordering::SeqCst);
-        k.next_map.store(0x4000_0000, Ordering::SeqCst);
+        k.next_map.store(0x1_0000_0000, Ordering::SeqCst);
         Arc::new(k)
     }
 

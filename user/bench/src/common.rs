@@ -20,9 +20,18 @@ pub struct Settings {
 impl Settings {
     /// Reads BENCH_SAMPLES and BENCH_TARGET_MS.
     pub fn from_env(args: &Args) -> Settings {
-        let samples = args.var("BENCH_SAMPLES").and_then(|s| s.parse().ok()).unwrap_or(7usize);
-        let ms = args.var("BENCH_TARGET_MS").and_then(|s| s.parse().ok()).unwrap_or(40u64);
-        Settings { samples: samples.clamp(3, 101), target_ns: ms.max(1) * 1_000_000 }
+        let samples = args
+            .var("BENCH_SAMPLES")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(7usize);
+        let ms = args
+            .var("BENCH_TARGET_MS")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(40u64);
+        Settings {
+            samples: samples.clamp(3, 101),
+            target_ns: ms.max(1) * 1_000_000,
+        }
     }
 }
 
@@ -49,7 +58,11 @@ pub fn run(name: &str, s: &Settings, ops_per_iter: u64, mut body: impl FnMut(u64
 pub fn report(name: &str, v: &mut [f64], iters: u64) {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(core::cmp::Ordering::Equal));
     let n = v.len();
-    let median = if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) };
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    };
     libc_shim::println!(
         "RESULT {name} ns_per_op={median:.3} min={:.3} max={:.3} samples={n} iters={iters}",
         v[0],

@@ -176,7 +176,12 @@ pub fn parse(line: &str, last_status: i32) -> Result<Vec<Command>, ParseError> {
                 };
                 match redirect {
                     Token::In => current.stdin = Some(path),
-                    Token::Out => current.stdout = Some(Redirect { path, append: false }),
+                    Token::Out => {
+                        current.stdout = Some(Redirect {
+                            path,
+                            append: false,
+                        })
+                    }
                     _ => current.stdout = Some(Redirect { path, append: true }),
                 }
             }
@@ -263,13 +268,20 @@ mod tests {
     use super::*;
 
     fn words(line: &str) -> Vec<Vec<String>> {
-        parse(line, 0).unwrap().into_iter().map(|c| c.argv).collect()
+        parse(line, 0)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.argv)
+            .collect()
     }
 
     #[test]
     fn splits_words_and_pipelines() {
         assert_eq!(words("ls -l /bin"), [["ls", "-l", "/bin"]]);
-        assert_eq!(words("  cat a|grep b | wc  "), vec![vec!["cat", "a"], vec!["grep", "b"], vec!["wc"]]);
+        assert_eq!(
+            words("  cat a|grep b | wc  "),
+            vec![vec!["cat", "a"], vec!["grep", "b"], vec!["wc"]]
+        );
         assert!(parse("", 0).unwrap().is_empty());
         assert!(parse("   # just a comment", 0).unwrap().is_empty());
         assert_eq!(words("echo hi # there"), [["echo", "hi"]]);
@@ -281,7 +293,10 @@ mod tests {
         assert_eq!(words("echo 'a|b' \"x>y\""), [["echo", "a|b", "x>y"]]);
         assert_eq!(words("echo ab'cd'\"ef\""), [["echo", "abcdef"]]);
         assert_eq!(words("echo '' x"), [["echo", "", "x"]]);
-        assert_eq!(words(r#"echo "a \"q\" \n" a\ b"#), [["echo", "a \"q\" \\n", "a b"]]);
+        assert_eq!(
+            words(r#"echo "a \"q\" \n" a\ b"#),
+            [["echo", "a \"q\" \\n", "a b"]]
+        );
         assert_eq!(parse("echo 'oops", 0), Err(ParseError::UnterminatedQuote));
         assert_eq!(parse("echo \"oops", 0), Err(ParseError::UnterminatedQuote));
     }
@@ -297,14 +312,29 @@ mod tests {
         let p = parse("sort < in.txt > out.txt", 0).unwrap();
         assert_eq!(p[0].argv, ["sort"]);
         assert_eq!(p[0].stdin.as_deref(), Some("in.txt"));
-        assert_eq!(p[0].stdout, Some(Redirect { path: "out.txt".into(), append: false }));
+        assert_eq!(
+            p[0].stdout,
+            Some(Redirect {
+                path: "out.txt".into(),
+                append: false
+            })
+        );
         let p = parse("echo hi >>log", 0).unwrap();
-        assert_eq!(p[0].stdout, Some(Redirect { path: "log".into(), append: true }));
+        assert_eq!(
+            p[0].stdout,
+            Some(Redirect {
+                path: "log".into(),
+                append: true
+            })
+        );
         let p = parse("cat <a | wc >b", 0).unwrap();
         assert_eq!(p[0].stdin.as_deref(), Some("a"));
         assert_eq!(p[1].stdout.as_ref().unwrap().path, "b");
         assert_eq!(parse("echo >", 0), Err(ParseError::MissingRedirectTarget));
-        assert_eq!(parse("echo > | x", 0), Err(ParseError::MissingRedirectTarget));
+        assert_eq!(
+            parse("echo > | x", 0),
+            Err(ParseError::MissingRedirectTarget)
+        );
     }
 
     #[test]
@@ -354,7 +384,11 @@ mod tests {
         assert_eq!(ed.feed(0x03), Edit::Cancel);
         assert_eq!(ed.feed(b'\n'), Edit::Line(String::new()));
         type_all(&mut ed, b"x");
-        assert_eq!(ed.feed(0x04), Edit::None, "Ctrl-D only ends input on an empty line");
+        assert_eq!(
+            ed.feed(0x04),
+            Edit::None,
+            "Ctrl-D only ends input on an empty line"
+        );
         assert_eq!(ed.feed(0x1b), Edit::None);
         ed.feed(0x7f);
         assert_eq!(ed.feed(0x04), Edit::Eof);

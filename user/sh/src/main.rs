@@ -36,7 +36,11 @@ fn main(args: Args) -> i32 {
         .env()
         .filter_map(|e| core::str::from_utf8(e).ok())
         .collect();
-    let mut sh = Shell { env, status: 0, exit: None };
+    let mut sh = Shell {
+        env,
+        status: 0,
+        exit: None,
+    };
     match (args.get(1), args.get(2)) {
         (Some("-c"), Some(line)) => {
             sh.run_line(line);

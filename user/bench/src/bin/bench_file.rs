@@ -23,7 +23,9 @@ const CHUNK: usize = 4096;
 const NSMALL: u64 = 1000;
 
 fn create_flags() -> OpenFlags {
-    OpenFlags::WRITE_ONLY.union(OpenFlags::CREATE).union(OpenFlags::TRUNCATE)
+    OpenFlags::WRITE_ONLY
+        .union(OpenFlags::CREATE)
+        .union(OpenFlags::TRUNCATE)
 }
 
 fn make_file(path: &str, buf: &[u8]) -> bool {
@@ -41,7 +43,10 @@ fn main(args: libc_shim::Args) -> i32 {
     let s = common::Settings::from_env(&args);
     let dir = String::from(args.get(1).unwrap_or("/tmp"));
     let _ = sys::mkdir(&dir, 0o755);
-    let mb: usize = args.var("BENCH_FILE_MB").and_then(|v| v.parse().ok()).unwrap_or(64);
+    let mb: usize = args
+        .var("BENCH_FILE_MB")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
     let big_len = mb << 20;
     let big = format!("{dir}/big");
     let buf = alloc::vec![0x5au8; CHUNK];

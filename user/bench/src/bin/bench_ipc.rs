@@ -49,7 +49,12 @@ fn main(args: libc_shim::Args) -> i32 {
     // Pipes.
     match (sys::pipe(), sys::pipe()) {
         (Ok((a_r, a_w)), Ok((b_r, b_w))) => {
-            match sys::spawn("/bin/bench/bench_ipc", &["bench_ipc", "echo-pipe"], &[], &[(0, a_r), (1, b_w), (2, 2)]) {
+            match sys::spawn(
+                "/bin/bench/bench_ipc",
+                &["bench_ipc", "echo-pipe"],
+                &[],
+                &[(0, a_r), (1, b_w), (2, 2)],
+            ) {
                 Ok(pid) => {
                     let _ = sys::close(a_r);
                     let _ = sys::close(b_w);
@@ -74,7 +79,12 @@ fn main(args: libc_shim::Args) -> i32 {
     }
     // User port.
     match sys::port_create() {
-        Ok(port) => match sys::spawn("/bin/bench/bench_ipc", &["bench_ipc", "echo-port"], &[], &[(0, 0), (1, 1), (2, 2), (3, port)]) {
+        Ok(port) => match sys::spawn(
+            "/bin/bench/bench_ipc",
+            &["bench_ipc", "echo-port"],
+            &[],
+            &[(0, 0), (1, 1), (2, 2), (3, port)],
+        ) {
             Ok(pid) => {
                 common::run("port_rtt", &s, 1, |iters| {
                     let mut reply = [0u8; 8];

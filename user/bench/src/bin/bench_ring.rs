@@ -17,7 +17,12 @@ libc_shim::entry!(main);
 
 fn mode(s: &common::Settings, polled: bool) {
     let tag = if polled { "sqpoll" } else { "plain" };
-    let ring = Ring::setup(RingOptions { sq_entries: 256, cq_entries: 0, polled, sq_idle_us: 2_000_000 });
+    let ring = Ring::setup(RingOptions {
+        sq_entries: 256,
+        cq_entries: 0,
+        polled,
+        sq_idle_us: 2_000_000,
+    });
     let mut ring = match ring {
         Ok(r) => r,
         Err(e) => {
@@ -65,8 +70,10 @@ fn main(args: libc_shim::Args) -> i32 {
         Some("plain") => mode(&s, false),
         Some("sqpoll") => mode(&s, true),
         _ => {
-            let env: alloc::vec::Vec<&str> =
-                args.env().filter_map(|e| core::str::from_utf8(e).ok()).collect();
+            let env: alloc::vec::Vec<&str> = args
+                .env()
+                .filter_map(|e| core::str::from_utf8(e).ok())
+                .collect();
             for m in ["plain", "sqpoll"] {
                 match sys::spawn("/bin/bench/bench_ring", &["bench_ring", m], &env, &[]) {
                     Ok(pid) => {

@@ -19,7 +19,13 @@ const BAD: [u64; 4] = [0, 0x10, 0xffff_8000_0000_0000, u64::MAX - 7];
 
 fn run() -> Outcome {
     for addr in BAD {
-        for op in [Opcode::Read, Opcode::Write, Opcode::Openat, Opcode::Fstat, Opcode::ClockGettime] {
+        for op in [
+            Opcode::Read,
+            Opcode::Write,
+            Opcode::Openat,
+            Opcode::Fstat,
+            Opcode::ClockGettime,
+        ] {
             let mut s = Sqe::new(op);
             s.fd = if op == Opcode::Openat { -100 } else { 1 };
             if op == Opcode::ClockGettime {
@@ -30,7 +36,11 @@ fn run() -> Outcome {
             // SAFETY: the addresses are deliberately invalid; none of them is memory this
             // process uses, so the kernel can only refuse them.
             let r = unsafe { sys::trap(&s) };
-            expect_eq(&alloc::format!("{op:?} at {addr:#x}"), sys::check(r), Err(Errno::Fault))?;
+            expect_eq(
+                &alloc::format!("{op:?} at {addr:#x}"),
+                sys::check(r),
+                Err(Errno::Fault),
+            )?;
         }
     }
     Ok(())

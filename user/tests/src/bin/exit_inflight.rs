@@ -17,9 +17,15 @@ use libc_shim::{Ring, RingOptions};
 libc_shim::entry!(main);
 
 fn child() -> i32 {
-    let Ok(mut ring) = Ring::setup(RingOptions::new(1024)) else { return 3 };
+    let Ok(mut ring) = Ring::setup(RingOptions::new(1024)) else {
+        return 3;
+    };
     for i in 0..1000u64 {
-        let mut s = Sqe::new(if i % 2 == 0 { Opcode::Timeout } else { Opcode::Nop });
+        let mut s = Sqe::new(if i % 2 == 0 {
+            Opcode::Timeout
+        } else {
+            Opcode::Nop
+        });
         s.addr = if i % 2 == 0 { 60_000_000_000 } else { 0 };
         s.user_data = i;
         if ring.try_push_scalar(&s).is_err() {
@@ -32,8 +38,20 @@ fn child() -> i32 {
 
 fn run() -> Outcome {
     for _ in 0..3 {
-        let pid = ctx("spawn", sys::spawn("/bin/tests/exit_inflight", &["exit_inflight", "child"], &[], &[]))?;
-        expect_eq("child status", ctx("wait", sys::waitpid(pid))?, (pid, ExitStatus::Exited(7)))?;
+        let pid = ctx(
+            "spawn",
+            sys::spawn(
+                "/bin/tests/exit_inflight",
+                &["exit_inflight", "child"],
+                &[],
+                &[],
+            ),
+        )?;
+        expect_eq(
+            "child status",
+            ctx("wait", sys::waitpid(pid))?,
+            (pid, ExitStatus::Exited(7)),
+        )?;
     }
     ctx("nop", sys::nop())?;
     Ok(())

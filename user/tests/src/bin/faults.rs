@@ -46,10 +46,17 @@ fn fault(kind: &str) -> i32 {
 
 fn run() -> Outcome {
     for kind in KINDS {
-        let pid = ctx("spawn", sys::spawn("/bin/tests/faults", &["faults", kind], &[], &[]))?;
+        let pid = ctx(
+            "spawn",
+            sys::spawn("/bin/tests/faults", &["faults", kind], &[], &[]),
+        )?;
         match ctx("wait", sys::waitpid(pid))? {
             (p, ExitStatus::Signaled(_)) if p == pid => {}
-            other => return Err(alloc::format!("{kind}: child ended as {other:?}, want a signal")),
+            other => {
+                return Err(alloc::format!(
+                    "{kind}: child ended as {other:?}, want a signal"
+                ));
+            }
         }
     }
     Ok(())

@@ -69,7 +69,9 @@ fn random_sqe(rng: &mut Rng) -> Sqe {
 }
 
 fn child(seed: u64) -> i32 {
-    let Ok(mut ring) = Ring::setup(RingOptions::new(256)) else { return 3 };
+    let Ok(mut ring) = Ring::setup(RingOptions::new(256)) else {
+        return 3;
+    };
     let mut rng = Rng(seed | 1);
     let mut sent = 0u64;
     while sent < PER_CHILD {
@@ -99,7 +101,10 @@ fn run() -> Outcome {
     while done < TOTAL {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let s = alloc::format!("{seed}");
-        let pid = ctx("spawn", sys::spawn("/bin/tests/fuzz", &["fuzz", &s], &[], &[]))?;
+        let pid = ctx(
+            "spawn",
+            sys::spawn("/bin/tests/fuzz", &["fuzz", &s], &[], &[]),
+        )?;
         let (_, st) = ctx("wait", sys::waitpid(pid))?;
         if let ExitStatus::Exited(3) = st {
             return Err("child could not set up a ring".into());

@@ -22,7 +22,9 @@ use libc_shim::{Ring, RingOptions, Runtime};
 
 libc_shim::entry!(main);
 
-const CASES: [&str; 6] = ["batches", "linked", "timeout", "cancel", "cq_full", "polled"];
+const CASES: [&str; 6] = [
+    "batches", "linked", "timeout", "cancel", "cq_full", "polled",
+];
 
 fn nop(user_data: u64) -> Sqe {
     let mut s = Sqe::new(Opcode::Nop);
@@ -47,9 +49,14 @@ fn batches() -> Outcome {
     let mut ring = ctx("setup", Ring::setup(RingOptions::new(128)))?;
     for batch in [1u64, 8, 32, 128] {
         for i in 0..batch {
-            ring.try_push_scalar(&nop(i)).map_err(|e| format!("push: {e:?}"))?;
+            ring.try_push_scalar(&nop(i))
+                .map_err(|e| format!("push: {e:?}"))?;
         }
-        expect_eq("consumed", ctx("enter", ring.submit_and_wait(batch as u32))?, batch as u32)?;
+        expect_eq(
+            "consumed",
+            ctx("enter", ring.submit_and_wait(batch as u32))?,
+            batch as u32,
+        )?;
         let cqes = reap_n(&mut ring, batch as usize)?;
         let mut ids: Vec<u64> = cqes.iter().map(|c| c.user_data).collect();
         ids.sort();
@@ -72,7 +79,8 @@ fn linked() -> Outcome {
     b.flags = SqeFlags::LINK.bits();
     let c = nop(3);
     for s in [a, b, c] {
-        ring.try_push_scalar(&s).map_err(|e| format!("push: {e:?}"))?;
+        ring.try_push_scalar(&s)
+            .map_err(|e| format!("push: {e:?}"))?;
     }
     ring.submit().map_err(|e| format!("submit: {e}"))?;
     let mut cqes = reap_n(&mut ring, 3)?;
@@ -86,7 +94,8 @@ fn linked() -> Outcome {
 fn timeout() -> Outcome {
     let rt = ctx("runtime", Runtime::new(RingOptions::new(8)))?;
     let t0 = sys::now_ns();
-    rt.block_on(rt.sleep(20_000_000)).map_err(|e| format!("sleep: {e}"))?;
+    rt.block_on(rt.sleep(20_000_000))
+        .map_err(|e| format!("sleep: {e}"))?;
     let waited = sys::now_ns() - t0;
     if waited < 20_000_000 {
         return Err(format!("timeout fired after {waited} ns, want >= 20 ms"));
@@ -102,9 +111,11 @@ fn cancel() -> Outcome {
     let mut c = Sqe::new(Opcode::Cancel);
     c.addr = 10;
     c.user_data = 11;
-    ring.try_push_scalar(&t).map_err(|e| format!("push: {e:?}"))?;
+    ring.try_push_scalar(&t)
+        .map_err(|e| format!("push: {e:?}"))?;
     ring.submit().map_err(|e| format!("submit: {e}"))?;
-    ring.try_push_scalar(&c).map_err(|e| format!("push: {e:?}"))?;
+    ring.try_push_scalar(&c)
+        .map_err(|e| format!("push: {e:?}"))?;
     let mut cqes = reap_n(&mut ring, 2)?;
     cqes.sort_by_key(|c| c.user_data);
     expect_eq("timeout", cqes[0].res, -(Errno::Canceled as i32))?;
@@ -112,15 +123,25 @@ fn cancel() -> Outcome {
     let mut c2 = Sqe::new(Opcode::Cancel);
     c2.addr = 12345;
     c2.user_data = 12;
-    ring.try_push_scalar(&c2).map_err(|e| format!("push: {e:?}"))?;
-    expect_eq("cancel nothing", reap_n(&mut ring, 1)?[0].res, -(Errno::NoEnt as i32))?;
+    ring.try_push_scalar(&c2)
+        .map_err(|e| format!("push: {e:?}"))?;
+    expect_eq(
+        "cancel nothing",
+        reap_n(&mut ring, 1)?[0].res,
+        -(Errno::NoEnt as i32),
+    )?;
     Ok(())
 }
 
 fn cq_full() -> Outcome {
     let mut ring = ctx(
         "setup",
-        Ring::setup(RingOptions { sq_entries: 16, cq_entries: 16, polled: false, sq_idle_us: 0 }),
+        Ring::setup(RingOptions {
+            sq_entries: 16,
+            cq_entries: 16,
+            polled: false,
+            sq_idle_us: 0,
+        }),
     )?;
     const TOTAL: u64 = 1000;
     let mut next = 0u64;
@@ -157,11 +178,17 @@ fn cq_full() -> Outcome {
 fn polled() -> Outcome {
     let mut ring = ctx(
         "setup",
-        Ring::setup(RingOptions { sq_entries: 32, cq_entries: 0, polled: true, sq_idle_us: 1000 }),
+        Ring::setup(RingOptions {
+            sq_entries: 32,
+            cq_entries: 0,
+            polled: true,
+            sq_idle_us: 1000,
+        }),
     )?;
     for round in 0..50u64 {
         for i in 0..8 {
-            ring.try_push_scalar(&nop(round * 8 + i)).map_err(|e| format!("push: {e:?}"))?;
+            ring.try_push_scalar(&nop(round * 8 + i))
+                .map_err(|e| format!("push: {e:?}"))?;
         }
         ctx("submit", ring.submit())?;
         reap_n(&mut ring, 8)?;
@@ -196,7 +223,10 @@ fn main(args: libc_shim::Args) -> i32 {
         };
     }
     let outcome = CASES.iter().try_for_each(|case| {
-        let pid = ctx("spawn", sys::spawn("/bin/tests/ring", &["ring", case], &[], &[]))?;
+        let pid = ctx(
+            "spawn",
+            sys::spawn("/bin/tests/ring", &["ring", case], &[], &[]),
+        )?;
         match ctx("wait", sys::waitpid(pid))? {
             (_, ExitStatus::Exited(0)) => Ok(()),
             (_, st) => Err(format!("case {case} ended {st:?}")),

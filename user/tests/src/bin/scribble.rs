@@ -11,15 +11,18 @@ extern crate alloc;
 mod common;
 
 use common::{Outcome, ctx, report};
-use libc_shim::abi::{Opcode, Sqe};
 use libc_shim::abi::ring::RingParams;
+use libc_shim::abi::{Opcode, Sqe};
 use libc_shim::sys;
 use libc_shim::{Ring, RingOptions};
 
 libc_shim::entry!(main);
 
 fn child(seed: u64) -> i32 {
-    let mut params = RingParams { sq_entries: 64, ..RingParams::default() };
+    let mut params = RingParams {
+        sq_entries: 64,
+        ..RingParams::default()
+    };
     let mut s = Sqe::new(Opcode::RingSetup);
     s.addr = &mut params as *mut RingParams as u64;
     s.len = size_of::<RingParams>() as u32;
@@ -53,11 +56,15 @@ fn child(seed: u64) -> i32 {
 fn run() -> Outcome {
     for seed in 1..=4u64 {
         let s = alloc::format!("{seed}");
-        let pid = ctx("spawn", sys::spawn("/bin/tests/scribble", &["scribble", &s], &[], &[]))?;
+        let pid = ctx(
+            "spawn",
+            sys::spawn("/bin/tests/scribble", &["scribble", &s], &[], &[]),
+        )?;
         ctx("wait", sys::waitpid(pid))?;
     }
     let mut ring = ctx("setup", Ring::setup(RingOptions::new(8)))?;
-    ring.try_push_scalar(&Sqe::new(Opcode::Nop)).map_err(|e| alloc::format!("{e:?}"))?;
+    ring.try_push_scalar(&Sqe::new(Opcode::Nop))
+        .map_err(|e| alloc::format!("{e:?}"))?;
     ctx("enter", ring.submit_and_wait(1))?;
     if ring.try_reap().is_none_or(|(c, _)| c.res != 0) {
         return Err("nop on a fresh ring failed".into());

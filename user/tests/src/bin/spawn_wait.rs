@@ -16,16 +16,46 @@ libc_shim::entry!(main);
 
 fn run() -> Outcome {
     let t = ctx("spawn true", sys::spawn("/bin/true", &["true"], &[], &[]))?;
-    expect_eq("true", ctx("wait", sys::waitpid(t))?, (t, ExitStatus::Exited(0)))?;
-    let f = ctx("spawn false", sys::spawn("/bin/false", &["false"], &[], &[]))?;
-    expect_eq("false", ctx("wait", sys::waitpid(f))?, (f, ExitStatus::Exited(1)))?;
-    let me = ctx("spawn self", sys::spawn("/bin/tests/spawn_wait", &["spawn_wait", "exit", "42"], &[], &[]))?;
-    expect_eq("exit 42", ctx("wait", sys::waitpid(me))?, (me, ExitStatus::Exited(42)))?;
-    expect_eq("missing", sys::spawn("/bin/does-not-exist", &["x"], &[], &[]).err(), Some(libc_shim::abi::Errno::NoEnt))?;
+    expect_eq(
+        "true",
+        ctx("wait", sys::waitpid(t))?,
+        (t, ExitStatus::Exited(0)),
+    )?;
+    let f = ctx(
+        "spawn false",
+        sys::spawn("/bin/false", &["false"], &[], &[]),
+    )?;
+    expect_eq(
+        "false",
+        ctx("wait", sys::waitpid(f))?,
+        (f, ExitStatus::Exited(1)),
+    )?;
+    let me = ctx(
+        "spawn self",
+        sys::spawn(
+            "/bin/tests/spawn_wait",
+            &["spawn_wait", "exit", "42"],
+            &[],
+            &[],
+        ),
+    )?;
+    expect_eq(
+        "exit 42",
+        ctx("wait", sys::waitpid(me))?,
+        (me, ExitStatus::Exited(42)),
+    )?;
+    expect_eq(
+        "missing",
+        sys::spawn("/bin/does-not-exist", &["x"], &[], &[]).err(),
+        Some(libc_shim::abi::Errno::NoEnt),
+    )?;
     // Pipes between processes: we write to cat's stdin, read its stdout.
     let (in_r, in_w) = ctx("pipe", sys::pipe())?;
     let (out_r, out_w) = ctx("pipe", sys::pipe())?;
-    let cat = ctx("spawn cat", sys::spawn("/bin/cat", &["cat"], &[], &[(0, in_r), (1, out_w), (2, 2)]))?;
+    let cat = ctx(
+        "spawn cat",
+        sys::spawn("/bin/cat", &["cat"], &[], &[(0, in_r), (1, out_w), (2, 2)]),
+    )?;
     ctx("close", sys::close(in_r))?;
     ctx("close", sys::close(out_w))?;
     let msg = b"through two pipes and a process\n";
@@ -40,7 +70,11 @@ fn run() -> Outcome {
         }
     }
     expect_eq("pipe data", got.as_slice(), msg.as_slice())?;
-    expect_eq("cat", ctx("wait", sys::waitpid(cat))?, (cat, ExitStatus::Exited(0)))?;
+    expect_eq(
+        "cat",
+        ctx("wait", sys::waitpid(cat))?,
+        (cat, ExitStatus::Exited(0)),
+    )?;
     Ok(())
 }
 

@@ -26,9 +26,15 @@ fn run() -> Outcome {
         return Err("monotonic clock went back".into());
     }
     let path = "/tmp-trap-test";
-    let flags = OpenFlags::READ_WRITE.union(OpenFlags::CREATE).union(OpenFlags::TRUNCATE);
+    let flags = OpenFlags::READ_WRITE
+        .union(OpenFlags::CREATE)
+        .union(OpenFlags::TRUNCATE);
     let fd = ctx("open", sys::open(path, flags, 0o644))?;
-    expect_eq("write", ctx("write", sys::write(fd, b"hello damselfly"))?, 15)?;
+    expect_eq(
+        "write",
+        ctx("write", sys::write(fd, b"hello damselfly"))?,
+        15,
+    )?;
     expect_eq("lseek", ctx("lseek", sys::lseek(fd, 6, Whence::Set))?, 6)?;
     let mut buf = [0u8; 32];
     let n = ctx("read", sys::read(fd, &mut buf))?;

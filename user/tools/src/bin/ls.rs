@@ -76,7 +76,11 @@ fn list(path: &str, long: bool) -> Result<(), Errno> {
 fn main(args: libc_shim::Args) -> i32 {
     let long = args.get(1) == Some("-l");
     let paths: alloc::vec::Vec<&str> = args.iter().skip(if long { 2 } else { 1 }).collect();
-    let paths = if paths.is_empty() { alloc::vec!["."] } else { paths };
+    let paths = if paths.is_empty() {
+        alloc::vec!["."]
+    } else {
+        paths
+    };
     let mut status = 0;
     for (i, path) in paths.iter().enumerate() {
         if paths.len() > 1 {

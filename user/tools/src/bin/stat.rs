@@ -35,10 +35,7 @@ fn main(args: libc_shim::Args) -> i32 {
                     st.st_uid,
                     st.st_gid
                 );
-                println!(
-                    "Modify: {}.{:09}",
-                    st.st_mtime.tv_sec, st.st_mtime.tv_nsec
-                );
+                println!("Modify: {}.{:09}", st.st_mtime.tv_sec, st.st_mtime.tv_nsec);
             }
             Err(e) => {
                 eprintln!("stat: {path}: {e}");

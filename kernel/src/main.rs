@@ -10,8 +10,10 @@
 extern crate alloc;
 
 mod console;
+mod exec;
 #[cfg(feature = "ktest")]
 mod ktest;
+mod process;
 mod rootfs;
 mod sched;
 
@@ -27,7 +29,24 @@ fn kmain(info: &'static hal::BootInfo) -> ! {
         #[cfg(not(feature = "ktest"))]
         log::warn!("test={selection} ignored: this kernel was built without the ktest feature");
     }
+    start_userland();
     console::run()
+}
+
+/// Starts `/bin/init` from the root filesystem and gives the boot CPU to
+/// its executor; returns only if there is no init (the kernel console then
+/// serves instead).
+fn start_userland() {
+    let Some(vfs) = rootfs::root() else { return };
+    let services = process::init(vfs.clone());
+    match services.start_init("/bin/init") {
+        Ok(pid) => {
+            log::info!("init started (pid {pid})");
+            sched::run_forever()
+        }
+        Err(abi::Errno::NoEnt) => log::info!("no /bin/init in the boot archive: kernel console"),
+        Err(e) => log::error!("cannot start /bin/init: {e}; kernel console instead"),
+    }
 }
 
 /// Starts every CPU ACPI lists, then the executors on the APs.

@@ -44,8 +44,52 @@ impl EntropySource for TscEntropy {
     }
 }
 
-/// COM1, polled (the interrupt-driven UART comes with the drivers).
+/// COM1: polled output; input wakes its reader through the UART's receive
+/// interrupt (routed by the IOAPIC to CPU 0, posted to CPU 0's executor,
+/// whose handler wakes the waiting read). The full driver with a line
+/// discipline comes with the drivers issue.
 struct SerialConsole;
+
+/// The read waiting for console input.
+static CONSOLE_WAKER: spin::Mutex<Option<core::task::Waker>> = spin::Mutex::new(None);
+
+/// The executor's interrupt vector for console input (CPU 0).
+const CONSOLE_VECTOR: usize = 1;
+
+/// Runs on CPU 0's executor (task context) after a receive interrupt.
+fn console_input(_arg: usize) {
+    if let Some(waker) = CONSOLE_WAKER.lock().take() {
+        waker.wake();
+    }
+}
+
+/// The UART interrupt hook (interrupt context): post, nothing more.
+fn console_interrupt() {
+    if let Some(runtime) = crate::sched::runtime() {
+        let _ = runtime.post_interrupt(executor::CpuId(0), CONSOLE_VECTOR);
+    }
+}
+
+/// Turns on interrupt-driven console input (boot CPU, once the executor exists).
+fn enable_console_interrupts() -> bool {
+    let Some(runtime) = crate::sched::runtime() else {
+        return false;
+    };
+    if runtime.register_interrupt(executor::CpuId(0), CONSOLE_VECTOR, console_input, 0).is_err() {
+        return false;
+    }
+    serial::set_interrupt_hook(console_interrupt);
+    match serial::route_interrupt(hal::arch::apic::id()) {
+        Ok(()) => {
+            serial::set_rx_interrupt(true);
+            true
+        }
+        Err(e) => {
+            log::warn!(target: "console", "no COM1 interrupt ({e:?}): console input is polled");
+            false
+        }
+    }
+}
 
 impl ConsoleDevice for SerialConsole {
     fn write(&self, data: &[u8]) -> usize {
@@ -73,18 +117,53 @@ impl ConsoleDevice for SerialConsole {
         }
     }
 
-    /// No receive interrupt yet, so nothing could wake a waiter: an empty
-    /// line answers `Again` instead of `Pending`.
-    fn poll_read(&self, _cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, Errno>> {
-        Poll::Ready(self.try_read(buf))
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Result<usize, Errno>> {
+        match self.try_read(buf) {
+            Err(Errno::Again) => {}
+            done => return Poll::Ready(done),
+        }
+        *CONSOLE_WAKER.lock() = Some(cx.waker().clone());
+        // Input that arrived before the waker was in place has no interrupt
+        // of its own left: look again.
+        match self.try_read(buf) {
+            Err(Errno::Again) => Poll::Pending,
+            done => Poll::Ready(done),
+        }
     }
 }
 
-static ROOT: spin::Once<Vfs> = spin::Once::new();
+static ROOT: spin::Once<Arc<Vfs>> = spin::Once::new();
 
 /// The root filesystem, once mounted.
-pub fn root() -> Option<&'static Vfs> {
+pub fn root() -> Option<&'static Arc<Vfs>> {
     ROOT.get()
+}
+
+/// Remounts `/dev` as a devfs served by a port on CPU 0 plus its task.
+fn serve_devfs_from_a_task(vfs: &Vfs, devfs: fs::devfs::Devfs) {
+    let Some(runtime) = crate::sched::runtime() else { return };
+    let root = vfs.root();
+    let (port, task) = Arc::new(devfs).serve_on(executor::CpuId(0));
+    let remounted = fs::service::try_complete_inline(async {
+        vfs.unmount(&root, b"/dev").await?;
+        vfs.mount(&root, b"/dev", port).await
+    });
+    match remounted {
+        Some(Ok(_)) => {
+            if let Err(e) = runtime.spawn_on(executor::CpuId(0), task) {
+                log::error!(target: "vfs", "devfs task: {e:?}");
+            }
+        }
+        other => log::error!(target: "vfs", "cannot serve /dev from a task: {:?}", other.map(|r| r.err())),
+    }
+}
+
+/// Wall-clock time at boot, ns since the Unix epoch (0 until a clock sets it).
+static REALTIME_BASE_NS: AtomicU64 = AtomicU64::new(0);
+
+/// What to add to time since boot for wall-clock time.
+pub fn realtime_base_ns() -> u64 {
+    REALTIME_BASE_NS.load(Ordering::Relaxed)
 }
 
 /// Mounts the root tmpfs from the boot archive (an empty root without
@@ -98,10 +177,16 @@ pub fn mount() {
         console: Arc::new(SerialConsole),
     };
     let archive = hal::boot::initrd_bytes().unwrap_or(&[]);
+    let (clock, entropy, console) = (services.clock.clone(), services.entropy.clone(), services.console.clone());
     match fs::service::try_complete_inline(fs::boot::mount_root(&services, archive)) {
         // fs::boot logs what was unpacked.
         Some(Ok((vfs, _stats))) => {
-            ROOT.call_once(|| vfs);
+            // With interrupts for console input, /dev is served by a task on
+            // CPU 0 so a read can wait for input instead of failing.
+            if enable_console_interrupts() {
+                serve_devfs_from_a_task(&vfs, fs::devfs::Devfs::new(clock, entropy, console));
+            }
+            ROOT.call_once(|| Arc::new(vfs));
         }
         Some(Err(e)) => log::error!(target: "vfs", "no root filesystem: {e:?}"),
         None => log::error!(target: "vfs", "mounting the root did not complete inline"),

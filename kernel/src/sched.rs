@@ -77,7 +77,7 @@ impl Platform for KernelPlatform {
                 return;
             }
             // Halt until shortly before the deadline; the next call polls.
-            time::arm_oneshot_ns(VECTOR_TIMER, deadline - now - IDLE_POLL_NS);
+            arm_timer(cpu.index(), deadline - now - IDLE_POLL_NS);
         }
         interrupts::enable_and_hlt();
     }
@@ -107,8 +107,12 @@ static BOUND: AtomicU64 = AtomicU64::new(0);
 static WAKES: [AtomicU64; hal::percpu::MAX_CPUS] =
     [const { AtomicU64::new(0) }; hal::percpu::MAX_CPUS];
 
-/// Acknowledge-only handler: the executor loop does the work after HLT.
-fn acknowledge(_vector: u8) {}
+/// The timer: nothing is armed any more; the executor loop does the work.
+fn timer_fired(_vector: u8) {
+    if let Some(deadline) = TIMER_DEADLINE.get(hal::cpu_index()) {
+        deadline.store(0, Ordering::Relaxed);
+    }
+}
 
 /// The wake IPI: counted, so a polling idle CPU notices it.
 fn wake(_vector: u8) {
@@ -131,6 +135,54 @@ pub fn run_until(stop: &mut dyn FnMut() -> bool, poll_ns: u64) {
     }
 }
 
+/// Longest a user thread runs before the timer takes the CPU back.
+pub const TIME_SLICE_NS: u64 = 4_000_000;
+
+/// The APIC timer deadline armed on each CPU (0: none pending).
+static TIMER_DEADLINE: [AtomicU64; hal::percpu::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; hal::percpu::MAX_CPUS];
+
+fn arm_timer(cpu: usize, after_ns: u64) {
+    let deadline = time::now_ns() + after_ns;
+    TIMER_DEADLINE[cpu].store(deadline, Ordering::Relaxed);
+    time::arm_oneshot_ns(VECTOR_TIMER, after_ns);
+}
+
+/// Before entering user mode: makes sure the timer fires within a time
+/// slice (so a spinning program gives the CPU back, and this CPU's timers
+/// run). Cheap when a suitable deadline is armed already.
+pub fn arm_time_slice() {
+    let cpu = hal::cpu_index();
+    let now = time::now_ns();
+    let armed = TIMER_DEADLINE[cpu].load(Ordering::Relaxed);
+    if armed > now && armed <= now + TIME_SLICE_NS {
+        return;
+    }
+    arm_timer(cpu, TIME_SLICE_NS);
+}
+
+/// Interrupts `cpu` (a wake IPI): a user thread running there comes back
+/// to the kernel and its task sees whatever changed (a kill).
+pub fn kick(cpu: usize) {
+    if cpu == hal::cpu_index() {
+        return; // we are in the kernel here already
+    }
+    if let Some(apic_id) = smp::apic_id_of(cpu) {
+        apic::send_ipi(apic_id, VECTOR_WAKE);
+    }
+}
+
+/// Runs this CPU's executor forever (the boot CPU, once userland runs).
+pub fn run_forever() -> ! {
+    if let Some(local) = LOCAL.with(|local| local.copied()) {
+        local.run();
+    }
+    log::error!(target: "sched", "CPU {}: no executor to run; parking", hal::cpu_index());
+    loop {
+        interrupts::enable_and_hlt();
+    }
+}
+
 /// The runtime, once [`start`] has run.
 #[cfg_attr(not(feature = "ktest"), allow(dead_code))] // the test runner hands it to the suite
 pub fn runtime() -> Option<&'static Runtime> {
@@ -141,7 +193,7 @@ pub fn runtime() -> Option<&'static Runtime> {
 /// it (boot CPU, once, after `smp::start_aps`).
 pub fn start() {
     let cpus = smp::online_cpus();
-    for (vector, handler) in [(VECTOR_WAKE, wake as fn(u8)), (VECTOR_TIMER, acknowledge)] {
+    for (vector, handler) in [(VECTOR_WAKE, wake as fn(u8)), (VECTOR_TIMER, timer_fired)] {
         if trap::set_interrupt_handler(vector, handler).is_err() {
             log::error!(target: "sched", "vector {vector:#x} is taken; CPUs may miss wake-ups");
         }

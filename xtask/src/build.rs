@@ -117,12 +117,27 @@ pub fn initrd() -> Result<PathBuf, String> {
     }
     let mut builder = fs::cpio::ArchiveBuilder::new();
     let count = add(&mut builder, &root().join("user/root"), "")?;
+    // The programs (init, sh, tools, tests, benchmarks), built optimised:
+    // the benchmarks measure them.
+    let programs = crate::user::build_user_programs(true)?;
+    let mut dirs = std::collections::BTreeSet::new();
+    for (path, elf) in &programs {
+        let mut parent = String::new();
+        for part in path.split('/').collect::<Vec<_>>().split_last().map_or(&[][..], |(_, d)| d) {
+            parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
+            if dirs.insert(parent.clone()) && !root().join("user/root").join(&parent).is_dir() {
+                builder.dir(&parent, 0o755, 0);
+            }
+        }
+        builder.file(path, 0o755, 0, elf);
+    }
     let path = initrd_path();
     std::fs::write(&path, builder.finish())
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
     eprintln!(
-        "xtask: packed {} ({count} entries from user/root)",
-        path.display()
+        "xtask: packed {} ({count} entries from user/root, {} programs)",
+        path.display(),
+        programs.len()
     );
     Ok(path)
 }

@@ -9,6 +9,7 @@ mod prereq;
 mod qemu;
 mod symbols;
 mod test;
+mod user;
 
 use std::process::ExitCode;
 

@@ -62,6 +62,10 @@ impl Boot {
         if self.accel == "kvm" {
             // `-cpu host` aborts on kvm-pvm unless arch-capabilities is off.
             qemu.args(["-cpu", "host,-arch-capabilities"]);
+        } else {
+            // Every feature TCG emulates: SMEP, SMAP, XSAVE and AVX for user
+            // mode, NX, x2APIC (qemu64, the default, has none of the first four).
+            qemu.args(["-cpu", "max"]);
         }
         qemu.args(["-smp", &self.smp.to_string(), "-m", &self.mem]);
         qemu.args([

@@ -80,7 +80,8 @@ pub fn build_user_programs(release: bool) -> Result<Vec<(String, Vec<u8>)>, Stri
         .current_dir(root())
         .args(["build", "--target", TARGET]);
     if release {
-        cargo.arg("--release");
+        // Optimised, without debug info: the boot archive stays small.
+        cargo.args(["--release", "--config", "profile.release.strip=\"debuginfo\""]);
     }
     for p in &packages {
         cargo.args(["--package", p.name]);

@@ -18,6 +18,13 @@ pub struct PerCpu {
     self_ptr: *const PerCpu,
     /// Dense CPU number: 0 for the boot CPU, then in start order.
     pub index: u32,
+    /// User-mode entry and exit (`arch::x86_64::user`), at fixed offsets its
+    /// assembly uses: the kernel stack pointer to resume on a user exit
+    /// (offset 16), the running `UserContext` (24), a scratch slot for the
+    /// user stack pointer on `syscall` entry (32).
+    pub user_kernel_rsp: u64,
+    pub user_context: u64,
+    pub user_scratch: u64,
 }
 
 /// Set once the boot CPU's GS base is valid; before that `cpu_index()` is 0.
@@ -39,6 +46,9 @@ static BLOCKS: Blocks = Blocks(
         UnsafeCell::new(PerCpu {
             self_ptr: core::ptr::null(),
             index: 0,
+            user_kernel_rsp: 0,
+            user_context: 0,
+            user_scratch: 0,
         })
     }; MAX_CPUS],
 );

@@ -15,6 +15,7 @@ mod report;
 mod rootfs;
 mod sched;
 mod smp;
+mod user;
 
 pub use rootfs::set_root;
 pub use sched::set_runtime;
@@ -165,6 +166,26 @@ pub static TESTS: &[KernelTest] = &[
     KernelTest::new(
         "apic_timer_fires_no_earlier_than_its_deadline",
         report::apic_timer_fires_no_earlier_than_its_deadline,
+    ),
+    KernelTest::new(
+        "syscall_and_invalid_opcode_come_back_from_ring_3",
+        user::syscall_and_invalid_opcode_come_back_from_ring_3,
+    ),
+    KernelTest::new(
+        "user_access_to_kernel_memory_is_a_user_page_fault",
+        user::user_access_to_kernel_memory_is_a_user_page_fault,
+    ),
+    KernelTest::new(
+        "a_spinning_user_thread_is_preempted_by_the_timer",
+        user::a_spinning_user_thread_is_preempted_by_the_timer,
+    ),
+    KernelTest::new(
+        "sse_state_belongs_to_the_user_context",
+        user::sse_state_belongs_to_the_user_context,
+    ),
+    KernelTest::new(
+        "copies_check_every_page_of_user_memory",
+        user::copies_check_every_page_of_user_memory,
     ),
     KernelTest::new("tasks_run_on_every_cpu", sched::tasks_run_on_every_cpu),
     KernelTest::new(

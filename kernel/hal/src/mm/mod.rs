@@ -23,6 +23,8 @@ mod pages;
 #[cfg(target_os = "none")]
 pub mod paging;
 #[cfg(target_os = "none")]
+pub mod space;
+#[cfg(target_os = "none")]
 mod stack;
 
 #[cfg(target_os = "none")]

@@ -193,6 +193,23 @@ pub fn init(usable: &[Range], direct_map_top: u64) {
         phys += huge;
     }
 
+    // Every upper-half PML4 slot gets its table now, so the kernel half can
+    // be shared by reference: user address spaces copy these 256 entries
+    // once, and later kernel mappings land in tables they already share.
+    for slot in 256..512 {
+        if pml4_entry_unused(pml4_phys, slot) {
+            let table = early
+                .alloc(1)
+                .expect("no memory for the kernel page tables");
+            // SAFETY: a fresh early frame, identity-mapped at this point.
+            unsafe { (*(table as *mut PageTable)).zero() };
+            // SAFETY: as above; the PML4 is not active yet.
+            let pml4 = unsafe { &mut *(pml4_phys as *mut PageTable) };
+            pml4[slot].set_addr(PhysAddr::new(table), TABLE_FLAGS);
+        }
+    }
+    KERNEL_PML4.store(pml4_phys, core::sync::atomic::Ordering::Relaxed);
+
     // Switch. From here on the identity map is gone: only the image (higher
     // half) and the direct map are reachable.
     // SAFETY: the new table maps the running code, its stack (bss) and all
@@ -228,6 +245,14 @@ pub fn init(usable: &[Range], direct_map_top: u64) {
     let pml4 = unsafe { &mut *((DIRECT_MAP_BASE + pml4_phys) as *mut PageTable) };
     // SAFETY: all physical memory is mapped at DIRECT_MAP_BASE.
     *KERNEL_PT.lock() = Some(unsafe { OffsetPageTable::new(pml4, VirtAddr::new(DIRECT_MAP_BASE)) });
+}
+
+/// Physical address of the kernel's PML4 (set once by [`init`]).
+pub(crate) static KERNEL_PML4: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+fn pml4_entry_unused(pml4_phys: u64, slot: usize) -> bool {
+    // SAFETY: called by `init` while the table is identity-mapped.
+    unsafe { (&*(pml4_phys as *const PageTable))[slot].is_unused() }
 }
 
 fn with_pt<R>(f: impl FnOnce(&mut OffsetPageTable<'static>) -> R) -> R {

@@ -9,6 +9,7 @@ pub mod serial;
 pub mod smp;
 pub mod time;
 pub mod trap;
+pub mod user;
 
 use core::cell::UnsafeCell;
 

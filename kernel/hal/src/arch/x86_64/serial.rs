@@ -87,6 +87,18 @@ fn on_interrupt(_vector: u8) {
     // SAFETY: reading COM1's IIR only affects the UART.
     let _ = unsafe { Port::<u8>::new(COM1 + 2).read() };
     INTERRUPTS.fetch_add(1, Ordering::Relaxed);
+    if let Some(hook) = HOOK.get() {
+        hook();
+    }
+}
+
+static HOOK: spin::Once<fn()> = spin::Once::new();
+
+/// Sets what the interrupt handler calls after acknowledging (once): the
+/// kernel posts its console wake-up there. It runs in interrupt context:
+/// it may only do what an interrupt handler may (no locks, no allocation).
+pub fn set_interrupt_hook(hook: fn()) {
+    HOOK.call_once(|| hook);
 }
 
 /// Routes COM1's IRQ through the IOAPIC to [`VECTOR_COM1`] on the CPU with

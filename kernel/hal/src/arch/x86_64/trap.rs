@@ -102,6 +102,12 @@ pub fn exception_name(vector: u64) -> &'static str {
 #[unsafe(naked)]
 unsafe extern "C" fn trap_common() {
     naked_asm!(
+        // From ring 3 (the saved CS has RPL 3): take the kernel's GS base.
+        // Such traps never come back here (see `user::exit_from_trap`).
+        "test qword ptr [rsp + 24], 3",
+        "jz 2f",
+        "swapgs",
+        "2:",
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14",
         "push r15",
@@ -404,6 +410,10 @@ fn interrupt(vector: u8) {
 }
 
 extern "C" fn dispatch(frame: &mut TrapFrame) {
+    if super::user::from_user(frame) {
+        // A user thread trapped: the kernel resumes where it entered it.
+        super::user::exit_from_trap(frame, interrupt);
+    }
     if frame.vector >= 32 {
         interrupt(frame.vector as u8);
         return;

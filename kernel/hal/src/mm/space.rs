@@ -1,0 +1,521 @@
+//! User address spaces: one PML4 per process whose upper half is the
+//! kernel's (shared by reference: `paging::init` gave every upper-half slot
+//! its table, so these 256 entries never change), and whose lower half
+//! holds the process's own mappings.
+//!
+//! The kernel never dereferences a user address. [`AddressSpace::copy_from_user`]
+//! and [`AddressSpace::copy_to_user`] walk the process's tables in software
+//! and copy through the direct map, checking the user and write bits of
+//! every page on the way; a hole or a missing permission is
+//! [`UserFault`], which the syscall layer reports as `EFAULT`. So SMAP can
+//! stay on, a copy never faults, and it works whichever address space the
+//! CPU has loaded (a system call may finish on behalf of a process while
+//! another one runs).
+//!
+//! Ownership of frames: a page mapped with [`AddressSpace::map_zeroed`] (or
+//! [`AddressSpace::map_copy`]) belongs to the space and is freed with it or
+//! on unmap; a page mapped with [`AddressSpace::map_shared`] (the syscall
+//! rings) is borrowed, marked with a software bit, and never freed here.
+//!
+//! TLB: a process and its tasks live on one CPU, so a change is flushed on
+//! this CPU only (and only if the space is loaded); [`AddressSpace::activate`]
+//! reloads CR3 when it switches spaces.
+
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use x86_64::registers::control::{Cr3, Cr3Flags};
+use x86_64::structures::paging::{PageTable, PageTableFlags as F, PhysFrame};
+use x86_64::{PhysAddr, VirtAddr};
+
+use super::{MemError, PAGE_SIZE, phys_to_virt};
+use crate::arch::user::USER_TOP;
+use crate::percpu::CpuLocal;
+
+/// Software bit (available to the OS) marking a borrowed frame.
+const BORROWED: F = F::BIT_9;
+
+/// Parent tables of user mappings: the leaf decides the permissions.
+const USER_TABLE: F = F::PRESENT.union(F::WRITABLE).union(F::USER_ACCESSIBLE);
+
+/// Permissions of a user page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserProt {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+impl UserProt {
+    pub const NONE: UserProt = UserProt { read: false, write: false, execute: false };
+    pub const READ: UserProt = UserProt { read: true, write: false, execute: false };
+    pub const READ_WRITE: UserProt = UserProt { read: true, write: true, execute: false };
+    pub const READ_EXECUTE: UserProt = UserProt { read: true, write: false, execute: true };
+
+    fn flags(self) -> F {
+        let nx = if crate::arch::cpu::has_nx() && !self.execute {
+            F::NO_EXECUTE
+        } else {
+            F::empty()
+        };
+        // PROT_NONE: not present, but the frame stays recorded (USER set,
+        // PRESENT clear) so it is still owned and can be made visible again.
+        let present = if self.read || self.write || self.execute {
+            F::PRESENT
+        } else {
+            F::empty()
+        };
+        let write = if self.write { F::WRITABLE } else { F::empty() };
+        present | F::USER_ACCESSIBLE | write | nx
+    }
+}
+
+const READABLE: F = F::PRESENT.union(F::USER_ACCESSIBLE);
+const WRITABLE: F = READABLE.union(F::WRITABLE);
+
+/// Zeroed, physically contiguous pages shared between the kernel (through
+/// the direct map, as atomics) and a process (mapped with
+/// [`AddressSpace::map_shared`]): the syscall rings. Freed on drop, so the
+/// owner must keep it alive as long as any space maps it.
+pub struct SharedPages {
+    phys: u64,
+    pages: usize,
+}
+
+impl SharedPages {
+    /// `pages` fresh zeroed pages.
+    ///
+    /// # Errors
+    /// `NoMemory` if no such run of frames is free.
+    pub fn new(pages: usize) -> Result<SharedPages, MemError> {
+        let phys = super::alloc_frames_contiguous(pages, 1).ok_or(MemError::NoMemory)?;
+        // SAFETY: the frames were just allocated (ours alone) and are covered
+        // by the direct map.
+        unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, pages * PAGE_SIZE as usize) };
+        Ok(SharedPages { phys, pages })
+    }
+
+    /// Physical address of page `i`.
+    pub fn page_phys(&self, i: usize) -> u64 {
+        assert!(i < self.pages, "page {i} of {}", self.pages);
+        self.phys + i as u64 * PAGE_SIZE
+    }
+
+    /// Number of pages.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// The pages as 32-bit atomics (the process may write them any time).
+    pub fn words(&self) -> &[core::sync::atomic::AtomicU32] {
+        // SAFETY: the frames are ours until drop, mapped by the direct map,
+        // 4-aligned; AtomicU32 is valid for any bit pattern and concurrent
+        // writes by the process are atomic accesses of the same width or
+        // plain user stores the kernel only observes through atomics.
+        unsafe {
+            core::slice::from_raw_parts(
+                phys_to_virt(self.phys) as *const core::sync::atomic::AtomicU32,
+                self.pages * PAGE_SIZE as usize / 4,
+            )
+        }
+    }
+}
+
+impl Drop for SharedPages {
+    fn drop(&mut self) {
+        super::free_frames_contiguous(self.phys, self.pages);
+    }
+}
+
+/// A user address that is unmapped or lacks the permission asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserFault {
+    pub addr: u64,
+}
+
+/// How many address spaces exist (a leak check for the tests).
+static LIVE_SPACES: AtomicUsize = AtomicUsize::new(0);
+
+/// Address spaces alive now.
+pub fn live_spaces() -> usize {
+    LIVE_SPACES.load(Ordering::Relaxed)
+}
+
+/// A process's page tables.
+pub struct AddressSpace {
+    pml4: u64,
+    /// Serialises table changes and walks (a process's tasks share it).
+    lock: spin::Mutex<()>,
+    /// Shared pages mapped here (kept alive until the space is gone).
+    shared: spin::Mutex<alloc::vec::Vec<Arc<SharedPages>>>,
+}
+
+impl core::fmt::Debug for AddressSpace {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "AddressSpace({:#x})", self.pml4)
+    }
+}
+
+fn table(phys: u64) -> *mut PageTable {
+    phys_to_virt(phys) as *mut PageTable
+}
+
+fn alloc_zeroed_frame() -> Result<u64, MemError> {
+    let phys = super::alloc_frame().ok_or(MemError::NoMemory)?;
+    // SAFETY: a frame just handed out by the frame allocator is ours alone,
+    // and the direct map covers it.
+    unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, PAGE_SIZE as usize) };
+    Ok(phys)
+}
+
+fn check_user_page(va: u64) -> Result<(), MemError> {
+    if !va.is_multiple_of(PAGE_SIZE) || va == 0 || va >= USER_TOP {
+        return Err(MemError::BadAddress(va));
+    }
+    Ok(())
+}
+
+impl AddressSpace {
+    /// An empty lower half and the kernel's upper half.
+    ///
+    /// # Errors
+    /// [`MemError::NoMemory`] if no frame is left for the PML4.
+    pub fn new() -> Result<AddressSpace, MemError> {
+        let pml4 = alloc_zeroed_frame()?;
+        let kernel = super::paging::KERNEL_PML4.load(Ordering::Relaxed);
+        // SAFETY: both tables are page-table frames reached through the
+        // direct map; the new one is ours alone, the kernel's upper-half
+        // entries are never changed after boot (see `paging::init`).
+        unsafe {
+            let (new, kernel) = (&mut *table(pml4), &*table(kernel));
+            for slot in 256..512 {
+                new[slot] = kernel[slot].clone();
+            }
+        }
+        LIVE_SPACES.fetch_add(1, Ordering::Relaxed);
+        Ok(AddressSpace {
+            pml4,
+            lock: spin::Mutex::new(()),
+            shared: spin::Mutex::new(alloc::vec::Vec::new()),
+        })
+    }
+
+    /// The leaf entry for `va`, creating missing tables when `create`.
+    ///
+    /// # Safety
+    /// The caller holds `self.lock`, and `va` is a user address.
+    unsafe fn leaf(&self, va: u64, create: bool) -> Result<Option<*mut x86_64::structures::paging::page_table::PageTableEntry>, MemError> {
+        let va = VirtAddr::new(va);
+        let indexes = [va.p4_index(), va.p3_index(), va.p2_index()];
+        let mut current = self.pml4;
+        for index in indexes {
+            // SAFETY: `current` is a page-table frame of this space (the
+            // PML4 or one created below), reached through the direct map,
+            // and the lock serialises every change to these tables.
+            let entry = unsafe { &mut (&mut *table(current))[index] };
+            if entry.is_unused() {
+                if !create {
+                    return Ok(None);
+                }
+                let next = alloc_zeroed_frame()?;
+                entry.set_addr(PhysAddr::new(next), USER_TABLE);
+            } else if entry.flags().contains(F::HUGE_PAGE) {
+                return Err(MemError::BadAddress(va.as_u64()));
+            }
+            current = entry.addr().as_u64();
+        }
+        // SAFETY: as above, for the last level.
+        Ok(Some(unsafe { &mut (&mut *table(current))[va.p1_index()] as *mut _ }))
+    }
+
+    fn flush(&self, va: u64) {
+        if Cr3::read().0.start_address().as_u64() == self.pml4 {
+            x86_64::instructions::tlb::flush(VirtAddr::new(va));
+        }
+    }
+
+    fn map_frame(&self, va: u64, phys: u64, flags: F) -> Result<(), MemError> {
+        check_user_page(va)?;
+        let _guard = self.lock.lock();
+        // SAFETY: the lock is held and `va` is a user address (checked).
+        let entry = unsafe { self.leaf(va, true)? }.ok_or(MemError::BadAddress(va))?;
+        // SAFETY: the entry lives in this space's tables, under the lock.
+        let entry = unsafe { &mut *entry };
+        if !entry.is_unused() {
+            return Err(MemError::BadAddress(va));
+        }
+        entry.set_addr(PhysAddr::new(phys), flags);
+        Ok(())
+    }
+
+    /// Maps a fresh zeroed page at `va` (owned by the space).
+    ///
+    /// # Errors
+    /// `BadAddress` if `va` is not a page-aligned user address or is mapped
+    /// already; `NoMemory` if frames ran out.
+    pub fn map_zeroed(&self, va: u64, prot: UserProt) -> Result<(), MemError> {
+        let phys = alloc_zeroed_frame()?;
+        self.map_frame(va, phys, prot.flags()).inspect_err(|_| {
+            let _ = super::free_frame(phys);
+        })
+    }
+
+    /// Maps a fresh page at `va` holding `bytes` (at most a page) at
+    /// `offset` within it, zero elsewhere (loading program segments).
+    ///
+    /// # Errors
+    /// As [`map_zeroed`](Self::map_zeroed).
+    pub fn map_copy(&self, va: u64, prot: UserProt, offset: usize, bytes: &[u8]) -> Result<(), MemError> {
+        assert!(offset + bytes.len() <= PAGE_SIZE as usize, "map_copy: data beyond the page");
+        let phys = alloc_zeroed_frame()?;
+        // SAFETY: the frame was just allocated (ours alone) and the range
+        // lies inside it (asserted above).
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (phys_to_virt(phys) as *mut u8).add(offset),
+                bytes.len(),
+            )
+        };
+        self.map_frame(va, phys, prot.flags()).inspect_err(|_| {
+            let _ = super::free_frame(phys);
+        })
+    }
+
+    /// Maps page `index` of `pages` (shared with the kernel: the syscall
+    /// rings). The space keeps a reference, so the frames stay allocated as
+    /// long as it can map them; it never frees them itself.
+    ///
+    /// # Errors
+    /// As [`map_zeroed`](Self::map_zeroed).
+    pub fn map_shared(&self, va: u64, pages: &Arc<SharedPages>, index: usize, prot: UserProt) -> Result<(), MemError> {
+        self.map_frame(va, pages.page_phys(index), prot.flags() | BORROWED)?;
+        let mut shared = self.shared.lock();
+        if !shared.iter().any(|p| Arc::ptr_eq(p, pages)) {
+            shared.push(pages.clone());
+        }
+        Ok(())
+    }
+
+    /// Unmaps the page at `va`, freeing it if the space owns it.
+    ///
+    /// # Errors
+    /// `BadAddress` if nothing is mapped there.
+    pub fn unmap(&self, va: u64) -> Result<(), MemError> {
+        check_user_page(va)?;
+        let _guard = self.lock.lock();
+        // SAFETY: the lock is held and `va` is a user address.
+        let Some(entry) = (unsafe { self.leaf(va, false)? }) else {
+            return Err(MemError::BadAddress(va));
+        };
+        // SAFETY: an entry of this space's tables, under the lock.
+        let entry = unsafe { &mut *entry };
+        if entry.is_unused() {
+            return Err(MemError::BadAddress(va));
+        }
+        let (phys, flags) = (entry.addr().as_u64(), entry.flags());
+        entry.set_unused();
+        self.flush(va);
+        if !flags.contains(BORROWED) {
+            let _ = super::free_frame(phys);
+        }
+        Ok(())
+    }
+
+    /// Changes the permissions of the page at `va`.
+    ///
+    /// # Errors
+    /// `BadAddress` if nothing is mapped there.
+    pub fn protect(&self, va: u64, prot: UserProt) -> Result<(), MemError> {
+        check_user_page(va)?;
+        let _guard = self.lock.lock();
+        // SAFETY: the lock is held and `va` is a user address.
+        let Some(entry) = (unsafe { self.leaf(va, false)? }) else {
+            return Err(MemError::BadAddress(va));
+        };
+        // SAFETY: an entry of this space's tables, under the lock.
+        let entry = unsafe { &mut *entry };
+        if entry.is_unused() {
+            return Err(MemError::BadAddress(va));
+        }
+        let borrowed = entry.flags() & BORROWED;
+        entry.set_flags(prot.flags() | borrowed);
+        self.flush(va);
+        Ok(())
+    }
+
+    /// Whether `va` has a page (of any permission).
+    pub fn is_mapped(&self, va: u64) -> bool {
+        if va >= USER_TOP {
+            return false;
+        }
+        let _guard = self.lock.lock();
+        // SAFETY: the lock is held and `va` is a user address.
+        match unsafe { self.leaf(va & !(PAGE_SIZE - 1), false) } {
+            // SAFETY: an entry of this space's tables, under the lock.
+            Ok(Some(entry)) => unsafe { !(*entry).is_unused() },
+            _ => false,
+        }
+    }
+
+    /// Walks `[addr, addr + len)` page by page, calling `f` with the direct
+    /// map address and length of each piece. Needs the user bit on every
+    /// page, and the write bit when `write`.
+    fn for_each_piece(
+        &self,
+        addr: u64,
+        len: usize,
+        needed: F,
+        mut f: impl FnMut(*mut u8, usize, usize),
+    ) -> Result<(), UserFault> {
+        let end = addr
+            .checked_add(len as u64)
+            .filter(|end| *end <= USER_TOP)
+            .ok_or(UserFault { addr })?;
+        let _guard = self.lock.lock();
+        let mut va = addr;
+        let mut done = 0;
+        while va < end {
+            let page = va & !(PAGE_SIZE - 1);
+            // SAFETY: the lock is held and `page` is a user address.
+            let entry = match unsafe { self.leaf(page, false) } {
+                Ok(Some(entry)) => entry,
+                _ => return Err(UserFault { addr: va }),
+            };
+            // SAFETY: an entry of this space's tables, under the lock.
+            let flags = unsafe { (*entry).flags() };
+            if !flags.contains(needed) {
+                return Err(UserFault { addr: va });
+            }
+            // SAFETY: as above.
+            let phys = unsafe { (*entry).addr().as_u64() } + (va - page);
+            let piece = ((page + PAGE_SIZE).min(end) - va) as usize;
+            f(phys_to_virt(phys) as *mut u8, done, piece);
+            done += piece;
+            va += piece as u64;
+        }
+        Ok(())
+    }
+
+    /// Copies `dst.len()` bytes from user address `src`.
+    ///
+    /// # Errors
+    /// [`UserFault`] at the first byte that is not readable user memory
+    /// (`dst` may then hold part of the data).
+    pub fn copy_from_user(&self, dst: &mut [u8], src: u64) -> Result<(), UserFault> {
+        let out = dst.as_mut_ptr();
+        self.for_each_piece(src, dst.len(), READABLE, |from, done, n| {
+            // SAFETY: `from..from+n` is a mapped user page's frame through
+            // the direct map (checked by the walk); `out+done..+n` lies in
+            // `dst`. The process may write the frame concurrently: the bytes
+            // are then whatever they were, which the caller validates.
+            unsafe { core::ptr::copy_nonoverlapping(from, out.add(done), n) }
+        })
+    }
+
+    /// Copies `src` to user address `dst`.
+    ///
+    /// # Errors
+    /// [`UserFault`] at the first byte that is not writable user memory
+    /// (earlier pages may have been written).
+    pub fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), UserFault> {
+        let input = src.as_ptr();
+        self.for_each_piece(dst, src.len(), WRITABLE, |to, done, n| {
+            // SAFETY: `to..to+n` is a writable user page's frame through the
+            // direct map (checked); `input+done..+n` lies in `src`.
+            unsafe { core::ptr::copy_nonoverlapping(input.add(done), to, n) }
+        })
+    }
+
+    /// Writes `src` at user address `dst` whatever the pages' write
+    /// permission (loading a program: read-only segments, the initial stack).
+    ///
+    /// # Errors
+    /// [`UserFault`] at the first byte without a page.
+    pub fn write_initial(&self, dst: u64, src: &[u8]) -> Result<(), UserFault> {
+        let input = src.as_ptr();
+        self.for_each_piece(dst, src.len(), READABLE, |to, done, n| {
+            // SAFETY: `to..to+n` is a mapped user page's frame through the
+            // direct map (checked); `input+done..+n` lies in `src`.
+            unsafe { core::ptr::copy_nonoverlapping(input.add(done), to, n) }
+        })
+    }
+
+    /// Loads this space on this CPU (if it is not loaded already) and keeps
+    /// a reference for as long as it stays loaded, so its tables cannot be
+    /// freed under the CPU.
+    pub fn activate(self: &Arc<AddressSpace>) {
+        with_loaded(|loaded| {
+            if loaded.as_ref().is_some_and(|l| Arc::ptr_eq(l, self)) {
+                return;
+            }
+            // SAFETY: the PML4 maps the kernel half exactly as the kernel's
+            // own table does, so the running code and its data stay mapped.
+            unsafe {
+                Cr3::write(
+                    PhysFrame::containing_address(PhysAddr::new(self.pml4)),
+                    Cr3Flags::empty(),
+                )
+            };
+            *loaded = Some(self.clone());
+        });
+    }
+}
+
+/// Loads the kernel's own table on this CPU and drops the reference to the
+/// space that was loaded (after a process exits on this CPU).
+pub fn deactivate() {
+    with_loaded(|loaded| {
+        if loaded.take().is_some() {
+            let kernel = super::paging::KERNEL_PML4.load(Ordering::Relaxed);
+            // SAFETY: the kernel's PML4 maps the kernel half, as every space does.
+            unsafe {
+                Cr3::write(
+                    PhysFrame::containing_address(PhysAddr::new(kernel)),
+                    Cr3Flags::empty(),
+                )
+            };
+        }
+    });
+}
+
+/// The space each CPU has loaded (None: the kernel's table).
+static LOADED: CpuLocal<core::cell::RefCell<Option<Arc<AddressSpace>>>> = CpuLocal::new();
+
+fn with_loaded<R>(f: impl FnOnce(&mut Option<Arc<AddressSpace>>) -> R) -> R {
+    if LOADED.with(|cell| cell.is_none()) {
+        LOADED.set(core::cell::RefCell::new(None));
+    }
+    LOADED.with(|cell| f(&mut cell.expect("set just above").borrow_mut()))
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        // No CPU has this space loaded: `LOADED` holds a reference while one does.
+        free_level(self.pml4, 4, 0..256);
+        let _ = super::free_frame(self.pml4);
+        LIVE_SPACES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Frees the tables below `phys` (a table of `level`) in `slots`, and the
+/// owned frames they map.
+fn free_level(phys: u64, level: u8, slots: core::ops::Range<usize>) {
+    for slot in slots {
+        // SAFETY: `phys` is a page table of a space being dropped (no CPU
+        // uses it) reached through the direct map.
+        let entry = unsafe { &(&*table(phys))[slot] };
+        if entry.is_unused() {
+            continue;
+        }
+        let child = entry.addr().as_u64();
+        if level == 1 {
+            if !entry.flags().contains(BORROWED) {
+                let _ = super::free_frame(child);
+            }
+        } else {
+            free_level(child, level - 1, 0..512);
+            let _ = super::free_frame(child);
+        }
+    }
+}

@@ -1,0 +1,638 @@
+//! Processes: the kernel side of `syscalls-async`'s `Kernel` trait, and the
+//! user thread as a task.
+//!
+//! A process is an address space (`hal::mm::space`), a syscall record
+//! (`syscalls_async::Process`: descriptors, cwd, ring) and one user thread.
+//! The thread is an ordinary task on one CPU's executor ([`run_thread`]):
+//! it enters ring 3 with `hal::arch::user::enter_user`, and each return is
+//! handled right there: a trap-door system call is `perform`ed (inline when
+//! the target port completes at once, otherwise the task awaits and the CPU
+//! runs other tasks), an interrupt yields the CPU (time slice), and an
+//! exception ends the process alone with a signal status. A process and its
+//! tasks (ring task, polled-mode task) stay on the CPU it was created on.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::task::{Context, Poll, Waker};
+
+use abi::Errno;
+use abi::ring::{Opcode, ProcInfo, Sqe};
+use executor::CpuId;
+use fs::Vfs;
+use hal::arch::user::{UserContext, UserExit, enter_user};
+use hal::mm::space::{AddressSpace, SharedPages, UserProt};
+use syscalls_async::{BoxFuture, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, UserMemory};
+
+/// Linux's signal numbers for how a process can die here.
+const SIGILL: u32 = 4;
+const SIGFPE: u32 = 8;
+const SIGKILL: u32 = 9;
+const SIGSEGV: u32 = 11;
+const SIGTERM: u32 = 15;
+const SIGINT: u32 = 2;
+
+/// Where anonymous mappings start (well above any program, below the stack).
+const MMAP_BASE: u64 = 0x0000_1000_0000_0000;
+const MMAP_TOP: u64 = crate::exec::STACK_TOP - crate::exec::STACK_BYTES - 0x1000_0000;
+
+/// A process's user memory, for `syscalls-async` (every bad address is `EFAULT`).
+struct ProcMemory(Arc<AddressSpace>);
+
+impl UserMemory for ProcMemory {
+    fn copy_from_user(&self, dst: &mut [u8], src: u64) -> Result<(), Errno> {
+        self.0.copy_from_user(dst, src).map_err(|_| Errno::Fault)
+    }
+
+    fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), Errno> {
+        self.0.copy_to_user(dst, src).map_err(|_| Errno::Fault)
+    }
+}
+
+/// Ring pages: shared with the process, seen by the kernel as atomics.
+struct RingRegion(Arc<SharedPages>);
+
+impl SharedRegion for RingRegion {
+    fn words(&self) -> &[AtomicU32] {
+        self.0.words()
+    }
+}
+
+/// A one-way "something changed" signal with any number of waiters.
+#[derive(Default)]
+struct Event {
+    generation: AtomicU64,
+    wakers: spin::Mutex<Vec<Waker>>,
+}
+
+impl Event {
+    fn notify(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        for waker in core::mem::take(&mut *self.wakers.lock()) {
+            waker.wake();
+        }
+    }
+
+    /// Completes once `notify` runs after `seen` was read.
+    fn changed_since(&self, seen: u64) -> impl Future<Output = ()> + '_ {
+        core::future::poll_fn(move |cx| {
+            if self.generation.load(Ordering::SeqCst) != seen {
+                return Poll::Ready(());
+            }
+            self.wakers.lock().push(cx.waker().clone());
+            if self.generation.load(Ordering::SeqCst) != seen {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Running,
+    /// Exited with this wait status (Linux encoding), not yet reaped.
+    Zombie(i32),
+}
+
+/// One process, as the kernel knows it.
+pub struct Proc {
+    pid: Pid,
+    ppid: AtomicI32,
+    name: [u8; 32],
+    cpu: usize,
+    space: Arc<AddressSpace>,
+    sys: spin::Once<Arc<syscalls_async::Process>>,
+    state: spin::Mutex<State>,
+    /// Signal asked for by `kill` (0: none).
+    kill: AtomicU32,
+    kill_waker: spin::Mutex<Option<Waker>>,
+    mmap_next: AtomicU64,
+    /// Ring pages mapped into the process; kept until the process is gone.
+    rings: spin::Mutex<Vec<(u64, u64, Arc<RingRegion>)>>,
+    started: AtomicBool,
+}
+
+impl Proc {
+    fn sys(&self) -> &Arc<syscalls_async::Process> {
+        self.sys.get().expect("set before the thread starts")
+    }
+
+    fn killed(&self) -> Option<u32> {
+        match self.kill.load(Ordering::SeqCst) {
+            0 => None,
+            signal => Some(signal),
+        }
+    }
+
+    /// Completes when a kill signal arrives.
+    fn kill_signal(&self) -> impl Future<Output = u32> + '_ {
+        core::future::poll_fn(move |cx| {
+            if let Some(signal) = self.killed() {
+                return Poll::Ready(signal);
+            }
+            *self.kill_waker.lock() = Some(cx.waker().clone());
+            match self.killed() {
+                Some(signal) => Poll::Ready(signal),
+                None => Poll::Pending,
+            }
+        })
+    }
+}
+
+/// The process table and the services `syscalls-async` calls.
+pub struct Services {
+    vfs: Arc<Vfs>,
+    this: spin::Once<alloc::sync::Weak<Services>>,
+    table: spin::Mutex<BTreeMap<Pid, Arc<Proc>>>,
+    next_pid: AtomicI32,
+    next_cpu: AtomicUsize,
+    exited: Event,
+}
+
+static SERVICES: spin::Once<Arc<Services>> = spin::Once::new();
+
+/// The process services (after [`init`]).
+pub fn services() -> Option<&'static Arc<Services>> {
+    SERVICES.get()
+}
+
+/// Creates the process services over the root filesystem.
+pub fn init(vfs: Arc<Vfs>) -> &'static Arc<Services> {
+    SERVICES.call_once(|| {
+        let services = Arc::new(Services {
+            vfs,
+            this: spin::Once::new(),
+            table: spin::Mutex::new(BTreeMap::new()),
+            next_pid: AtomicI32::new(1),
+            next_cpu: AtomicUsize::new(0),
+            exited: Event::default(),
+        });
+        services.this.call_once(|| Arc::downgrade(&services));
+        services
+    })
+}
+
+/// Linux wait-status encodings.
+fn exit_status(code: i32) -> i32 {
+    (code & 0xff) << 8
+}
+fn signal_status(signal: u32) -> i32 {
+    (signal & 0x7f) as i32
+}
+
+/// Why a user exception ends the process (the signal Linux would send).
+fn signal_for(vector: u8) -> u32 {
+    match vector {
+        0 | 16 | 19 => SIGFPE,
+        6 => SIGILL,
+        _ => SIGSEGV,
+    }
+}
+
+impl Services {
+    fn arc(&self) -> Arc<Services> {
+        self.this.get().and_then(|w| w.upgrade()).expect("services live forever")
+    }
+
+    fn get(&self, pid: Pid) -> Result<Arc<Proc>, Errno> {
+        self.table.lock().get(&pid).cloned().ok_or(Errno::Srch)
+    }
+
+    fn pick_cpu(&self) -> usize {
+        let cpus = hal::arch::smp::online_cpus().max(1);
+        self.next_cpu.fetch_add(1, Ordering::Relaxed) % cpus
+    }
+
+    /// Creates a process from an executable image and starts its thread.
+    /// `init` builds the syscall record (descriptors, cwd).
+    fn create(
+        &self,
+        parent: Pid,
+        path: &[u8],
+        image: &[u8],
+        argv: &[Vec<u8>],
+        envp: &[Vec<u8>],
+        init: syscalls_async::ProcessInit,
+    ) -> Result<Pid, Errno> {
+        let space = Arc::new(AddressSpace::new().map_err(|_| Errno::NoMem)?);
+        let mut random = [0u8; 16];
+        for (i, chunk) in random.chunks_mut(8).enumerate() {
+            let r = hal::arch::cpu::rdtsc().rotate_left(i as u32 * 17) ^ 0x9e37_79b9_7f4a_7c15;
+            chunk.copy_from_slice(&r.to_le_bytes()[..chunk.len()]);
+        }
+        let loaded = crate::exec::load(&space, image, argv, envp, random)?;
+        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        if pid <= 0 {
+            return Err(Errno::Again);
+        }
+        let mut name = [0u8; 32];
+        let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+        let n = base.len().min(31);
+        name[..n].copy_from_slice(&base[..n]);
+        let cpu = self.pick_cpu();
+        let proc = Arc::new(Proc {
+            pid,
+            ppid: AtomicI32::new(parent),
+            name,
+            cpu,
+            space: space.clone(),
+            sys: spin::Once::new(),
+            state: spin::Mutex::new(State::Running),
+            kill: AtomicU32::new(0),
+            kill_waker: spin::Mutex::new(None),
+            mmap_next: AtomicU64::new(MMAP_BASE.max(loaded.end)),
+            rings: spin::Mutex::new(Vec::new()),
+            started: AtomicBool::new(false),
+        });
+        let kernel: Arc<dyn Kernel> = self.arc();
+        proc.sys.call_once(|| {
+            syscalls_async::Process::new(pid, parent, self.vfs.clone(), kernel, Arc::new(ProcMemory(space)), init)
+        });
+        self.table.lock().insert(pid, proc.clone());
+        let context = Box::new(UserContext::new(loaded.entry, loaded.stack_pointer));
+        let runtime = crate::sched::runtime().ok_or(Errno::NoSys)?;
+        let services = self.arc();
+        match runtime.spawn_on(CpuId(cpu as u32), run_thread(services, proc.clone(), context)) {
+            Ok(_detached) => {
+                proc.started.store(true, Ordering::SeqCst);
+                log::debug!(target: "proc", "pid {pid} ({}) started on CPU {cpu}", core::str::from_utf8(base).unwrap_or("?"));
+                Ok(pid)
+            }
+            Err(e) => {
+                log::error!(target: "proc", "cannot start pid {pid} on CPU {cpu}: {e:?}");
+                self.table.lock().remove(&pid);
+                Err(Errno::Again)
+            }
+        }
+    }
+
+    /// Marks `pid` exited, hands its children to init, wakes waiters.
+    fn finish(&self, pid: Pid, status: i32) {
+        let mut table = self.table.lock();
+        if let Some(proc) = table.get(&pid) {
+            let mut state = proc.state.lock();
+            if *state != State::Running {
+                return;
+            }
+            *state = State::Zombie(status);
+            proc.rings.lock().clear();
+        }
+        for child in table.values() {
+            if child.ppid.load(Ordering::Relaxed) == pid {
+                child.ppid.store(1, Ordering::Relaxed);
+            }
+        }
+        // A process whose parent is gone (or is the kernel) is reaped now.
+        let parent = table.get(&pid).map(|p| p.ppid.load(Ordering::Relaxed));
+        if matches!(parent, Some(0)) || parent.is_some_and(|pp| !table.contains_key(&pp)) {
+            table.remove(&pid);
+        }
+        drop(table);
+        log::debug!(target: "proc", "pid {pid} exited with status {status:#x}");
+        self.exited.notify();
+    }
+
+    /// Starts `/bin/init` (or `path`) with the console on fds 0, 1 and 2.
+    ///
+    /// # Errors
+    /// When the program cannot be read or loaded.
+    pub fn start_init(&self, path: &str) -> Result<Pid, Errno> {
+        let root = self.vfs.root();
+        let image = fs::service::try_complete_inline(self.vfs.read_to_end(&root, path.as_bytes(), 64 << 20))
+            .unwrap_or(Err(Errno::Again))?;
+        let mut init = syscalls_async::ProcessInit::new(&self.vfs);
+        let console = fs::service::try_complete_inline(self.vfs.open(
+            &root,
+            b"/dev/console",
+            abi::OpenFlags::READ_WRITE,
+            0,
+        ))
+        .unwrap_or(Err(Errno::Again))?;
+        for fd in 0..3 {
+            init.files
+                .insert_at(fd, syscalls_async::Descriptor::File(console.clone()), false)?;
+        }
+        self.create(0, path.as_bytes(), &image, &[path.as_bytes().to_vec()], &[b"PATH=/bin".to_vec()], init)
+    }
+
+    /// Processes alive or not yet reaped.
+    pub fn count(&self) -> usize {
+        self.table.lock().len()
+    }
+}
+
+/// Reads the whole of `file`.
+async fn read_all(vfs: &Vfs, file: &fs::OpenFile) -> Result<Vec<u8>, Errno> {
+    let mut image = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        let (result, back) = vfs.pread(file, buf, 64 * 1024, image.len() as u64).await;
+        buf = back;
+        match result? {
+            0 => return Ok(image),
+            n => {
+                image.extend_from_slice(&buf[..n]);
+                if image.len() > 64 << 20 {
+                    return Err(Errno::TooBig);
+                }
+            }
+        }
+    }
+}
+
+impl Kernel for Services {
+    fn now_ns(&self, clock: ClockId) -> u64 {
+        let now = hal::arch::time::now_ns();
+        match clock {
+            ClockId::Monotonic => now,
+            ClockId::Realtime => now + crate::rootfs::realtime_base_ns(),
+        }
+    }
+
+    fn sleep_until(&self, deadline_ns: u64) -> BoxFuture<()> {
+        Box::pin(executor::sleep_until(deadline_ns))
+    }
+
+    fn yield_now(&self) -> BoxFuture<()> {
+        Box::pin(executor::yield_now())
+    }
+
+    fn spawn_task(&self, task: BoxFuture<()>) {
+        drop(executor::spawn(task)); // detached: it ends with its ring
+    }
+
+    fn spawn(&self, parent: Pid, request: SpawnRequest) -> BoxFuture<Result<Pid, Errno>> {
+        let services = self.arc();
+        Box::pin(async move {
+            let image = read_all(&services.vfs, &request.executable).await?;
+            services.create(parent, &request.path, &image, &request.argv, &request.envp, request.init)
+        })
+    }
+
+    fn wait(&self, parent: Pid, target: Option<Pid>, no_hang: bool) -> BoxFuture<Result<Option<(Pid, i32)>, Errno>> {
+        let services = self.arc();
+        Box::pin(async move {
+            loop {
+                let seen = services.exited.generation.load(Ordering::SeqCst);
+                {
+                    let mut table = services.table.lock();
+                    let mut any = false;
+                    let mut found = None;
+                    for (pid, proc) in table.iter() {
+                        if proc.ppid.load(Ordering::Relaxed) != parent || target.is_some_and(|t| t != *pid) {
+                            continue;
+                        }
+                        any = true;
+                        if let State::Zombie(status) = *proc.state.lock() {
+                            found = Some((*pid, status));
+                            break;
+                        }
+                    }
+                    if let Some((pid, status)) = found {
+                        table.remove(&pid);
+                        return Ok(Some((pid, status)));
+                    }
+                    if !any {
+                        return Err(Errno::Child);
+                    }
+                }
+                if no_hang {
+                    return Ok(None);
+                }
+                services.exited.changed_since(seen).await;
+            }
+        })
+    }
+
+    fn exit(&self, pid: Pid, status: i32) {
+        self.finish(pid, exit_status(status));
+    }
+
+    fn kill(&self, sender: Pid, target: Pid, signal: u32) -> Result<(), Errno> {
+        if !matches!(signal, SIGKILL | SIGTERM | SIGINT) {
+            return Err(Errno::Inval);
+        }
+        let proc = self.get(target)?;
+        if target == 1 && sender != 0 {
+            return Err(Errno::Perm);
+        }
+        if *proc.state.lock() != State::Running {
+            return Ok(()); // already exiting; nothing to do
+        }
+        if proc.kill.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            if let Some(waker) = proc.kill_waker.lock().take() {
+                waker.wake();
+            }
+            // If it is in user mode on its CPU, an IPI brings it back.
+            crate::sched::kick(proc.cpu);
+        }
+        Ok(())
+    }
+
+    fn mmap(&self, pid: Pid, hint: u64, len: u64, prot: u32, flags: u32) -> Result<u64, Errno> {
+        let proc = self.get(pid)?;
+        let prot = user_prot(prot);
+        let fixed = flags & abi::ring::MAP_FIXED != 0;
+        let addr = if fixed {
+            if hint < 0x1_0000 || hint.checked_add(len).is_none_or(|end| end > MMAP_TOP) {
+                return Err(Errno::Inval);
+            }
+            if self.overlaps_ring(&proc, hint, len) {
+                return Err(Errno::Inval);
+            }
+            // MAP_FIXED replaces what was there.
+            let mut va = hint;
+            while va < hint + len {
+                let _ = proc.space.unmap(va);
+                va += 4096;
+            }
+            hint
+        } else {
+            let addr = proc.mmap_next.fetch_add(len + 4096, Ordering::Relaxed); // a guard gap
+            if addr.checked_add(len).is_none_or(|end| end > MMAP_TOP) {
+                return Err(Errno::NoMem);
+            }
+            addr
+        };
+        let mut va = addr;
+        while va < addr + len {
+            if let Err(e) = proc.space.map_zeroed(va, prot) {
+                let mut undo = addr;
+                while undo < va {
+                    let _ = proc.space.unmap(undo);
+                    undo += 4096;
+                }
+                return Err(match e {
+                    hal::mm::MemError::NoMemory => Errno::NoMem,
+                    hal::mm::MemError::BadAddress(_) => Errno::Inval,
+                });
+            }
+            va += 4096;
+        }
+        Ok(addr)
+    }
+
+    fn munmap(&self, pid: Pid, addr: u64, len: u64) -> Result<(), Errno> {
+        let proc = self.get(pid)?;
+        if self.overlaps_ring(&proc, addr, len) {
+            return Err(Errno::Inval);
+        }
+        let end = addr.checked_add(len).ok_or(Errno::Inval)?;
+        if end > hal::arch::user::USER_TOP {
+            return Err(Errno::Inval);
+        }
+        let mut va = addr;
+        while va < end {
+            let _ = proc.space.unmap(va); // holes are fine
+            va += 4096;
+        }
+        Ok(())
+    }
+
+    fn mprotect(&self, pid: Pid, addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
+        let proc = self.get(pid)?;
+        if self.overlaps_ring(&proc, addr, len) {
+            return Err(Errno::Inval);
+        }
+        let end = addr.checked_add(len).ok_or(Errno::NoMem)?;
+        let mut va = addr;
+        while va < end {
+            if !proc.space.is_mapped(va) {
+                return Err(Errno::NoMem);
+            }
+            va += 4096;
+        }
+        let mut va = addr;
+        while va < end {
+            proc.space.protect(va, user_prot(prot)).map_err(|_| Errno::NoMem)?;
+            va += 4096;
+        }
+        Ok(())
+    }
+
+    fn proc_list(&self, max: usize) -> Vec<ProcInfo> {
+        self.table
+            .lock()
+            .values()
+            .take(max)
+            .map(|p| {
+                let state = match *p.state.lock() {
+                    State::Running => abi::ring::proc_state::RUNNING,
+                    State::Zombie(_) => abi::ring::proc_state::ZOMBIE,
+                };
+                ProcInfo {
+                    pid: p.pid,
+                    ppid: p.ppid.load(Ordering::Relaxed),
+                    state,
+                    cpu: p.cpu as u32,
+                    name: p.name,
+                }
+            })
+            .collect()
+    }
+
+    fn map_ring(&self, pid: Pid, len: usize) -> Result<(u64, Arc<dyn SharedRegion>), Errno> {
+        let proc = self.get(pid)?;
+        let pages = len.div_ceil(4096);
+        let shared = Arc::new(SharedPages::new(pages).map_err(|_| Errno::NoMem)?);
+        let addr = proc.mmap_next.fetch_add(pages as u64 * 4096 + 4096, Ordering::Relaxed);
+        for i in 0..pages {
+            // The space keeps its own reference: the frames outlive the mapping.
+            proc.space
+                .map_shared(addr + i as u64 * 4096, &shared, i, UserProt::READ_WRITE)
+                .map_err(|_| Errno::NoMem)?;
+        }
+        let region = Arc::new(RingRegion(shared));
+        proc.rings.lock().push((addr, pages as u64 * 4096, region.clone()));
+        Ok((addr, region))
+    }
+}
+
+impl Services {
+    fn overlaps_ring(&self, proc: &Proc, addr: u64, len: u64) -> bool {
+        let end = addr.saturating_add(len);
+        proc.rings.lock().iter().any(|(start, size, _)| addr < start + size && *start < end)
+    }
+}
+
+fn user_prot(prot: u32) -> UserProt {
+    UserProt {
+        read: prot & abi::ring::PROT_READ != 0,
+        write: prot & abi::ring::PROT_WRITE != 0,
+        execute: prot & abi::ring::PROT_EXEC != 0,
+    }
+}
+
+/// Polls `work` and the kill signal together: `Err(signal)` if the process
+/// was killed first (the work is dropped, which cancels it).
+async fn unless_killed<T>(proc: &Proc, work: impl Future<Output = T>) -> Result<T, u32> {
+    let mut work = core::pin::pin!(work);
+    let mut kill = core::pin::pin!(proc.kill_signal());
+    core::future::poll_fn(move |cx: &mut Context<'_>| {
+        if let Poll::Ready(v) = work.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        match Pin::new(&mut kill).poll(cx) {
+            Poll::Ready(signal) => Poll::Ready(Err(signal)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// The user thread: runs the process until it exits, is killed or faults.
+async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<UserContext>) {
+    let status = loop {
+        if let Some(signal) = proc.killed() {
+            break signal_status(signal);
+        }
+        proc.space.activate();
+        crate::sched::arm_time_slice();
+        match enter_user(&mut context) {
+            UserExit::Syscall => {
+                if context.rax != 0 {
+                    context.rax = Errno::NoSys.to_syscall_result() as u64;
+                    continue;
+                }
+                let mut raw = [0u8; abi::ring::SQE_SIZE];
+                if proc.space.copy_from_user(&mut raw, context.rdi).is_err() {
+                    context.rax = Errno::Fault.to_syscall_result() as u64;
+                    continue;
+                }
+                let sqe = Sqe::from_bytes(&raw);
+                let is_exit = sqe.opcode == Opcode::Exit as u8;
+                match unless_killed(&proc, proc.sys().perform(&sqe)).await {
+                    Ok(result) if is_exit && result >= 0 => {
+                        // `perform` tore the process down and reported the exit.
+                        hal::mm::space::deactivate();
+                        return;
+                    }
+                    Ok(result) => context.rax = result as u64,
+                    Err(signal) => break signal_status(signal),
+                }
+            }
+            UserExit::Interrupt(_) => executor::yield_now().await,
+            UserExit::Exception { vector, error_code, cr2 } => {
+                log::info!(
+                    target: "proc",
+                    "pid {} ({}) killed: {} at rip {:#x} (error {error_code:#x}, address {cr2:#x})",
+                    proc.pid,
+                    core::str::from_utf8(&proc.name).unwrap_or("?").trim_end_matches('\0'),
+                    hal::arch::trap::exception_name(u64::from(vector)),
+                    context.rip
+                );
+                break signal_status(signal_for(vector));
+            }
+            UserExit::BadContext => break signal_status(SIGSEGV),
+        }
+    };
+    hal::mm::space::deactivate();
+    proc.sys().teardown().await;
+    services.finish(proc.pid, status);
+}

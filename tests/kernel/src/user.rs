@@ -1,0 +1,158 @@
+//! User mode as a function call (`hal::arch::user::enter_user`) and user
+//! address spaces (`hal::mm::space`), with hand-assembled ring 3 code.
+
+use alloc::sync::Arc;
+
+use hal::arch::user::{UserContext, UserExit, enter_user};
+use hal::mm::space::{AddressSpace, UserProt, live_spaces};
+
+const CODE: u64 = 0x40_0000;
+const STACK_TOP: u64 = 0x7fff_0000;
+
+/// A space with `code` at CODE (read+execute) and one stack page below STACK_TOP.
+fn space_with(code: &[u8]) -> Arc<AddressSpace> {
+    let space = AddressSpace::new().expect("a new address space");
+    space
+        .map_copy(CODE, UserProt::READ_EXECUTE, 0, code)
+        .expect("map code");
+    space
+        .map_zeroed(STACK_TOP - 4096, UserProt::READ_WRITE)
+        .expect("map stack");
+    Arc::new(space)
+}
+
+fn run(space: &Arc<AddressSpace>, context: &mut UserContext) -> UserExit {
+    space.activate();
+    enter_user(context)
+}
+
+pub fn syscall_and_invalid_opcode_come_back_from_ring_3() {
+    let frames = hal::mm::frame_stats().free;
+    let spaces = live_spaces();
+    {
+        #[rustfmt::skip]
+        let code = [
+            0x48, 0xc7, 0xc0, 0x34, 0x12, 0x00, 0x00, // mov rax, 0x1234
+            0x48, 0xc7, 0xc7, 0x78, 0x56, 0x00, 0x00, // mov rdi, 0x5678
+            0x49, 0x89, 0xe4,                         // mov r12, rsp
+            0x0f, 0x05,                               // syscall
+            0x48, 0x89, 0xc3,                         // mov rbx, rax
+            0x0f, 0x0b,                               // ud2
+        ];
+        let space = space_with(&code);
+        let mut context = UserContext::new(CODE, STACK_TOP);
+        context.r15 = 0xdead_beef; // callee-visible registers survive the trip
+        assert_eq!(run(&space, &mut context), UserExit::Syscall);
+        assert_eq!((context.rax, context.rdi), (0x1234, 0x5678));
+        assert_eq!(context.rip, CODE + 19, "rip is after the syscall");
+        assert_eq!(context.r12, STACK_TOP, "user rsp as the thread saw it");
+        assert_eq!(context.r15, 0xdead_beef);
+        context.rax = 77; // the system call's result
+        match run(&space, &mut context) {
+            UserExit::Exception { vector: 6, .. } => {}
+            other => panic!("expected #UD, got {other:?}"),
+        }
+        assert_eq!(context.rbx, 77, "the result reached the thread");
+        assert_eq!(context.rip, CODE + 22, "rip of the ud2");
+        hal::mm::space::deactivate();
+    }
+    assert_eq!(live_spaces(), spaces, "the space was freed");
+    assert_eq!(hal::mm::frame_stats().free, frames, "no frame leaked");
+}
+
+pub fn user_access_to_kernel_memory_is_a_user_page_fault() {
+    #[rustfmt::skip]
+    let code = [
+        0x48, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0xff, 0xff, // mov rax, 0xffff800000000000
+        0x48, 0x8b, 0x00,                                           // mov rax, [rax]
+    ];
+    let space = space_with(&code);
+    let mut context = UserContext::new(CODE, STACK_TOP);
+    match run(&space, &mut context) {
+        UserExit::Exception { vector: 14, error_code, cr2 } => {
+            assert_eq!(cr2, 0xffff_8000_0000_0000);
+            assert!(error_code & 4 != 0, "the fault is marked as from user mode");
+        }
+        other => panic!("expected a page fault, got {other:?}"),
+    }
+    // A jump into kernel text faults too (user bit clear).
+    let mut context = UserContext::new(CODE, STACK_TOP);
+    context.rip = 0x30_0000; // unmapped user address
+    match run(&space, &mut context) {
+        UserExit::Exception { vector: 14, cr2: 0x30_0000, .. } => {}
+        other => panic!("expected an instruction-fetch fault, got {other:?}"),
+    }
+    let mut context = UserContext::new(0xffff_ffff_8000_0000, STACK_TOP);
+    assert_eq!(run(&space, &mut context), UserExit::BadContext);
+    hal::mm::space::deactivate();
+}
+
+pub fn a_spinning_user_thread_is_preempted_by_the_timer() {
+    let code = [0xeb, 0xfe]; // jmp $
+    let space = space_with(&code);
+    let mut context = UserContext::new(CODE, STACK_TOP);
+    hal::arch::time::arm_oneshot_ns(0xf8, 2_000_000);
+    match run(&space, &mut context) {
+        UserExit::Interrupt(0xf8) => {}
+        other => panic!("expected the timer interrupt, got {other:?}"),
+    }
+    assert_eq!(context.rip, CODE, "interrupted at the loop");
+    hal::mm::space::deactivate();
+}
+
+pub fn sse_state_belongs_to_the_user_context() {
+    #[rustfmt::skip]
+    let code = [
+        0x66, 0x48, 0x0f, 0x6e, 0xc7, // movq xmm0, rdi
+        0x0f, 0x05,                   // syscall
+        0x66, 0x48, 0x0f, 0x7e, 0xc0, // movq rax, xmm0
+        0x0f, 0x05,                   // syscall
+    ];
+    let space = space_with(&code);
+    let mut a = UserContext::new(CODE, STACK_TOP);
+    let mut b = UserContext::new(CODE, STACK_TOP);
+    a.rdi = 0x1111;
+    b.rdi = 0x2222;
+    assert_eq!(run(&space, &mut a), UserExit::Syscall);
+    assert_eq!(run(&space, &mut b), UserExit::Syscall);
+    assert_eq!(run(&space, &mut a), UserExit::Syscall);
+    assert_eq!(run(&space, &mut b), UserExit::Syscall);
+    assert_eq!((a.rax, b.rax), (0x1111, 0x2222), "each context kept its xmm0");
+    log::info!(
+        target: "ktest",
+        "FPU state saved with {}; SMEP, SMAP on: {:?}",
+        if hal::arch::user::uses_xsave() { "xsave" } else { "fxsave" },
+        hal::arch::user::protections()
+    );
+    hal::mm::space::deactivate();
+}
+
+pub fn copies_check_every_page_of_user_memory() {
+    let space = AddressSpace::new().expect("space");
+    let base = 0x1000_0000;
+    space.map_zeroed(base, UserProt::READ_WRITE).unwrap();
+    space.map_zeroed(base + 4096, UserProt::READ).unwrap();
+    // Across the page boundary into a read-only page: the write fails there.
+    let data = [7u8; 100];
+    assert!(space.copy_to_user(base + 4000, &data[..96]).is_ok());
+    let fault = space.copy_to_user(base + 4050, &data).unwrap_err();
+    assert_eq!(fault.addr, base + 4096);
+    let mut back = [0u8; 96];
+    space.copy_from_user(&mut back, base + 4000).unwrap();
+    assert_eq!(back, [7u8; 96]);
+    // Reads cross into the read-only page fine, not into the hole after it.
+    assert!(space.copy_from_user(&mut [0u8; 200], base + 4000).is_ok());
+    assert!(space.copy_from_user(&mut [0u8; 8], base + 8190).is_err());
+    // Kernel addresses, overflow and null are faults.
+    assert!(space.copy_from_user(&mut [0u8; 8], 0xffff_8000_0000_0000).is_err());
+    assert!(space.copy_from_user(&mut [0u8; 8], u64::MAX - 3).is_err());
+    assert!(space.copy_to_user(0, &[1]).is_err());
+    // PROT_NONE hides the page, unmap removes it.
+    space.protect(base, UserProt::NONE).unwrap();
+    assert!(space.copy_from_user(&mut [0u8; 1], base).is_err());
+    space.protect(base, UserProt::READ).unwrap();
+    assert!(space.copy_from_user(&mut [0u8; 1], base).is_ok());
+    space.unmap(base).unwrap();
+    assert!(space.unmap(base).is_err(), "double unmap is an error");
+    assert!(space.copy_from_user(&mut [0u8; 1], base).is_err());
+}

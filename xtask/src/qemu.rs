@@ -247,3 +247,90 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
         None => Err("QEMU was killed".into()),
     }
 }
+
+/// Drives the guest's shell through the serial console: sends each of
+/// `commands` (with a carriage return, as a terminal does) after the next
+/// shell prompt (`$ `) appears, then waits for `done` in the output and
+/// stops QEMU. `Outcome::status` is `Some(0)` when `done` appeared, `None`
+/// on timeout (the log then shows how far it got).
+pub fn run_session(boot: &Boot, commands: &[String], done: &str, timeout: Duration) -> Result<Outcome, String> {
+    use std::io::Write;
+    let start = Instant::now();
+    let mut child = boot
+        .command("stdio")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", prereq::QEMU))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut output: Vec<u8> = Vec::new();
+    let mut line_times: Vec<Duration> = Vec::new();
+    let mut prompts_seen = 0;
+    let mut next = 0;
+    let finished = loop {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(5)) {
+            for &b in &chunk {
+                if b == b'\n' {
+                    line_times.push(start.elapsed());
+                }
+            }
+            output.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8_lossy(&output);
+        let prompts = text.matches("$ ").count();
+        if prompts > prompts_seen && next < commands.len() {
+            prompts_seen = prompts;
+            // Type slowly enough for a polled-or-interrupt console FIFO.
+            for byte in commands[next].bytes().chain(std::iter::once(b'\r')) {
+                let _ = stdin.write_all(&[byte]);
+                let _ = stdin.flush();
+                std::thread::sleep(Duration::from_micros(300));
+            }
+            next += 1;
+        }
+        if next == commands.len() && text.lines().any(|l| l.trim_end_matches('\r') == done) {
+            break true;
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break false;
+        }
+        if start.elapsed() > timeout {
+            break false;
+        }
+    };
+    let _ = child.kill();
+    let status = child.wait().ok().and_then(|s| s.code());
+    let _ = reader.join();
+    for chunk in rx.try_iter() {
+        output.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&output).replace('\r', "");
+    let lines = text
+        .split('\n')
+        .enumerate()
+        .map(|(i, l)| (line_times.get(i).copied().unwrap_or_else(|| start.elapsed()), l.to_string()))
+        .collect();
+    Ok(Outcome {
+        status: if finished { Some(0) } else { status.filter(|_| start.elapsed() <= timeout) },
+        lines,
+        stderr: err_reader.join().unwrap_or_default(),
+        elapsed: start.elapsed(),
+    })
+}

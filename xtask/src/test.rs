@@ -40,10 +40,20 @@ impl Tally {
 }
 
 pub fn command(args: &[String]) -> Result<(), String> {
-    check_options(args, &[], &[])?;
+    check_options(args, &[], &["--user"])?;
     prereq::qemu()?;
     prereq::rust_target()?;
     let mut tally = Tally::default();
+    // `--user`: only the user-program suites (a quicker loop while working on userland).
+    let only_user = args.iter().any(|a| a == "--user");
+    if only_user {
+        let normal = build::kernel(Variant::Normal)?;
+        for smp in [1, 2] {
+            user_suite(&normal, smp, &mut tally)?;
+        }
+        shell_session(&normal, &mut tally)?;
+        return finish(tally);
+    }
 
     println!("== host tests (cargo test) ==");
     host_tests(&mut tally)?;
@@ -59,9 +69,21 @@ pub fn command(args: &[String]) -> Result<(), String> {
         kernel_suite(&image, smp, &mut tally)?;
     }
 
+    println!("== user programs (QEMU, driven through the shell) ==");
+    let normal = build::kernel(Variant::Normal)?;
+    for smp in [1, 2] {
+        user_suite(&normal, smp, &mut tally)?;
+    }
+    shell_session(&normal, &mut tally)?;
+
     println!("== test-runner self-tests ==");
     runner_selftests(&image, &mut tally)?;
 
+    finish(tally)
+}
+
+/// Prints the failures and the closing `N passed, M failed` line.
+fn finish(tally: Tally) -> Result<(), String> {
     if !tally.failures.is_empty() {
         println!("failures:");
         for f in &tally.failures {
@@ -272,6 +294,118 @@ fn kernel_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<
         show_log(&outcome);
     }
     println!("   (smp={smp}: {})", timing(&outcome));
+    Ok(())
+}
+
+/// The user test programs (`user/tests`), each printing one `PASS name` or
+/// `FAIL name: reason` line, run one after another from the shell.
+const USER_TESTS: [&str; 9] = [
+    "trap",
+    "efault",
+    "spawn_wait",
+    "faults",
+    "ring",
+    "exit_inflight",
+    "scribble",
+    "fuzz",
+    "c-hello",
+];
+
+/// Marks the end of a scripted shell session.
+const SESSION_DONE: &str = "SESSION-DONE";
+
+fn user_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<(), String> {
+    let mut boot = Boot::new(image);
+    boot.smp = smp;
+    let mut commands: Vec<String> = USER_TESTS.iter().map(|t| format!("/bin/tests/{t}")).collect();
+    commands.push(format!("echo {SESSION_DONE}"));
+    let outcome = qemu::run_session(&boot, &commands, SESSION_DONE, SUITE_TIMEOUT)?;
+    let mut results: std::collections::BTreeMap<String, (bool, String)> = Default::default();
+    for (_, line) in &outcome.lines {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("PASS ") {
+            let name = rest.split_whitespace().next().unwrap_or("").to_string();
+            results.insert(name, (true, String::new()));
+        } else if let Some(rest) = line.strip_prefix("FAIL ") {
+            let (name, why) = rest.split_once(':').unwrap_or((rest, ""));
+            results.insert(name.trim().to_string(), (false, why.trim().to_string()));
+        }
+    }
+    for test in USER_TESTS {
+        match results.get(test) {
+            Some((ok, why)) => tally.record(&format!("user[smp={smp}]::{test}"), *ok, why),
+            None => tally.record(&format!("user[smp={smp}]::{test}"), false, "printed no PASS/FAIL line"),
+        }
+    }
+    let healthy = outcome.status == Some(0);
+    tally.record(
+        &format!("user[smp={smp}]: the kernel survived every program"),
+        healthy,
+        "the session did not finish (see the log)",
+    );
+    if !healthy || results.values().any(|(ok, _)| !ok) {
+        show_log(&outcome);
+    }
+    println!("   (user smp={smp}: {:.1} s)", outcome.elapsed.as_secs_f64());
+    Ok(())
+}
+
+/// A person's session at the shell, typed through the serial port: each
+/// command's output is checked.
+fn shell_session(image: &std::path::Path, tally: &mut Tally) -> Result<(), String> {
+    let mut boot = Boot::new(image);
+    boot.smp = 2;
+    // (typed line, text the output must then contain)
+    let steps: [(&str, &str); 14] = [
+        ("echo hello world", "hello world"),
+        ("echo abX\x7fc", "abc"),
+        ("cd /bin", ""),
+        ("pwd", "/bin"),
+        ("cd /", ""),
+        ("mkdir /work", ""),
+        ("echo first > /work/f", ""),
+        ("echo second >> /work/f", ""),
+        ("cat < /work/f | cat", "first\nsecond"),
+        ("mv /work/f /work/g", ""),
+        ("ls /work", "g"),
+        ("false", ""),
+        ("echo status=$?", "status=1"),
+        ("ps", "~init"),
+    ];
+    let commands: Vec<String> = steps
+        .iter()
+        .map(|(typed, _)| typed.to_string())
+        .chain(std::iter::once(format!("echo {SESSION_DONE}")))
+        .collect();
+    let outcome = qemu::run_session(&boot, &commands, SESSION_DONE, SUITE_TIMEOUT)?;
+    // Output lines only (not the echoed command lines after a prompt).
+    let output: Vec<&str> = outcome
+        .lines
+        .iter()
+        .map(|(_, l)| l.trim())
+        .filter(|l| !l.starts_with("$ "))
+        .collect();
+    let mut all_ok = true;
+    for (typed, expect) in steps {
+        if expect.is_empty() {
+            continue;
+        }
+        // Whole consecutive lines; `~text` means a line containing text.
+        let wanted: Vec<&str> = expect.split('\n').collect();
+        let matches = |line: &str, want: &str| match want.strip_prefix('~') {
+            Some(part) => line.contains(part),
+            None => line == want,
+        };
+        let ok = output
+            .windows(wanted.len())
+            .any(|w| w.iter().zip(&wanted).all(|(l, e)| matches(l, e)));
+        all_ok &= ok;
+        tally.record(&format!("shell: `{typed}` shows {expect:?}"), ok, "not in the output");
+    }
+    tally.record("shell: session completed", outcome.status == Some(0), "timed out");
+    if !all_ok || outcome.status != Some(0) {
+        show_log(&outcome);
+    }
     Ok(())
 }
 

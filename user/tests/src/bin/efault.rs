@@ -32,7 +32,10 @@ fn run() -> Outcome {
                 s.fd = 1;
             }
             s.addr = addr;
-            s.len = 16;
+            // Only these name a length; for the others `len` must stay 0 (EINVAL otherwise).
+            if matches!(op, Opcode::Read | Opcode::Write | Opcode::Openat) {
+                s.len = 16;
+            }
             // SAFETY: the addresses are deliberately invalid; none of them is memory this
             // process uses, so the kernel can only refuse them.
             let r = unsafe { sys::trap(&s) };

@@ -76,6 +76,8 @@ fn one_ipi(apic_id: u32) -> Option<u64> {
     IPI_SEEN_TSC.store(0, SeqCst);
     let sent = rdtsc();
     hal::arch::apic::send_ipi(apic_id, VECTOR_BENCH_IPI);
+    // The stamps tell the latency, so the sender need not watch closely:
+    // it halts, leaving the host's cores to the receiving vCPU.
     let deadline = hal::arch::time::now_ns() + 1_000_000_000;
     loop {
         let seen = IPI_SEEN_TSC.load(SeqCst);
@@ -85,14 +87,7 @@ fn one_ipi(apic_id: u32) -> Option<u64> {
         if hal::arch::time::now_ns() > deadline {
             return None;
         }
-        core::hint::spin_loop();
-    }
-}
-
-fn spin_ns(ns: u64) {
-    let end = hal::arch::time::now_ns() + ns;
-    while hal::arch::time::now_ns() < end {
-        core::hint::spin_loop();
+        hal::arch::time::halt_for_ns(20_000);
     }
 }
 
@@ -113,7 +108,7 @@ pub fn bench_ipi_one_way() {
     // Receiver halted: wait between IPIs so CPU 1 is back in `hlt`.
     let mut idle = [0u64; SAMPLES];
     for slot in &mut idle {
-        spin_ns(300_000);
+        hal::arch::time::halt_for_ns(300_000);
         *slot = one_ipi(apic_id).expect("the IPI reached halted CPU 1");
     }
     // Receiver busy: a task on CPU 1 spins with interrupts on.
@@ -132,7 +127,7 @@ pub fn bench_ipi_one_way() {
     );
     let mut busy = [0u64; SAMPLES];
     for slot in &mut busy {
-        spin_ns(20_000);
+        hal::arch::time::halt_for_ns(20_000);
         *slot = one_ipi(apic_id).expect("the IPI reached busy CPU 1");
     }
     STOP.store(true, SeqCst);
@@ -140,7 +135,10 @@ pub fn bench_ipi_one_way() {
         crate::wait_until(|| !SPINNING.load(SeqCst), 5_000_000_000),
         "the spinning task did not stop"
     );
-    for (name, cycles) in [("ipi_one_way_idle", &mut idle), ("ipi_one_way_busy", &mut busy)] {
+    for (name, cycles) in [
+        ("ipi_one_way_idle", &mut idle),
+        ("ipi_one_way_busy", &mut busy),
+    ] {
         let c = median(cycles);
         let mut ns: Vec<u64> = cycles.iter().map(|&c| cycles_to_ns(c)).collect();
         result(name, &mut ns, format_args!("iters=1 cycles_per_op={c}"));
@@ -200,9 +198,14 @@ fn alloc_free_pairs(heap: Heap, size: usize, n: u64) {
             }
         }
         Heap::Locked => {
-            let (heap, layout) = (locked_heap(), Layout::from_size_align(size, 1).expect("layout"));
+            let (heap, layout) = (
+                locked_heap(),
+                Layout::from_size_align(size, 1).expect("layout"),
+            );
             for _ in 0..n {
-                drop(black_box(heap.alloc(layout).expect("the baseline heap has room")));
+                drop(black_box(
+                    heap.alloc(layout).expect("the baseline heap has room"),
+                ));
             }
         }
     }
@@ -260,7 +263,11 @@ pub fn bench_alloc_free_scaling() {
                 let per_op = median(&ns).max(1);
                 let mops = k as f64 * 1_000.0 / per_op as f64;
                 let name = alloc::format!("{}_alloc_free_{label}_{k}cpu", heap.name());
-                result(&name, &mut ns, format_args!("iters={PAIRS} cpus={k} mops={mops:.2}"));
+                result(
+                    &name,
+                    &mut ns,
+                    format_args!("iters={PAIRS} cpus={k} mops={mops:.2}"),
+                );
                 if k == 1 {
                     one_cpu_mops = mops;
                 } else if one_cpu_mops > 0.0 {
@@ -341,7 +348,11 @@ pub fn bench_remote_free() {
                 }
             }
             let name = alloc::format!("{}_remote_free_{label}", heap.name());
-            result(&name, &mut free_ns, format_args!("iters={BATCH} alloc_cpu={a} free_cpu={b}"));
+            result(
+                &name,
+                &mut free_ns,
+                format_args!("iters={BATCH} alloc_cpu={a} free_cpu={b}"),
+            );
             if heap == Heap::Slab {
                 let name = alloc::format!("slab_remote_drain_{label}");
                 result(&name, &mut drain_ns, format_args!("iters={BATCH} cpu={a}"));

@@ -221,11 +221,7 @@ pub static TESTS: &[KernelTest] = &[
     )
     .by_name_only(),
     KernelTest::new("bench_ipi_one_way", bench::bench_ipi_one_way).by_name_only(),
-    KernelTest::new(
-        "bench_alloc_free_scaling",
-        bench::bench_alloc_free_scaling,
-    )
-    .by_name_only(),
+    KernelTest::new("bench_alloc_free_scaling", bench::bench_alloc_free_scaling).by_name_only(),
     KernelTest::new("bench_remote_free", bench::bench_remote_free).by_name_only(),
     KernelTest::new(
         "token_serializes_tasks_from_every_cpu",

@@ -5,7 +5,7 @@
 mod common;
 
 use abi::{
-    Errno, OpenFlags, Opcode, RingEnterFlags, Sqe,
+    Errno, Opcode, OpenFlags, RingEnterFlags, Sqe,
     fcntl::{AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW},
     ring::{
         CLOCK_MONOTONIC, CLOCK_REALTIME, DUP_TO, FdMapEntry, GETPID_PARENT, MAP_ANONYMOUS,
@@ -34,7 +34,12 @@ impl T {
     fn new(door: Door) -> T {
         let mut w = World::new();
         let ring = (door == Door::Ring).then(|| w.setup_ring(16, 0, 0, 0));
-        T { w, door, ring, next_ud: 1000 }
+        T {
+            w,
+            door,
+            ring,
+            next_ud: 1000,
+        }
     }
 
     /// Runs one Sqe through this test's door; returns the result.
@@ -88,7 +93,11 @@ impl T {
     fn read_vec(&mut self, fd: i32, len: u32) -> Result<Vec<u8>, i64> {
         let a = self.w.alloc(len as usize);
         let n = self.io(Opcode::Read, fd, a, len, 0);
-        if n < 0 { Err(n) } else { Ok(self.w.memory.read(a, n as usize)) }
+        if n < 0 {
+            Err(n)
+        } else {
+            Ok(self.w.memory.read(a, n as usize))
+        }
     }
 
     fn close(&mut self, fd: i32) -> i64 {
@@ -161,12 +170,18 @@ fn files_open_write_read_seek_stat_close() {
         s.addr = st;
         assert_eq!(t.run(s), 0);
         let b = t.w.memory.read(st, 144);
-        assert_eq!(u32::from_le_bytes(b[24..28].try_into().unwrap()) & S_IFMT, S_IFREG);
+        assert_eq!(
+            u32::from_le_bytes(b[24..28].try_into().unwrap()) & S_IFMT,
+            S_IFREG
+        );
         assert_eq!(i64::from_le_bytes(b[48..56].try_into().unwrap()), 12);
         let (mode, size) = t.stat_mode(b"/hello.txt", 0).unwrap();
         assert_eq!((mode & S_IFMT, mode & 0o777, size), (S_IFREG, 0o644, 12));
         assert_eq!(t.stat_mode(b"/nope", 0), Err(ERR(Errno::NoEnt)));
-        assert_eq!(t.stat_mode(b"/hello.txt", AT_SYMLINK_NOFOLLOW).unwrap().0 & S_IFMT, S_IFREG);
+        assert_eq!(
+            t.stat_mode(b"/hello.txt", AT_SYMLINK_NOFOLLOW).unwrap().0 & S_IFMT,
+            S_IFREG
+        );
         assert_eq!(t.close(fd), 0);
         assert_eq!(t.close(fd), ERR(Errno::BadF));
         // A read-only open cannot write.
@@ -174,7 +189,11 @@ fn files_open_write_read_seek_stat_close() {
         assert_eq!(t.write_str(ro, b"x"), ERR(Errno::BadF));
         // An exclusive create of an existing name fails.
         assert_eq!(
-            t.open(b"/hello.txt", OpenFlags::CREATE | OpenFlags::EXCLUSIVE | OpenFlags::WRITE_ONLY, 0o600),
+            t.open(
+                b"/hello.txt",
+                OpenFlags::CREATE | OpenFlags::EXCLUSIVE | OpenFlags::WRITE_ONLY,
+                0o600
+            ),
             ERR(Errno::Exist)
         );
     });
@@ -202,13 +221,24 @@ fn directories_mkdir_getdents_rename_unlink() {
         let mut at = 0;
         while at < bytes.len() {
             let reclen = u16::from_le_bytes([bytes[at + 16], bytes[at + 17]]) as usize;
-            let name: Vec<u8> = bytes[at + 19..at + reclen].iter().take_while(|&&b| b != 0).copied().collect();
+            let name: Vec<u8> = bytes[at + 19..at + reclen]
+                .iter()
+                .take_while(|&&b| b != 0)
+                .copied()
+                .collect();
             names.push(name);
             at += reclen;
         }
         names.sort();
-        assert_eq!(names, vec![b".".to_vec(), b"..".to_vec(), b"a".to_vec(), b"b".to_vec()]);
-        assert_eq!(t.io(Opcode::Getdents, dfd, buf, 4096, 0), 0, "end of directory");
+        assert_eq!(
+            names,
+            vec![b".".to_vec(), b"..".to_vec(), b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(
+            t.io(Opcode::Getdents, dfd, buf, 4096, 0),
+            0,
+            "end of directory"
+        );
         // Openat relative to a directory descriptor.
         let mut s = t.path_sqe(Opcode::Openat, dfd, b"a");
         s.op_flags = OpenFlags::READ_ONLY.bits();
@@ -264,7 +294,10 @@ fn pipes_dup_eof_and_epipe() {
         s.fd = r;
         s.addr = st;
         assert_eq!(t.run(s), 0);
-        assert_eq!(u32::from_le_bytes(t.w.memory.read(st + 24, 4).try_into().unwrap()) & S_IFMT, S_IFIFO);
+        assert_eq!(
+            u32::from_le_bytes(t.w.memory.read(st + 24, 4).try_into().unwrap()) & S_IFMT,
+            S_IFIFO
+        );
         // Lseek on a pipe: ESPIPE; reading a write end: EBADF.
         let mut s = Sqe::new(Opcode::Lseek);
         s.fd = r;
@@ -318,7 +351,13 @@ fn user_slices(w: &World, strings: &[&[u8]]) -> u64 {
     w.put(&table)
 }
 
-fn spawn_args(w: &World, path: &[u8], argv: &[&[u8]], envp: &[&[u8]], fd_map: &[FdMapEntry]) -> u64 {
+fn spawn_args(
+    w: &World,
+    path: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    fd_map: &[FdMapEntry],
+) -> u64 {
     let mut b = Vec::new();
     b.extend_from_slice(&w.put(path).to_le_bytes());
     b.extend_from_slice(&(path.len() as u64).to_le_bytes());
@@ -351,7 +390,16 @@ fn spawn_wait_kill_getpid() {
             b"/true",
             &[b"true", b"a", b"b"],
             &[b"HOME=/"],
-            &[FdMapEntry { child_fd: 0, parent_fd: r }, FdMapEntry { child_fd: 1, parent_fd: wfd }],
+            &[
+                FdMapEntry {
+                    child_fd: 0,
+                    parent_fd: r,
+                },
+                FdMapEntry {
+                    child_fd: 1,
+                    parent_fd: wfd,
+                },
+            ],
         );
         s.len = 72;
         let pid = t.run(s);
@@ -384,7 +432,10 @@ fn spawn_wait_kill_getpid() {
         k.fd = server as i32;
         k.op_flags = 15;
         assert_eq!(t.run(k), 0);
-        assert_eq!(t.w.kernel.kills.lock().unwrap().last(), Some(&(1, server as i32, 15)));
+        assert_eq!(
+            t.w.kernel.kills.lock().unwrap().last(),
+            Some(&(1, server as i32, 15))
+        );
         k.fd = 9999;
         assert_eq!(t.run(k), ERR(Errno::Srch));
         t.w.kernel.finish_child(server as i32, 0);
@@ -395,7 +446,16 @@ fn spawn_wait_kill_getpid() {
         assert_eq!(t.run(sp), ERR(Errno::NoEnt));
         sp.addr = spawn_args(&t.w, b"/", &[b"x"], &[], &[]);
         assert_eq!(t.run(sp), ERR(Errno::Acces));
-        sp.addr = spawn_args(&t.w, b"/true", &[b"x"], &[], &[FdMapEntry { child_fd: 0, parent_fd: 55 }]);
+        sp.addr = spawn_args(
+            &t.w,
+            b"/true",
+            &[b"x"],
+            &[],
+            &[FdMapEntry {
+                child_fd: 0,
+                parent_fd: 55,
+            }],
+        );
         assert_eq!(t.run(sp), ERR(Errno::BadF));
         // Getpid / parent.
         assert_eq!(t.run(Sqe::new(Opcode::Getpid)), 1);
@@ -472,9 +532,20 @@ fn memory_mmap_munmap_mprotect() {
         assert!(addr >= 0x1_0000_0000);
         match t.door {
             Door::Trap => assert_eq!(r, addr as i64),
-            Door::Ring => assert_eq!(r, i32::MAX as i64, "clamped in the Cqe; full value at addr2"),
+            Door::Ring => assert_eq!(
+                r,
+                i32::MAX as i64,
+                "clamped in the Cqe; full value at addr2"
+            ),
         }
-        assert!(t.w.kernel.maps.lock().unwrap().iter().any(|m| m.0 == addr && m.1 == 12288));
+        assert!(
+            t.w.kernel
+                .maps
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|m| m.0 == addr && m.1 == 12288)
+        );
         let mut p = Sqe::new(Opcode::Mprotect);
         p.addr = addr;
         p.off = 4096;
@@ -617,8 +688,14 @@ fn bad_pointers_fault_bad_fds_badf_unknown_opcodes_inval() {
         assert_eq!(t.write_str(fd, b"data"), 4);
         assert_eq!(t.io(Opcode::Pread, fd, hole, 4, 0), ERR(Errno::Fault));
         assert_eq!(t.io(Opcode::Write, fd, hole, 4, 0), ERR(Errno::Fault));
-        assert_eq!(t.io(Opcode::Read, fd, 0x7fff_ffff_f000, 0x2000, 0), ERR(Errno::Fault));
-        assert_eq!(t.io(Opcode::Read, fd, u64::MAX - 1, 16, 0), ERR(Errno::Fault));
+        assert_eq!(
+            t.io(Opcode::Read, fd, 0x7fff_ffff_f000, 0x2000, 0),
+            ERR(Errno::Fault)
+        );
+        assert_eq!(
+            t.io(Opcode::Read, fd, u64::MAX - 1, 16, 0),
+            ERR(Errno::Fault)
+        );
         let mut s = Sqe::new(Opcode::Openat);
         s.fd = AT_FDCWD;
         s.addr = hole;
@@ -657,7 +734,13 @@ fn trap_only_and_ring_only_opcodes() {
     // LinkTimeout on the trap door: EINVAL; a second RingSetup: EBUSY.
     assert_eq!(t.w.trap(Sqe::new(Opcode::LinkTimeout)), ERR(Errno::Inval));
     let p = t.w.alloc(64);
-    t.w.memory.write(p, &params_bytes(&abi::RingParams { sq_entries: 4, ..Default::default() }));
+    t.w.memory.write(
+        p,
+        &params_bytes(&abi::RingParams {
+            sq_entries: 4,
+            ..Default::default()
+        }),
+    );
     let mut s = Sqe::new(Opcode::RingSetup);
     s.addr = p;
     s.len = 64;
@@ -666,7 +749,13 @@ fn trap_only_and_ring_only_opcodes() {
     let mut w = World::new();
     assert_eq!(w.enter(1, 0, 0, 0), ERR(Errno::Inval));
     // Bad ring sizes.
-    w.memory.write(p, &params_bytes(&abi::RingParams { sq_entries: 3, ..Default::default() }));
+    w.memory.write(
+        p,
+        &params_bytes(&abi::RingParams {
+            sq_entries: 3,
+            ..Default::default()
+        }),
+    );
     assert_eq!(w.trap(s), ERR(Errno::Inval));
 }
 

@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 
 use abi::{
     Cqe, Errno, Opcode, RingEnterFlags, SqeFlags,
-    ring::{
-        CQ_OVERFLOW, RING_SETUP_POLLED, SQ_CORRUPT, SQ_CQ_FULL, SQ_NEED_WAKEUP, ring_header,
-    },
+    ring::{CQ_OVERFLOW, RING_SETUP_POLLED, SQ_CORRUPT, SQ_CQ_FULL, SQ_NEED_WAKEUP, ring_header},
 };
 use common::*;
 
@@ -47,7 +45,11 @@ fn inline_completions_are_posted_before_ring_enter_returns() {
     // No task has run: everything completed inline.
     let c = ring.reap();
     assert_eq!(c.len(), 32);
-    assert!(c.iter().enumerate().all(|(i, c)| c.user_data == i as u64 && c.res == 0));
+    assert!(
+        c.iter()
+            .enumerate()
+            .all(|(i, c)| c.user_data == i as u64 && c.res == 0)
+    );
     assert_eq!(ring.sq(ring_header::HEAD), 32);
 }
 
@@ -90,7 +92,10 @@ fn linked_entries_run_in_order_and_wait_for_each_other() {
     ring.push(nop(3));
     assert_eq!(w.enter(3, 3, GETEVENTS, 0), 3);
     let c = ring.reap();
-    assert_eq!(c.iter().map(|c| c.user_data).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        c.iter().map(|c| c.user_data).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert_eq!(w.now(), 5_000_000, "the two sleeps ran one after the other");
 }
 
@@ -119,7 +124,10 @@ fn drain_waits_for_everything_before_and_holds_everything_after() {
     assert_eq!((stats.in_flight, stats.deferred), (1, 2));
     assert_eq!(w.enter(0, 3, GETEVENTS, 0), 0);
     let c = ring.reap();
-    assert_eq!(c.iter().map(|c| c.user_data).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        c.iter().map(|c| c.user_data).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert_eq!(w.now(), 10_000_000);
 }
 
@@ -132,7 +140,10 @@ fn timeouts_fire_with_etime_at_their_deadline() {
     ring.push(t);
     ring.push(nop(2));
     assert_eq!(w.enter(2, 1, GETEVENTS, 0), 2);
-    assert_eq!(ring.reap().iter().map(|c| c.user_data).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(
+        ring.reap().iter().map(|c| c.user_data).collect::<Vec<_>>(),
+        vec![2]
+    );
     assert_eq!(w.enter(0, 1, GETEVENTS, 0), 0);
     let c = ring.reap();
     assert_eq!((c[0].user_data, c[0].res), (1, e(Errno::Time)));
@@ -201,7 +212,11 @@ fn cancel_by_user_data_on_both_doors() {
     let mut t = sqe(Opcode::Cancel, 0);
     t.addr = 6;
     assert_eq!(w.trap(t), 0);
-    assert_eq!(w.trap(t), ERR(Errno::Already), "asked already, not completed yet");
+    assert_eq!(
+        w.trap(t),
+        ERR(Errno::Already),
+        "asked already, not completed yet"
+    );
     w.settle();
     let got = ring.reap();
     assert_eq!((got[0].user_data, got[0].res), (6, e(Errno::Canceled)));
@@ -260,7 +275,11 @@ fn a_full_cq_overflows_into_the_kernel_and_nothing_is_lost() {
     assert_eq!(w.enter(1, 1, GETEVENTS, 0), 1);
     all.extend(ring.reap());
     let ids: Vec<u64> = all.iter().map(|c| c.user_data).collect();
-    assert_eq!(ids, (0..9).collect::<Vec<_>>(), "every completion, in order, once");
+    assert_eq!(
+        ids,
+        (0..9).collect::<Vec<_>>(),
+        "every completion, in order, once"
+    );
 }
 
 #[test]
@@ -293,7 +312,10 @@ fn many_async_completions_through_a_tiny_cq_are_counted_exactly() {
     ids.sort();
     assert_eq!(ids, (0..total).collect::<Vec<_>>());
     assert!(got.iter().all(|c| c.res == 0));
-    assert!(ring.cq(ring_header::OVERFLOW) > 0, "the overflow list was used");
+    assert!(
+        ring.cq(ring_header::OVERFLOW) > 0,
+        "the overflow list was used"
+    );
     let stats = w.proc.ring().unwrap().stats();
     assert_eq!((stats.in_flight, stats.overflow_len), (0, 0));
 }
@@ -305,7 +327,11 @@ fn polled_mode_consumes_without_traps_and_sleeps_with_need_wakeup() {
     ring.push(nop(1));
     w.settle();
     assert_eq!(ring.reap()[0].user_data, 1, "no RingEnter was needed");
-    assert_ne!(ring.sq(ring_header::FLAGS) & SQ_NEED_WAKEUP, 0, "idle: asleep");
+    assert_ne!(
+        ring.sq(ring_header::FLAGS) & SQ_NEED_WAKEUP,
+        0,
+        "idle: asleep"
+    );
     // Asleep: a new entry waits for a wake-up.
     ring.push(nop(2));
     w.settle();
@@ -377,7 +403,11 @@ fn exit_with_a_full_cq_still_accounts_for_everything() {
     let proc = w.proc.clone();
     w.block_on(async move { proc.teardown().await });
     assert_eq!(r.stats().in_flight, 0);
-    assert_eq!(r.stats().overflow_len, 256 - 64, "the rest wait in the overflow list");
+    assert_eq!(
+        r.stats().overflow_len,
+        256 - 64,
+        "the rest wait in the overflow list"
+    );
     let mut n = ring.reap().len();
     r.flush();
     n += ring.reap().len();
@@ -413,8 +443,16 @@ fn a_scribbled_cq_head_neither_panics_nor_hangs() {
     for i in 0..8 {
         ring.push(nop(i));
     }
-    assert_eq!(w.enter(8, 100, GETEVENTS, 0), 8, "an impossible head does not make GETEVENTS wait");
-    assert_eq!(w.proc.ring().unwrap().stats().overflow_len, 8, "treated as full: nothing overwritten");
+    assert_eq!(
+        w.enter(8, 100, GETEVENTS, 0),
+        8,
+        "an impossible head does not make GETEVENTS wait"
+    );
+    assert_eq!(
+        w.proc.ring().unwrap().stats().overflow_len,
+        8,
+        "treated as full: nothing overwritten"
+    );
     ring.set_cq(ring_header::HEAD, 0);
     assert_eq!(w.enter(0, 8, GETEVENTS, 0), 0);
     assert_eq!(ring.reap().len(), 8);
@@ -425,7 +463,11 @@ fn ring_enter_times_out() {
     let mut w = World::new();
     let ring = w.setup_ring(8, 0, 0, 0);
     ring.push(sleep_sqe(1, 50_000_000));
-    assert_eq!(w.enter(1, 1, GETEVENTS, 1_000_000), 1, "submitted, then timed out waiting");
+    assert_eq!(
+        w.enter(1, 1, GETEVENTS, 1_000_000),
+        1,
+        "submitted, then timed out waiting"
+    );
     assert_eq!(w.now(), 1_000_000);
     assert!(ring.reap().is_empty());
     assert_eq!(w.enter(0, 1, GETEVENTS, 1_000_000), ERR(Errno::Time));

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Host fakes for the kernel side: user memory with holes, a kernel with a virtual clock,
 //! a deterministic single-threaded executor, and the user half of a ring.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::type_complexity)]
 
 use std::{
     future::Future,
@@ -19,8 +19,7 @@ use abi::{
 };
 use fs::{Vfs, platform::TickClock, tmpfs::Tmpfs};
 use syscalls_async::{
-    BoxFuture, ClockId, Kernel, Pid, Process, ProcessInit, SharedRegion, SpawnRequest,
-    UserMemory,
+    BoxFuture, ClockId, Kernel, Pid, Process, ProcessInit, SharedRegion, SpawnRequest, UserMemory,
 };
 
 // ------------------------------------------------------------------ user memory
@@ -38,7 +37,10 @@ pub struct FakeMemory {
 
 impl FakeMemory {
     pub fn new() -> Arc<FakeMemory> {
-        Arc::new(FakeMemory { bytes: Mutex::new(vec![0; SIZE]), holes: Mutex::new(Vec::new()) })
+        Arc::new(FakeMemory {
+            bytes: Mutex::new(vec![0; SIZE]),
+            holes: Mutex::new(Vec::new()),
+        })
     }
 
     fn range(&self, addr: u64, len: usize) -> Result<usize, Errno> {
@@ -46,7 +48,13 @@ impl FakeMemory {
         if addr < BASE || end > BASE + SIZE as u64 {
             return Err(Errno::Fault);
         }
-        if self.holes.lock().unwrap().iter().any(|&(s, e)| addr < e && end > s) {
+        if self
+            .holes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|&(s, e)| addr < e && end > s)
+        {
             return Err(Errno::Fault);
         }
         Ok((addr - BASE) as usize)
@@ -57,7 +65,9 @@ impl FakeMemory {
     }
 
     pub fn write(&self, addr: u64, data: &[u8]) {
-        let at = self.range(addr, data.len()).expect("test writes inside memory");
+        let at = self
+            .range(addr, data.len())
+            .expect("test writes inside memory");
         self.bytes.lock().unwrap()[at..at + data.len()].copy_from_slice(data);
     }
 
@@ -137,7 +147,11 @@ impl Future for SleepUntil {
         if self.clock.now() >= self.deadline {
             return Poll::Ready(());
         }
-        self.clock.timers.lock().unwrap().push((self.deadline, cx.waker().clone()));
+        self.clock
+            .timers
+            .lock()
+            .unwrap()
+            .push((self.deadline, cx.waker().clone()));
         Poll::Pending
     }
 }
@@ -177,7 +191,14 @@ impl FakeKernel {
     }
 
     pub fn ring_words(&self, pid: Pid) -> Arc<Vec<AtomicU32>> {
-        self.rings.lock().unwrap().iter().find(|r| r.0 == pid).expect("ring set up").2.clone()
+        self.rings
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.0 == pid)
+            .expect("ring set up")
+            .2
+            .clone()
     }
 
     /// Makes a still-running child exit.
@@ -202,7 +223,10 @@ impl Kernel for FakeKernel {
     }
 
     fn sleep_until(&self, deadline_ns: u64) -> BoxFuture<()> {
-        Box::pin(SleepUntil { clock: self.clock.clone(), deadline: deadline_ns })
+        Box::pin(SleepUntil {
+            clock: self.clock.clone(),
+            deadline: deadline_ns,
+        })
     }
 
     fn yield_now(&self) -> BoxFuture<()> {
@@ -227,7 +251,8 @@ impl Kernel for FakeKernel {
     fn spawn(&self, parent: Pid, request: SpawnRequest) -> BoxFuture<Result<Pid, Errno>> {
         let pid = self.next_pid.fetch_add(1, Ordering::SeqCst);
         // "/bin/true" exits at once with argc - 1; anything else runs until `finish_child`.
-        let status = (request.path.ends_with(b"true")).then(|| ((request.argv.len() as i32 - 1) & 0xff) << 8);
+        let status = (request.path.ends_with(b"true"))
+            .then(|| ((request.argv.len() as i32 - 1) & 0xff) << 8);
         self.children.lock().unwrap().push(Child {
             pid,
             parent,
@@ -240,12 +265,19 @@ impl Kernel for FakeKernel {
         Box::pin(async move { Ok(pid) })
     }
 
-    fn wait(&self, parent: Pid, target: Option<Pid>, no_hang: bool) -> BoxFuture<Result<Option<(Pid, i32)>, Errno>> {
+    fn wait(
+        &self,
+        parent: Pid,
+        target: Option<Pid>,
+        no_hang: bool,
+    ) -> BoxFuture<Result<Option<(Pid, i32)>, Errno>> {
         let (children, wakers) = (self.children.clone(), self.child_wakers.clone());
         Box::pin(std::future::poll_fn(move |cx| {
             let mut children = children.lock().unwrap();
             let matching: Vec<usize> = (0..children.len())
-                .filter(|&i| children[i].parent == parent && target.is_none_or(|t| t == children[i].pid))
+                .filter(|&i| {
+                    children[i].parent == parent && target.is_none_or(|t| t == children[i].pid)
+                })
                 .collect();
             if matching.is_empty() {
                 return Poll::Ready(Err(Errno::Child));
@@ -267,7 +299,13 @@ impl Kernel for FakeKernel {
     }
 
     fn kill(&self, sender: Pid, target: Pid, signal: u32) -> Result<(), Errno> {
-        if !self.children.lock().unwrap().iter().any(|c| c.pid == target) {
+        if !self
+            .children
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.pid == target)
+        {
             return Err(Errno::Srch);
         }
         self.kills.lock().unwrap().push((sender, target, signal));
@@ -275,7 +313,11 @@ impl Kernel for FakeKernel {
     }
 
     fn mmap(&self, _pid: Pid, hint: u64, len: u64, prot: u32, flags: u32) -> Result<u64, Errno> {
-        let addr = if flags & abi::ring::MAP_FIXED != 0 { hint } else { self.next_map.fetch_add(len, Ordering::SeqCst) };
+        let addr = if flags & abi::ring::MAP_FIXED != 0 {
+            hint
+        } else {
+            self.next_map.fetch_add(len, Ordering::SeqCst)
+        };
         self.maps.lock().unwrap().push((addr, len, prot));
         Ok(addr)
     }
@@ -295,7 +337,13 @@ impl Kernel for FakeKernel {
     fn proc_list(&self, max: usize) -> Vec<ProcInfo> {
         let mut list = Vec::new();
         for (pid, name) in [(1, &b"init"[..]), (2, b"sh"), (3, b"ps")] {
-            let mut p = ProcInfo { pid, ppid: pid - 1, state: 0, cpu: 0, name: [0; 32] };
+            let mut p = ProcInfo {
+                pid,
+                ppid: pid - 1,
+                state: 0,
+                cpu: 0,
+                name: [0; 32],
+            };
             p.set_name(name);
             list.push(p);
         }
@@ -304,7 +352,8 @@ impl Kernel for FakeKernel {
     }
 
     fn map_ring(&self, pid: Pid, len: usize) -> Result<(u64, Arc<dyn SharedRegion>), Errno> {
-        let words: Arc<Vec<AtomicU32>> = Arc::new((0..len / 4).map(|_| AtomicU32::new(0)).collect());
+        let words: Arc<Vec<AtomicU32>> =
+            Arc::new((0..len / 4).map(|_| AtomicU32::new(0)).collect());
         let mut rings = self.rings.lock().unwrap();
         let addr = 0x7000_0000_0000 + rings.len() as u64 * 0x10_0000;
         rings.push((pid, addr, words.clone()));
@@ -353,8 +402,21 @@ impl World {
         let kernel = FakeKernel::new();
         let memory = FakeMemory::new();
         let vfs = Arc::new(Vfs::new(Arc::new(Tmpfs::new(Arc::new(TickClock::new(0))))));
-        let proc = Process::new(1, 0, vfs.clone(), kernel.clone(), memory.clone(), ProcessInit::new(&vfs));
-        World { kernel, memory, vfs, proc, tasks: Vec::new() }
+        let proc = Process::new(
+            1,
+            0,
+            vfs.clone(),
+            kernel.clone(),
+            memory.clone(),
+            ProcessInit::new(&vfs),
+        );
+        World {
+            kernel,
+            memory,
+            vfs,
+            proc,
+            tasks: Vec::new(),
+        }
     }
 
     pub fn now(&self) -> u64 {
@@ -366,7 +428,10 @@ impl World {
     pub fn run_tasks(&mut self) -> bool {
         let new: Vec<BoxFuture<()>> = self.kernel.spawned.lock().unwrap().drain(..).collect();
         for fut in new {
-            self.tasks.push(Task { fut, flag: Arc::new(Flag(AtomicBool::new(true))) });
+            self.tasks.push(Task {
+                fut,
+                flag: Arc::new(Flag(AtomicBool::new(true))),
+            });
         }
         let mut polled = false;
         self.tasks.retain_mut(|t| {
@@ -375,7 +440,10 @@ impl World {
             }
             polled = true;
             let waker = Waker::from(t.flag.clone());
-            t.fut.as_mut().poll(&mut Context::from_waker(&waker)).is_pending()
+            t.fut
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
         });
         polled
     }
@@ -402,7 +470,9 @@ impl World {
             if !progressed && self.kernel.spawned.lock().unwrap().is_empty() {
                 match self.kernel.clock.next_deadline() {
                     Some(d) => self.kernel.clock.advance_to(d),
-                    None => panic!("deadlock: the future is pending, nothing is runnable, no timer"),
+                    None => {
+                        panic!("deadlock: the future is pending, nothing is runnable, no timer")
+                    }
                 }
             }
         }
@@ -435,7 +505,8 @@ impl World {
     /// Reserves `len` zeroed bytes of user memory.
     pub fn alloc(&self, len: usize) -> u64 {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let off = NEXT.fetch_add((len as u64).next_multiple_of(64), Ordering::SeqCst) % (SIZE as u64 - 65536 * 2);
+        let off = NEXT.fetch_add((len as u64).next_multiple_of(64), Ordering::SeqCst)
+            % (SIZE as u64 - 65536 * 2);
         let addr = BASE + 65536 + off;
         self.memory.write(addr, &vec![0; len]);
         addr
@@ -443,7 +514,13 @@ impl World {
 
     /// Sets up a ring through the trap door; returns the user half.
     pub fn setup_ring(&mut self, sq: u32, cq: u32, flags: u32, idle_us: u32) -> UserRing {
-        let mut params = RingParams { sq_entries: sq, cq_entries: cq, flags, sq_idle_us: idle_us, ..Default::default() };
+        let mut params = RingParams {
+            sq_entries: sq,
+            cq_entries: cq,
+            flags,
+            sq_idle_us: idle_us,
+            ..Default::default()
+        };
         let p = self.alloc(64);
         self.memory.write(p, &params_bytes(&params));
         let mut s = Sqe::new(abi::Opcode::RingSetup);
@@ -459,7 +536,11 @@ impl World {
         assert_eq!(u32_at(40), layout.sqes);
         assert_eq!(u32_at(44), layout.cqes);
         let words = self.kernel.ring_words(self.proc.pid());
-        UserRing { words, layout, params }
+        UserRing {
+            words,
+            layout,
+            params,
+        }
     }
 
     /// `RingEnter` through the trap door.
@@ -497,24 +578,31 @@ impl UserRing {
     }
 
     pub fn sq(&self, field: u32) -> u32 {
-        self.word(self.layout.sq_header + field).load(Ordering::Acquire)
+        self.word(self.layout.sq_header + field)
+            .load(Ordering::Acquire)
     }
 
     pub fn cq(&self, field: u32) -> u32 {
-        self.word(self.layout.cq_header + field).load(Ordering::Acquire)
+        self.word(self.layout.cq_header + field)
+            .load(Ordering::Acquire)
     }
 
     pub fn set_sq(&self, field: u32, v: u32) {
-        self.word(self.layout.sq_header + field).store(v, Ordering::Release)
+        self.word(self.layout.sq_header + field)
+            .store(v, Ordering::Release)
     }
 
     pub fn set_cq(&self, field: u32, v: u32) {
-        self.word(self.layout.cq_header + field).store(v, Ordering::Release)
+        self.word(self.layout.cq_header + field)
+            .store(v, Ordering::Release)
     }
 
     /// Free SQ slots.
     pub fn sq_space(&self) -> u32 {
-        self.layout.sq_entries - self.sq(ring_header::TAIL).wrapping_sub(self.sq(ring_header::HEAD))
+        self.layout.sq_entries.saturating_sub(
+            self.sq(ring_header::TAIL)
+                .wrapping_sub(self.sq(ring_header::HEAD)),
+        )
     }
 
     /// Publishes one entry; panics if the SQ is full.
@@ -523,8 +611,10 @@ impl UserRing {
         let tail = self.sq(ring_header::TAIL);
         let base = self.layout.sqe_offset(tail);
         for (i, w) in sqe.to_words().iter().enumerate() {
-            self.word(base + 8 * i as u32).store(*w as u32, Ordering::Relaxed);
-            self.word(base + 8 * i as u32 + 4).store((*w >> 32) as u32, Ordering::Relaxed);
+            self.word(base + 8 * i as u32)
+                .store(*w as u32, Ordering::Relaxed);
+            self.word(base + 8 * i as u32 + 4)
+                .store((*w >> 32) as u32, Ordering::Relaxed);
         }
         self.set_sq(ring_header::TAIL, tail.wrapping_add(1));
         std::sync::atomic::fence(Ordering::SeqCst);

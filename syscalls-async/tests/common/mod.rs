@@ -180,6 +180,8 @@ pub struct FakeKernel {
     pub kills: Mutex<Vec<(Pid, Pid, u32)>>,
     pub maps: Mutex<Vec<(u64, u64, u32)>>,
     pub next_map: AtomicU64,
+    /// When set, `spawn_task` hands tasks to this (a real executor) instead of `spawned`.
+    pub spawner: Mutex<Option<Box<dyn Fn(BoxFuture<()>) + Send + Sync>>>,
 }
 
 impl FakeKernel {
@@ -245,6 +247,9 @@ impl Kernel for FakeKernel {
     }
 
     fn spawn_task(&self, task: BoxFuture<()>) {
+        if let Some(spawn) = &*self.spawner.lock().unwrap() {
+            return spawn(task);
+        }
         self.spawned.lock().unwrap().push(task);
     }
 

@@ -749,8 +749,11 @@ impl Ring {
                 }
             }
             self.flush();
+            // Lock order: `in_flight_set` before `state` (chains lock `state` while the set
+            // is being polled), so look at the set first.
+            let set_empty = self.in_flight_set.lock().is_empty();
             let st = self.state.lock();
-            if st.closed && st.in_flight == 0 && self.in_flight_set.lock().is_empty() {
+            if st.closed && st.in_flight == 0 && set_empty {
                 Poll::Ready(())
             } else {
                 Poll::Pending

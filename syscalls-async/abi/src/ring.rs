@@ -510,7 +510,7 @@ pub struct FdMapEntry {
 pub struct SpawnArgs {
     /// The program's path.
     pub path: UserSlice,
-    /// User address of the `UserSlice` array of arguments (argv[0] included).
+    /// User address of the `UserSlice` array of arguments (`argv[0]` included).
     pub argv: u64,
     /// Number of arguments.
     pub argc: u64,

@@ -220,6 +220,11 @@ pub static TESTS: &[KernelTest] = &[
     )
     .by_name_only(),
     KernelTest::new(
+        "bench_user_trap_round_trip",
+        user::bench_user_trap_round_trip,
+    )
+    .by_name_only(),
+    KernelTest::new(
         "token_serializes_tasks_from_every_cpu",
         smp::token_serializes_tasks_from_every_cpu,
     ),

@@ -552,15 +552,18 @@ pub fn bench_command(args: &[String]) -> Result<(), String> {
         suite_exit.push(o.elapsed.as_nanos() as f64);
     }
     println!(
-        "# in-guest benchmarks (TCG, -M microvm; -smp 2: client and server on one AP, -smp 3: two APs)"
+        "# in-guest benchmarks (TCG, -M microvm; -smp 2: client and server on one AP, -smp 3: two APs;"
     );
-    for smp in [2, 3] {
+    println!(
+        "# -smp 4: IPI CPU 0 -> 1, allocators on CPUs 0..k for k = 1, 2, 4, remote frees CPU 1 -> 2)"
+    );
+    for smp in [2, 3, 4] {
         let mut boot = Boot::new(&image);
         boot.smp = smp;
-        boot.append = if smp == 2 {
-            "test=bench_cross_cpu_port_round_trip,bench_sleep_1ms_overshoot".into()
-        } else {
-            "test=bench_cross_cpu_port_round_trip".into()
+        boot.append = match smp {
+            2 => "test=bench_cross_cpu_port_round_trip,bench_sleep_1ms_overshoot".into(),
+            3 => "test=bench_cross_cpu_port_round_trip".into(),
+            _ => "test=bench_ipi_one_way,bench_alloc_free_scaling,bench_remote_free".into(),
         };
         let o = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
         if o.status != Some(STATUS_PASS) {

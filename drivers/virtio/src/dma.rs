@@ -229,3 +229,16 @@ pub trait DmaMapper {
     /// Ends the mapping and returns the buffer.
     fn unmap(&self, mapped: Self::Mapped) -> Vec<u8>;
 }
+
+impl<T: DmaMapper + ?Sized> DmaMapper for alloc::sync::Arc<T> {
+    type Mapped = T::Mapped;
+    fn map(&self, buf: Vec<u8>, direction: DmaDirection) -> Result<Self::Mapped, Vec<u8>> {
+        (**self).map(buf, direction)
+    }
+    fn segments<'a>(&self, mapped: &'a Self::Mapped) -> &'a [DmaSegment] {
+        (**self).segments(mapped)
+    }
+    fn unmap(&self, mapped: Self::Mapped) -> Vec<u8> {
+        (**self).unmap(mapped)
+    }
+}

@@ -9,8 +9,8 @@
 //! - The driver never trusts what the device wrote: the free list and the shape of every
 //!   chain live in driver memory (`next`, `chains`), not in the shared table; a used
 //!   element with an id that is not an in-flight chain head, a length larger than the
-//!   chain's device-writable bytes, or a used index that moved by more than the number
-//!   of chains in flight is reported as a [`DeviceError`], never a panic.
+//!   chain's device-writable bytes, or a used index that moved by more than the ring
+//!   size is reported as a [`DeviceError`], never a panic.
 //! - Indices are free-running `u16`s that wrap; a ring slot is `idx % size`
 //!   (`size` is a power of two, so 65536 is a multiple of it).
 //! - Event index (`VIRTIO_F_EVENT_IDX`): the driver asks to be interrupted when the used
@@ -209,8 +209,8 @@ pub enum DeviceError {
         /// The chain's writable bytes.
         max: u64,
     },
-    /// The used index moved by more than the number of chains in flight. Nothing was
-    /// consumed; the queue cannot be trusted any more (reset the device).
+    /// The used index moved by more than the ring size. Nothing was consumed; the queue
+    /// cannot be trusted any more (reset the device).
     UsedIndexJump {
         /// The device's used index.
         used_idx: u16,
@@ -464,7 +464,9 @@ impl<R: DmaRegion> SplitQueue<R> {
         if used_idx == self.last_used {
             return Ok(None);
         }
-        if used_idx.wrapping_sub(self.last_used) > self.in_flight {
+        // More entries than the ring holds is impossible; fewer but more than in flight
+        // is caught element by element (ids that are not in flight).
+        if used_idx.wrapping_sub(self.last_used) > self.layout.size {
             return Err(DeviceError::UsedIndexJump {
                 used_idx,
                 last_used: self.last_used,

@@ -8,6 +8,7 @@
 
 extern crate alloc;
 
+mod bench;
 mod devices;
 mod fault;
 mod memory;
@@ -219,6 +220,9 @@ pub static TESTS: &[KernelTest] = &[
         sched::bench_sleep_1ms_overshoot,
     )
     .by_name_only(),
+    KernelTest::new("bench_ipi_one_way", bench::bench_ipi_one_way).by_name_only(),
+    KernelTest::new("bench_alloc_free_scaling", bench::bench_alloc_free_scaling).by_name_only(),
+    KernelTest::new("bench_remote_free", bench::bench_remote_free).by_name_only(),
     KernelTest::new(
         "bench_user_trap_round_trip",
         user::bench_user_trap_round_trip,

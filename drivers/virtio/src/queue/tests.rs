@@ -326,7 +326,7 @@ fn garbage_length_too_big_reclaims_the_chain_and_reports_it() {
 }
 
 #[test]
-fn garbage_used_index_jump_consumes_nothing() {
+fn garbage_used_index_beyond_the_ring_consumes_nothing() {
     let (mut q, mut dev) = queue(8, false);
     let a = q.add(&[seg(0, 8, true)]).unwrap();
     q.publish();
@@ -341,12 +341,19 @@ fn garbage_used_index_jump_consumes_nothing() {
         }
     );
     assert_eq!(q.in_flight(), 1);
-    // With no chain in flight any movement is a jump.
+    // With no chain in flight, an element the device invents is not in flight.
     let (mut q2, mut dev2) = queue(8, false);
     dev2.set_used_idx_raw(1);
+    assert_eq!(q2.pop_used(), Err(DeviceError::UsedIdNotInFlight { id: 0 }));
+    assert_eq!(q2.pop_used(), Ok(None));
+    // One step beyond the ring size is a jump; exactly the ring size is not.
+    let (mut q3, mut dev3) = queue(8, false);
+    dev3.set_used_idx_raw(9);
     assert!(matches!(
-        q2.pop_used(),
+        q3.pop_used(),
         Err(DeviceError::UsedIndexJump { .. })
     ));
+    dev3.set_used_idx_raw(8);
+    assert_eq!(q3.pop_used(), Err(DeviceError::UsedIdNotInFlight { id: 0 }));
     let _ = a;
 }

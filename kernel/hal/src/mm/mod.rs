@@ -19,6 +19,8 @@ pub mod slab;
 #[cfg(target_os = "none")]
 pub(crate) mod heap;
 #[cfg(target_os = "none")]
+pub mod locked_heap;
+#[cfg(target_os = "none")]
 mod pages;
 #[cfg(target_os = "none")]
 pub mod paging;

@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! virtio-blk against a fake disk on its own thread that completes requests out of
+//! order, with the driver task on a hosted executor.
+
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::time::Duration;
+
+extern crate std;
+use std::thread;
+
+use executor::CpuId;
+use executor::hosted::Machine;
+use ports::Port;
+use ports::proto::block::{BlockDone, BlockError, BlockInfo, BlockMsg};
+use spin::Mutex;
+use virtio::fake::{DeviceQueue, FakeCommonCfg, FakeMemory, FakeWindow};
+use virtio::transport::{CommonCfg, Notifier, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1};
+use virtio::{QueueLayout, SplitQueue, VecRegion};
+
+use super::*;
+
+const SECTORS: u64 = 256;
+
+/// What the fake disk does besides serving requests.
+#[derive(Default)]
+struct Behaviour {
+    /// Sector -> status to answer for requests starting there.
+    status_for_sector: Vec<(u64, u8)>,
+    /// Report a used length larger than the chain for the next completion.
+    garbage_len_once: bool,
+    /// Push a used element with an out-of-range id before the next completion.
+    garbage_id_once: bool,
+    /// Write a used index far beyond the ring instead of the next completion.
+    garbage_index_once: bool,
+    /// Complete nothing while set.
+    paused: bool,
+}
+
+struct Disk {
+    data: Mutex<Vec<u8>>,
+    behaviour: Mutex<Behaviour>,
+    flushes: AtomicUsize,
+    max_pending: AtomicUsize,
+    served: AtomicUsize,
+    stop: AtomicBool,
+}
+
+struct Rig {
+    machine: Machine,
+    port: Port<BlockMsg>,
+    disk: Arc<Disk>,
+    memory: Arc<FakeMemory>,
+    device: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.disk.stop.store(true, Ordering::Release);
+        if let Some(t) = self.device.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn rig(size: u16, info: BlockInfo, event_idx: bool) -> Rig {
+    let memory = Arc::new(FakeMemory::new());
+    let layout = QueueLayout::try_new(size).unwrap();
+    let region = memory.region(layout.len_bytes);
+    let headers = memory.region(size as usize * HEADER_SLOT_BYTES);
+    let queue = SplitQueue::try_new(region.clone(), size, event_idx).unwrap();
+    let notify = Arc::new(FakeWindow::new(64, false));
+    let isr = Arc::new(FakeWindow::new(4, true));
+    let (driver, irq) = VirtioBlk::new(
+        queue,
+        headers,
+        Notifier::new(notify.clone(), 0, 4, 0),
+        memory.clone(),
+        info,
+        isr.clone(),
+    );
+    let disk = Arc::new(Disk {
+        data: Mutex::new(
+            (0..SECTORS as usize * 512)
+                .map(|i| (i / 512) as u8)
+                .collect(),
+        ),
+        behaviour: Mutex::new(Behaviour::default()),
+        flushes: AtomicUsize::new(0),
+        max_pending: AtomicUsize::new(0),
+        served: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+    });
+    let device = {
+        let disk = disk.clone();
+        let memory = memory.clone();
+        thread::spawn(move || {
+            let mut dq = DeviceQueue::new(region, size, event_idx);
+            let mut pending = Vec::new();
+            let mut idle = 0;
+            let mut seed = 0x2545_f491u32;
+            while !disk.stop.load(Ordering::Acquire) {
+                let before = pending.len();
+                while let Some(chain) = dq.pop_avail() {
+                    pending.push(chain);
+                }
+                disk.max_pending.fetch_max(pending.len(), Ordering::Relaxed);
+                idle = if pending.len() == before { idle + 1 } else { 0 };
+                let paused = disk.behaviour.lock().paused;
+                if pending.is_empty() || paused || (pending.len() < 48 && idle < 3) {
+                    let _ = notify.take_writes();
+                    thread::sleep(Duration::from_micros(100));
+                    continue;
+                }
+                // Out of order: a pseudo-random permutation.
+                while !pending.is_empty() {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    let (head, chain) = pending.swap_remove(seed as usize % pending.len());
+                    let len = serve(&disk, &memory, &chain);
+                    let mut b = disk.behaviour.lock();
+                    if core::mem::take(&mut b.garbage_id_once) {
+                        dq.push_used(9999, 0);
+                    }
+                    let len = if core::mem::take(&mut b.garbage_len_once) {
+                        1 << 30
+                    } else {
+                        len
+                    };
+                    if core::mem::take(&mut b.garbage_index_once) {
+                        dq.set_used_idx_raw(40_000);
+                        continue;
+                    }
+                    drop(b);
+                    dq.push_used(head as u32, len);
+                    disk.served.fetch_add(1, Ordering::Relaxed);
+                }
+                isr.set(0, &[1]);
+                irq.on_interrupt();
+            }
+        })
+    };
+    let machine = Machine::start(2);
+    let (port, server) = Port::executor(CpuId(0), ports::AlwaysQueue);
+    machine.spawn_on(CpuId(0), driver.run(server)).unwrap();
+    Rig {
+        machine,
+        port,
+        disk,
+        memory,
+        device: Some(device),
+    }
+}
+
+/// Serves one chain like QEMU; returns the used length.
+fn serve(disk: &Disk, memory: &FakeMemory, chain: &[virtio::fake::Descriptor]) -> u32 {
+    let header = RequestHeader::from_bytes(&memory.read(chain[0].addr, 16).unwrap()).unwrap();
+    let status_desc = chain.last().unwrap();
+    let data = &chain[1..chain.len() - 1];
+    let forced = disk
+        .behaviour
+        .lock()
+        .status_for_sector
+        .iter()
+        .find(|(s, _)| *s == header.sector)
+        .map(|(_, st)| *st);
+    let mut written = 0;
+    let status = match (forced, header.kind) {
+        (Some(st), _) => st,
+        (None, VIRTIO_BLK_T_IN) => {
+            let bytes = disk.data.lock();
+            let mut at = header.sector as usize * 512;
+            for d in data {
+                assert!(d.device_writable);
+                assert!(memory.write(d.addr, &bytes[at..at + d.len as usize]));
+                at += d.len as usize;
+                written += d.len;
+            }
+            VIRTIO_BLK_S_OK
+        }
+        (None, VIRTIO_BLK_T_OUT) => {
+            let mut bytes = disk.data.lock();
+            let mut at = header.sector as usize * 512;
+            for d in data {
+                assert!(!d.device_writable);
+                let chunk = memory.read(d.addr, d.len as usize).unwrap();
+                bytes[at..at + d.len as usize].copy_from_slice(&chunk);
+                at += d.len as usize;
+            }
+            VIRTIO_BLK_S_OK
+        }
+        (None, VIRTIO_BLK_T_FLUSH) => {
+            assert!(data.is_empty());
+            disk.flushes.fetch_add(1, Ordering::Relaxed);
+            VIRTIO_BLK_S_OK
+        }
+        (None, _) => VIRTIO_BLK_S_UNSUPP,
+    };
+    assert!(memory.write(status_desc.addr, &[status]));
+    written + 1
+}
+
+fn info(read_only: bool, has_flush: bool) -> BlockInfo {
+    BlockInfo {
+        sectors: SECTORS,
+        sector_size: 512,
+        read_only,
+        has_flush,
+    }
+}
+
+fn call(rig: &Rig, msg: BlockMsg) -> (Result<BlockDone, BlockError>, Vec<u8>) {
+    let port = rig.port.clone();
+    rig.machine.block_on(CpuId(1), async move {
+        BlockMsg::from_reply(port.call(msg).await).into_parts()
+    })
+}
+
+#[test]
+fn sixty_four_concurrent_requests_complete_out_of_order() {
+    for event_idx in [true, false] {
+        let rig = rig(256, info(false, true), event_idx);
+        let port = rig.port.clone();
+        let results = rig.machine.block_on(CpuId(1), async move {
+            // 64 writes at once, each of one distinct sector, 1 or 2 sectors long.
+            let handles: Vec<_> = (0..64u64)
+                .map(|i| {
+                    let port = port.clone();
+                    executor::spawn(async move {
+                        let n = 1 + (i % 2) as usize;
+                        let buf = vec![0xa0 ^ i as u8; 512 * n];
+                        let msg = BlockMsg::from_reply(
+                            port.call(BlockMsg::write(i * 2, buf).with_op_id(i)).await,
+                        );
+                        (msg.op_id, msg.into_parts())
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for h in handles {
+                out.push(h.await.unwrap());
+            }
+            out
+        });
+        for (i, (op, (result, buf))) in results.into_iter().enumerate() {
+            assert_eq!(op, i as u64);
+            assert_eq!(result, Ok(BlockDone::Done));
+            assert_eq!(buf.len(), 512 * (1 + i % 2), "buffer handed back");
+        }
+        assert!(
+            rig.disk.max_pending.load(Ordering::Relaxed) >= 32,
+            "at least 32 in flight at once"
+        );
+        // 64 reads at once see the data.
+        let port = rig.port.clone();
+        let reads = rig.machine.block_on(CpuId(1), async move {
+            let handles: Vec<_> = (0..64u64)
+                .map(|i| {
+                    let port = port.clone();
+                    executor::spawn(async move {
+                        BlockMsg::from_reply(port.call(BlockMsg::read(i * 2, vec![0; 512])).await)
+                            .into_parts()
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for h in handles {
+                out.push(h.await.unwrap());
+            }
+            out
+        });
+        for (i, (result, buf)) in reads.into_iter().enumerate() {
+            assert_eq!(result, Ok(BlockDone::Done));
+            assert_eq!(buf, vec![0xa0 ^ i as u8; 512]);
+        }
+        assert_eq!(rig.memory.mapped_buffers(), 0);
+    }
+}
+
+#[test]
+fn reads_span_page_boundaries_in_several_segments() {
+    let rig = rig(64, info(false, true), true);
+    let (result, buf) = call(&rig, BlockMsg::read(10, vec![0; 512 * 12]));
+    assert_eq!(result, Ok(BlockDone::Done));
+    let expected: Vec<u8> = (10..22).flat_map(|s| [s as u8; 512]).collect();
+    assert_eq!(buf, expected);
+}
+
+#[test]
+fn info_and_argument_errors_are_answered_without_the_device() {
+    let rig = rig(16, info(false, true), true);
+    assert_eq!(
+        call(&rig, BlockMsg::info()).0,
+        Ok(BlockDone::Info(info(false, true)))
+    );
+    assert_eq!(
+        call(&rig, BlockMsg::read(0, vec![0; 100])),
+        (Err(BlockError::Invalid), vec![0; 100])
+    );
+    assert_eq!(
+        call(&rig, BlockMsg::read(SECTORS, vec![0; 512])),
+        (Err(BlockError::OutOfRange), vec![0; 512])
+    );
+    assert_eq!(rig.disk.served.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_read_only_device_refuses_writes_with_erofs() {
+    let rig = rig(16, info(true, false), true);
+    let (result, buf) = call(&rig, BlockMsg::write(0, vec![7; 512]));
+    assert_eq!(result, Err(BlockError::ReadOnly));
+    assert_eq!(BlockError::ReadOnly.errno(), 30);
+    assert_eq!(buf, vec![7; 512], "buffer back on error");
+    assert_eq!(
+        call(&rig, BlockMsg::read(3, vec![0; 512])),
+        (Ok(BlockDone::Done), vec![3; 512])
+    );
+}
+
+#[test]
+fn flush_reaches_the_device_only_when_it_has_a_cache() {
+    let rig_cache = rig(16, info(false, true), true);
+    assert_eq!(call(&rig_cache, BlockMsg::flush()).0, Ok(BlockDone::Done));
+    assert_eq!(rig_cache.disk.flushes.load(Ordering::Relaxed), 1);
+    let rig_none = rig(16, info(false, false), true);
+    assert_eq!(call(&rig_none, BlockMsg::flush()).0, Ok(BlockDone::Done));
+    assert_eq!(rig_none.disk.flushes.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn device_errors_become_block_errors_and_the_task_survives() {
+    let rig = rig(16, info(false, true), true);
+    rig.disk.behaviour.lock().status_for_sector =
+        vec![(5, VIRTIO_BLK_S_IOERR), (6, VIRTIO_BLK_S_UNSUPP), (7, 0x77)];
+    assert_eq!(
+        call(&rig, BlockMsg::read(5, vec![0; 512])),
+        (Err(BlockError::Io), vec![0; 512])
+    );
+    assert_eq!(
+        call(&rig, BlockMsg::write(6, vec![1; 512])),
+        (Err(BlockError::Unsupported), vec![1; 512])
+    );
+    assert_eq!(
+        call(&rig, BlockMsg::read(7, vec![0; 512])).0,
+        Err(BlockError::Io),
+        "garbage status"
+    );
+    assert_eq!(
+        call(&rig, BlockMsg::read(8, vec![0; 512])),
+        (Ok(BlockDone::Done), vec![8; 512])
+    );
+}
+
+#[test]
+fn garbage_used_elements_fail_one_request_and_the_queue_stays_usable() {
+    let rig = rig(16, info(false, true), true);
+    rig.disk.behaviour.lock().garbage_len_once = true;
+    assert_eq!(
+        call(&rig, BlockMsg::read(1, vec![0; 512])).0,
+        Err(BlockError::Io)
+    );
+    rig.disk.behaviour.lock().garbage_id_once = true;
+    assert_eq!(
+        call(&rig, BlockMsg::read(2, vec![0; 512])),
+        (Ok(BlockDone::Done), vec![2; 512])
+    );
+    for i in 0..40 {
+        assert_eq!(
+            call(&rig, BlockMsg::read(i, vec![0; 512])).0,
+            Ok(BlockDone::Done)
+        );
+    }
+}
+
+#[test]
+fn a_cancelled_request_is_reclaimed_when_the_device_completes_it() {
+    let rig = rig(16, info(false, true), true);
+    rig.disk.behaviour.lock().paused = true;
+    let port = rig.port.clone();
+    let timed_out = rig.machine.block_on(CpuId(1), async move {
+        executor::timeout(
+            Duration::from_millis(20),
+            port.call(BlockMsg::read(4, vec![0; 512])),
+        )
+        .await
+        .is_err()
+    });
+    assert!(timed_out, "the call was dropped while the device held it");
+    assert_eq!(
+        rig.memory.mapped_buffers(),
+        1,
+        "the device still owns the buffer"
+    );
+    rig.disk.behaviour.lock().paused = false;
+    // The queue is usable: more requests than the ring could hold if the chain leaked.
+    for i in 0..20 {
+        assert_eq!(
+            call(&rig, BlockMsg::read(i, vec![0; 512])),
+            (Ok(BlockDone::Done), vec![i as u8; 512])
+        );
+    }
+    assert_eq!(
+        rig.memory.mapped_buffers(),
+        0,
+        "the cancelled buffer was unmapped and freed"
+    );
+}
+
+#[test]
+fn a_buffer_that_cannot_be_mapped_is_an_io_error_with_the_buffer_back() {
+    let rig = rig(16, info(false, true), true);
+    rig.memory.refuse_maps(1);
+    assert_eq!(
+        call(&rig, BlockMsg::write(0, vec![9; 512])),
+        (Err(BlockError::Io), vec![9; 512])
+    );
+    assert_eq!(
+        call(&rig, BlockMsg::write(0, vec![9; 512])).0,
+        Ok(BlockDone::Done)
+    );
+}
+
+#[test]
+fn negotiation_reads_capacity_and_read_only() {
+    let dev = FakeCommonCfg::new(
+        VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | VIRTIO_BLK_F_RO | (1 << 2),
+        &[256],
+    );
+    let config = FakeWindow::new(64, false);
+    config.set(0, &(0x1_0000_0010u64).to_le_bytes());
+    let (features, info) = negotiate(&CommonCfg::new(&dev), &config).unwrap();
+    assert_eq!(
+        features,
+        VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX | VIRTIO_BLK_F_RO
+    );
+    assert_eq!(
+        info,
+        BlockInfo {
+            sectors: 0x1_0000_0010,
+            sector_size: 512,
+            read_only: true,
+            has_flush: false
+        }
+    );
+}
+
+#[test]
+fn on_interrupt_claims_only_its_own_interrupts() {
+    let memory = FakeMemory::new();
+    let region = memory.region(QueueLayout::try_new(4).unwrap().len_bytes);
+    let headers = memory.region(4 * HEADER_SLOT_BYTES);
+    let isr = FakeWindow::new(4, true);
+    let notify = FakeWindow::new(4, false);
+    let (_driver, irq) = VirtioBlk::new(
+        SplitQueue::try_new(region, 4, false).unwrap(),
+        headers,
+        Notifier::new(&notify, 0, 0, 0),
+        Arc::new(memory),
+        info(false, false),
+        &isr,
+    );
+    assert!(!irq.on_interrupt(), "ISR 0: shared line, not ours");
+    isr.set(0, &[1]);
+    assert!(irq.on_interrupt());
+    assert!(!irq.on_interrupt(), "the read acknowledged it");
+    let _ = VecRegion::new(0, 0);
+}
+
+#[test]
+fn a_device_that_breaks_the_used_ring_fails_requests_instead_of_hanging_them() {
+    let rig = rig(16, info(false, true), true);
+    rig.disk.behaviour.lock().garbage_index_once = true;
+    let (result, buf) = call(&rig, BlockMsg::read(1, vec![0; 512]));
+    assert_eq!(result, Err(BlockError::Io));
+    assert!(
+        buf.is_empty(),
+        "the buffer stays quarantined: the device may still write it"
+    );
+    assert_eq!(
+        call(&rig, BlockMsg::read(2, vec![0; 512])),
+        (Err(BlockError::Io), vec![0; 512])
+    );
+    assert_eq!(call(&rig, BlockMsg::info()).0, Err(BlockError::Io));
+}

@@ -41,6 +41,19 @@ pub fn out_dir() -> PathBuf {
     }
 }
 
+/// Whether kernels are built optimised (`cargo xtask bench`, `run --release`):
+/// the release profile, without debug assertions. Tests use the dev profile.
+static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Builds later kernels with the release profile.
+pub fn use_release_profile() {
+    RELEASE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn release() -> bool {
+    RELEASE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Builds `variant` and returns the path of the finished image.
 pub fn kernel(variant: Variant) -> Result<PathBuf, String> {
     prereq::rust_target()?;
@@ -51,13 +64,17 @@ pub fn kernel(variant: Variant) -> Result<PathBuf, String> {
     if variant == Variant::Test {
         cargo.args(["--features", "ktest"]);
     }
+    if release() {
+        cargo.arg("--release");
+    }
     let status = cargo
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
         return Err("building the kernel failed".into());
     }
-    let built = target_dir().join(TARGET).join("debug").join("kernel");
+    let profile = if release() { "release" } else { "debug" };
+    let built = target_dir().join(TARGET).join(profile).join("kernel");
     std::fs::create_dir_all(out_dir()).map_err(|e| format!("creating build/: {e}"))?;
     let image = out_dir().join(match variant {
         Variant::Normal => "kernel",

@@ -205,8 +205,11 @@ pub fn run_captured(boot: &Boot, timeout: Duration) -> Result<Outcome, String> {
 
 /// `cargo xtask run`.
 pub fn run_command(args: &[String]) -> Result<(), String> {
-    check_options(args, &["--smp", "--mem", "--accel", "--append"], &["--gdb"])?;
+    check_options(args, &["--smp", "--mem", "--accel", "--append"], &["--gdb", "--release"])?;
     prereq::qemu()?;
+    if args.iter().any(|a| a == "--release") {
+        build::use_release_profile();
+    }
     let image = build::kernel(Variant::Normal)?;
     let mut boot = Boot::new(&image);
     if let Some(smp) = flag_value(args, "--smp")? {

@@ -311,6 +311,31 @@ const USER_TESTS: [&str; 9] = [
     "c-hello",
 ];
 
+/// The benchmark programs in `user/bench`, in the order they run.
+const USER_BENCHES: [&str; 5] = ["bench_syscall", "bench_ring", "bench_ipc", "bench_spawn", "bench_file"];
+
+/// Runs the user benchmark programs from the shell at -smp 2 (as the Linux
+/// peer runs its own) and prints their `RESULT` lines.
+fn user_benchmarks() -> Result<(), String> {
+    let image = build::kernel(Variant::Normal)?;
+    let mut boot = Boot::new(&image);
+    boot.smp = 2;
+    let mut commands: Vec<String> = USER_BENCHES.iter().map(|b| format!("/bin/bench/{b}")).collect();
+    commands.push(format!("echo {SESSION_DONE}"));
+    let o = qemu::run_session(&boot, &commands, SESSION_DONE, Duration::from_secs(600))?;
+    println!("# user programs (TCG, -M microvm, -smp 2), the peer-linux benchmarks' method and names");
+    for (_, line) in &o.lines {
+        if line.starts_with("RESULT ") || line.starts_with("FAIL ") {
+            println!("{line}");
+        }
+    }
+    if o.status != Some(0) {
+        show_log(&o);
+        return Err("the user benchmark session did not finish".into());
+    }
+    Ok(())
+}
+
 /// Marks the end of a scripted shell session.
 const SESSION_DONE: &str = "SESSION-DONE";
 
@@ -524,6 +549,8 @@ pub fn bench_command(args: &[String]) -> Result<(), String> {
         .parse()
         .map_err(|_| "--runs takes a number")?;
     prereq::qemu()?;
+    // Benchmarks measure the optimised kernel (tests run the dev build).
+    build::use_release_profile();
     let image = build::kernel(Variant::Test)?;
     let (mut first_line, mut kmain, mut small_exit, mut suite_exit) =
         (vec![], vec![], vec![], vec![]);
@@ -561,7 +588,7 @@ pub fn bench_command(args: &[String]) -> Result<(), String> {
         let mut boot = Boot::new(&image);
         boot.smp = smp;
         boot.append = match smp {
-            2 => "test=bench_cross_cpu_port_round_trip,bench_sleep_1ms_overshoot".into(),
+            2 => "test=bench_cross_cpu_port_round_trip,bench_sleep_1ms_overshoot,bench_user_trap_round_trip".into(),
             3 => "test=bench_cross_cpu_port_round_trip".into(),
             _ => "test=bench_ipi_one_way,bench_alloc_free_scaling,bench_remote_free".into(),
         };
@@ -576,6 +603,7 @@ pub fn bench_command(args: &[String]) -> Result<(), String> {
             }
         }
     }
+    user_benchmarks()?;
     println!("# boot timing: QEMU start to event, TCG, -M microvm, -smp 1, {runs} runs");
     println!(
         "{}",

@@ -224,6 +224,11 @@ pub static TESTS: &[KernelTest] = &[
     KernelTest::new("bench_alloc_free_scaling", bench::bench_alloc_free_scaling).by_name_only(),
     KernelTest::new("bench_remote_free", bench::bench_remote_free).by_name_only(),
     KernelTest::new(
+        "bench_user_trap_round_trip",
+        user::bench_user_trap_round_trip,
+    )
+    .by_name_only(),
+    KernelTest::new(
         "token_serializes_tasks_from_every_cpu",
         smp::token_serializes_tasks_from_every_cpu,
     ),

@@ -156,3 +156,36 @@ pub fn copies_check_every_page_of_user_memory() {
     assert!(space.unmap(base).is_err(), "double unmap is an error");
     assert!(space.copy_from_user(&mut [0u8; 1], base).is_err());
 }
+
+/// `RESULT` line: a bare ring 3 -> ring 0 -> ring 3 round trip (`syscall`,
+/// then `enter_user` again), the floor under every trap-door system call.
+pub fn bench_user_trap_round_trip() {
+    let code = [0x0f, 0x05, 0xeb, 0xfc]; // syscall; jmp back to it
+    let space = space_with(&code);
+    let mut context = UserContext::new(CODE, STACK_TOP);
+    const SAMPLES: usize = 7;
+    const ROUNDS: u64 = 20_000;
+    let mut ns = [0u64; SAMPLES];
+    let mut cycles = [0u64; SAMPLES];
+    for sample in 0..SAMPLES {
+        let (t0, c0) = (hal::arch::time::now_ns(), hal::arch::cpu::rdtsc());
+        for _ in 0..ROUNDS {
+            let exit = run(&space, &mut context);
+            debug_assert_eq!(exit, UserExit::Syscall);
+        }
+        let (t1, c1) = (hal::arch::time::now_ns(), hal::arch::cpu::rdtsc());
+        ns[sample] = (t1 - t0) / ROUNDS;
+        cycles[sample] = (c1 - c0) / ROUNDS;
+    }
+    hal::mm::space::deactivate();
+    ns.sort_unstable();
+    cycles.sort_unstable();
+    log::info!(
+        target: "bench",
+        "RESULT user_trap_round_trip ns_per_op={} min={} max={} samples={SAMPLES} iters={ROUNDS} cycles_per_op={}",
+        ns[SAMPLES / 2],
+        ns[0],
+        ns[SAMPLES - 1],
+        cycles[SAMPLES / 2]
+    );
+}

@@ -24,11 +24,17 @@
 //!   into the context, runs the interrupt handler (acknowledge only) and
 //!   resumes the kernel the same way.
 //!
-//! FPU/SSE/AVX state belongs to the context and is saved on every exit and
-//! restored on every entry (`xsave`/`xrstor`, or `fxsave`/`fxrstor` without
-//! XSAVE). The kernel itself is built without SSE, so nothing in between
-//! can disturb it.
+//! FPU/SSE/AVX state belongs to the context and is switched lazily: the
+//! kernel itself is built without SSE, so a thread's registers stay in the
+//! CPU after it exits, and they are saved (`xsave`, or `fxsave` without
+//! XSAVE) only when another context enters on that CPU. Under TCG a save
+//! plus a restore costs about four times a bare user round trip, and a
+//! thread making system calls on its own CPU pays neither. Each CPU keeps a
+//! reference to the area whose state it holds, so a save never writes freed
+//! memory. Contexts stay on one CPU (the kernel never migrates a process);
+//! entering one on another CPU loses its newest FPU state, nothing more.
 
+use alloc::sync::Arc;
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
@@ -70,7 +76,6 @@ impl FpuArea {
 
 /// A user thread's registers while the kernel runs. The layout is fixed:
 /// the entry and exit assembly address fields by offset.
-#[derive(Clone)]
 #[repr(C)]
 pub struct UserContext {
     pub rax: u64,
@@ -95,7 +100,17 @@ pub struct UserContext {
     pub exit_vector: u64,
     pub exit_error_code: u64,
     pub exit_cr2: u64,
-    fpu: FpuArea,
+    fpu: Arc<spin::Mutex<FpuArea>>,
+}
+
+impl Clone for UserContext {
+    /// A copy with its own FPU area (the saved state as of the last switch).
+    fn clone(&self) -> UserContext {
+        UserContext {
+            fpu: Arc::new(spin::Mutex::new(self.fpu.lock().clone())),
+            ..*self
+        }
+    }
 }
 
 const OFF_RIP: usize = 15 * 8;
@@ -128,7 +143,7 @@ impl UserContext {
             exit_vector: 0,
             exit_error_code: 0,
             exit_cr2: 0,
-            fpu: FpuArea::new(),
+            fpu: Arc::new(spin::Mutex::new(FpuArea::new())),
         }
     }
 }
@@ -267,15 +282,12 @@ pub fn enter_user(context: &mut UserContext) -> UserExit {
         return UserExit::BadContext;
     }
     context.rflags = (context.rflags & USER_RFLAGS) | RFlags::INTERRUPT_FLAG.bits() | 0x2;
-    let mode = FPU_MODE.load(Ordering::Relaxed);
-    let mask = XSAVE_MASK.load(Ordering::Relaxed);
-    restore_fpu(&context.fpu, mode, mask);
+    switch_fpu_to(&context.fpu);
     // SAFETY: the context is a valid user context (rip/rsp checked above,
     // rflags sanitised, selectors fixed), the per-CPU block is installed,
     // and `user_entry` returns here on this stack with every callee-saved
     // register restored.
     let kind = unsafe { user_entry(context) };
-    save_fpu(&mut context.fpu, mode, mask);
     match kind {
         EXIT_SYSCALL => UserExit::Syscall,
         _ => {
@@ -291,6 +303,31 @@ pub fn enter_user(context: &mut UserContext) -> UserExit {
             }
         }
     }
+}
+
+/// The FPU area whose state each CPU's registers hold.
+static FPU_LIVE: crate::percpu::CpuLocal<core::cell::RefCell<Option<Arc<spin::Mutex<FpuArea>>>>> =
+    crate::percpu::CpuLocal::new();
+
+/// Makes `area`'s state the one in this CPU's registers, saving the state
+/// of the context that had them.
+fn switch_fpu_to(area: &Arc<spin::Mutex<FpuArea>>) {
+    if FPU_LIVE.with(|slot| slot.is_none()) {
+        FPU_LIVE.set(core::cell::RefCell::new(None));
+    }
+    FPU_LIVE.with(|slot| {
+        let mut live = slot.expect("set just above").borrow_mut();
+        if live.as_ref().is_some_and(|l| Arc::ptr_eq(l, area)) {
+            return; // still in the registers
+        }
+        let mode = FPU_MODE.load(Ordering::Relaxed);
+        let mask = XSAVE_MASK.load(Ordering::Relaxed);
+        if let Some(previous) = live.take() {
+            save_fpu(&mut previous.lock(), mode, mask);
+        }
+        restore_fpu(&area.lock(), mode, mask);
+        *live = Some(area.clone());
+    });
 }
 
 fn restore_fpu(area: &FpuArea, mode: u8, mask: u64) {

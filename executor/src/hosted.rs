@@ -315,7 +315,11 @@ mod tests {
             local.run_until(&mut || STOP.load(Ordering::SeqCst), 1_000_000);
         });
         setter.join().unwrap();
-        assert_eq!(RAN.load(Ordering::SeqCst), 3, "queued tasks ran before the stop");
+        assert_eq!(
+            RAN.load(Ordering::SeqCst),
+            3,
+            "queued tasks ran before the stop"
+        );
         assert!(STOP.load(Ordering::SeqCst));
         assert!(
             started.elapsed() < Duration::from_secs(5),

@@ -574,17 +574,7 @@ impl LocalCpu {
     /// # Context
     /// On this CPU, with the context hook able to find `self`.
     pub fn run(&self) {
-        loop {
-            self.flush_overflow();
-            self.interrupt_point();
-            self.fire_timers();
-            if self.rt.is_shut_down() {
-                break;
-            }
-            if !self.run_one() {
-                self.idle();
-            }
-        }
+        self.drive(&mut || false, None);
         self.teardown();
     }
 
@@ -599,6 +589,11 @@ impl LocalCpu {
     /// # Context
     /// On this CPU, with the context hook able to find `self`, not from inside a task.
     pub fn run_until(&self, stop: &mut dyn FnMut() -> bool, poll_ns: u64) {
+        self.drive(stop, Some(poll_ns));
+    }
+
+    /// The run loop: until shutdown or `stop()`, idle sleeps bounded by `poll_ns`.
+    fn drive(&self, stop: &mut dyn FnMut() -> bool, poll_ns: Option<u64>) {
         loop {
             self.flush_overflow();
             self.interrupt_point();
@@ -607,7 +602,7 @@ impl LocalCpu {
                 return;
             }
             if !self.run_one() {
-                self.idle_at_most(poll_ns);
+                self.idle(poll_ns);
             }
         }
     }
@@ -648,7 +643,9 @@ impl LocalCpu {
         true
     }
 
-    fn idle(&self) {
+    /// Sleeps until work arrives or the next timer is due; with `max_ns`, no
+    /// longer than that either.
+    fn idle(&self, max_ns: Option<u64>) {
         let platform = &*self.rt.inner.platform;
         if self.overflow_mask.get() != 0 {
             // Wakes wait for a target to drain its queue; it was signalled. Keep trying.
@@ -660,28 +657,13 @@ impl LocalCpu {
             platform.abort_sleep(self.cpu);
             return;
         }
-        let deadline = self.timers.borrow_mut().next_deadline();
-        platform.sleep(self.cpu, deadline);
-    }
-
-    /// [`idle`](Self::idle), waking after `max_ns` at the latest.
-    fn idle_at_most(&self, max_ns: u64) {
-        let platform = &*self.rt.inner.platform;
-        if self.overflow_mask.get() != 0 {
-            platform.relax();
-            return;
-        }
-        platform.prepare_to_sleep(self.cpu);
-        if self.has_work() {
-            platform.abort_sleep(self.cpu);
-            return;
-        }
-        let limit = platform.now_ns().saturating_add(max_ns);
-        let deadline = match self.timers.borrow_mut().next_deadline() {
-            Some(d) => d.min(limit),
-            None => limit,
+        let timer = self.timers.borrow_mut().next_deadline();
+        let limit = max_ns.map(|max| platform.now_ns().saturating_add(max));
+        let deadline = match (timer, limit) {
+            (Some(t), Some(l)) => Some(t.min(l)),
+            (t, l) => t.or(l),
         };
-        platform.sleep(self.cpu, Some(deadline));
+        platform.sleep(self.cpu, deadline);
     }
 
     fn has_work(&self) -> bool {

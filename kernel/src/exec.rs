@@ -52,8 +52,15 @@ fn map_err(e: hal::mm::MemError) -> Errno {
 /// # Errors
 /// `NoExec` for anything but a well-formed static x86_64 executable,
 /// `NoMem` when memory runs out, `TooBig` (E2BIG) for oversized arguments.
-pub fn load(space: &AddressSpace, file: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>], random: [u8; 16]) -> Result<Image, Errno> {
-    let elf = ElfBytes::<LittleEndian>::minimal_parse(file).map_err(|_| noexec("unparsable header"))?;
+pub fn load(
+    space: &AddressSpace,
+    file: &[u8],
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    random: [u8; 16],
+) -> Result<Image, Errno> {
+    let elf =
+        ElfBytes::<LittleEndian>::minimal_parse(file).map_err(|_| noexec("unparsable header"))?;
     let header = &elf.ehdr;
     if header.class != elf::file::Class::ELF64 {
         return Err(noexec("not 64-bit"));
@@ -72,8 +79,13 @@ pub fn load(space: &AddressSpace, file: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>
             continue;
         }
         let start = ph.p_vaddr;
-        let mem_end = start.checked_add(ph.p_memsz).ok_or_else(|| noexec("segment overflows"))?;
-        let file_end = ph.p_offset.checked_add(ph.p_filesz).ok_or_else(|| noexec("segment overflows the file"))?;
+        let mem_end = start
+            .checked_add(ph.p_memsz)
+            .ok_or_else(|| noexec("segment overflows"))?;
+        let file_end = ph
+            .p_offset
+            .checked_add(ph.p_filesz)
+            .ok_or_else(|| noexec("segment overflows the file"))?;
         if start < LOWEST || mem_end > STACK_TOP - STACK_BYTES - PAGE || ph.p_filesz > ph.p_memsz {
             return Err(noexec("segment outside the user area"));
         }
@@ -91,13 +103,26 @@ pub fn load(space: &AddressSpace, file: &[u8], argv: &[Vec<u8>], envp: &[Vec<u8>
             // The file bytes that fall in this page.
             let lo = page.max(start);
             let hi = (page + PAGE).min(start + ph.p_filesz);
-            let bytes = if lo < hi { &data[(lo - start) as usize..(hi - start) as usize] } else { &[][..] };
+            let bytes = if lo < hi {
+                &data[(lo - start) as usize..(hi - start) as usize]
+            } else {
+                &[][..]
+            };
             match space.map_copy(page, prot, (lo - page) as usize, bytes) {
                 Ok(()) => {}
                 Err(hal::mm::MemError::BadAddress(_)) if space.is_mapped(page) => {
                     // Two segments share this page (as ld lays out small
                     // programs): widen its permissions and add these bytes.
-                    space.protect(page, UserProt { read: true, write: true, execute: true }).map_err(map_err)?;
+                    space
+                        .protect(
+                            page,
+                            UserProt {
+                                read: true,
+                                write: true,
+                                execute: true,
+                            },
+                        )
+                        .map_err(map_err)?;
                     space.write_initial(lo, bytes).map_err(|_| Errno::NoExec)?;
                 }
                 Err(e) => return Err(map_err(e)),
@@ -128,7 +153,13 @@ const AT_RANDOM: u64 = 25;
 
 /// Maps the stack and writes, from the top down: the strings, 16 random
 /// bytes, then (16-aligned) argc, argv[], NULL, envp[], NULL, auxv pairs.
-fn build_stack(space: &AddressSpace, entry: u64, argv: &[Vec<u8>], envp: &[Vec<u8>], random: [u8; 16]) -> Result<u64, Errno> {
+fn build_stack(
+    space: &AddressSpace,
+    entry: u64,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    random: [u8; 16],
+) -> Result<u64, Errno> {
     let strings: usize = argv.iter().chain(envp).map(|s| s.len() + 1).sum();
     if strings > ARG_MAX || argv.len() + envp.len() > ARG_MAX / 8 {
         return Err(Errno::TooBig);
@@ -136,7 +167,9 @@ fn build_stack(space: &AddressSpace, entry: u64, argv: &[Vec<u8>], envp: &[Vec<u
     let bottom = STACK_TOP - STACK_BYTES;
     let mut page = bottom;
     while page < STACK_TOP {
-        space.map_zeroed(page, UserProt::READ_WRITE).map_err(map_err)?;
+        space
+            .map_zeroed(page, UserProt::READ_WRITE)
+            .map_err(map_err)?;
         page += PAGE;
     }
     let mut top = STACK_TOP;
@@ -144,7 +177,9 @@ fn build_stack(space: &AddressSpace, entry: u64, argv: &[Vec<u8>], envp: &[Vec<u
         top -= (bytes.len() + usize::from(nul)) as u64;
         space.write_initial(top, bytes).map_err(|_| Errno::Fault)?;
         if nul {
-            space.write_initial(top + bytes.len() as u64, &[0]).map_err(|_| Errno::Fault)?;
+            space
+                .write_initial(top + bytes.len() as u64, &[0])
+                .map_err(|_| Errno::Fault)?;
         }
         Ok(top)
     };
@@ -163,7 +198,9 @@ fn build_stack(space: &AddressSpace, entry: u64, argv: &[Vec<u8>], envp: &[Vec<u
     words.push(0);
     words.extend(&envp_at);
     words.push(0);
-    words.extend([AT_PAGESZ, PAGE, AT_ENTRY, entry, AT_RANDOM, random_at, AT_NULL, 0]);
+    words.extend([
+        AT_PAGESZ, PAGE, AT_ENTRY, entry, AT_RANDOM, random_at, AT_NULL, 0,
+    ]);
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     let rsp = (top - bytes.len() as u64) & !15;
     space.write_initial(rsp, &bytes).map_err(|_| Errno::Fault)?;

@@ -17,7 +17,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 
 use abi::Errno;
@@ -115,7 +115,6 @@ pub struct Proc {
     mmap_next: AtomicU64,
     /// Ring pages mapped into the process; kept until the process is gone.
     rings: spin::Mutex<Vec<(u64, u64, Arc<RingRegion>)>>,
-    started: AtomicBool,
 }
 
 impl Proc {
@@ -157,11 +156,6 @@ pub struct Services {
 
 static SERVICES: spin::Once<Arc<Services>> = spin::Once::new();
 
-/// The process services (after [`init`]).
-pub fn services() -> Option<&'static Arc<Services>> {
-    SERVICES.get()
-}
-
 /// Creates the process services over the root filesystem.
 pub fn init(vfs: Arc<Vfs>) -> &'static Arc<Services> {
     SERVICES.call_once(|| {
@@ -197,7 +191,10 @@ fn signal_for(vector: u8) -> u32 {
 
 impl Services {
     fn arc(&self) -> Arc<Services> {
-        self.this.get().and_then(|w| w.upgrade()).expect("services live forever")
+        self.this
+            .get()
+            .and_then(|w| w.upgrade())
+            .expect("services live forever")
     }
 
     fn get(&self, pid: Pid) -> Result<Arc<Proc>, Errno> {
@@ -248,19 +245,27 @@ impl Services {
             kill_waker: spin::Mutex::new(None),
             mmap_next: AtomicU64::new(MMAP_BASE.max(loaded.end)),
             rings: spin::Mutex::new(Vec::new()),
-            started: AtomicBool::new(false),
         });
         let kernel: Arc<dyn Kernel> = self.arc();
         proc.sys.call_once(|| {
-            syscalls_async::Process::new(pid, parent, self.vfs.clone(), kernel, Arc::new(ProcMemory(space)), init)
+            syscalls_async::Process::new(
+                pid,
+                parent,
+                self.vfs.clone(),
+                kernel,
+                Arc::new(ProcMemory(space)),
+                init,
+            )
         });
         self.table.lock().insert(pid, proc.clone());
         let context = Box::new(UserContext::new(loaded.entry, loaded.stack_pointer));
         let runtime = crate::sched::runtime().ok_or(Errno::NoSys)?;
         let services = self.arc();
-        match runtime.spawn_on(CpuId(cpu as u32), run_thread(services, proc.clone(), context)) {
+        match runtime.spawn_on(
+            CpuId(cpu as u32),
+            run_thread(services, proc.clone(), context),
+        ) {
             Ok(_detached) => {
-                proc.started.store(true, Ordering::SeqCst);
                 log::debug!(target: "proc", "pid {pid} ({}) started on CPU {cpu}", core::str::from_utf8(base).unwrap_or("?"));
                 Ok(pid)
             }
@@ -304,8 +309,12 @@ impl Services {
     /// When the program cannot be read or loaded.
     pub fn start_init(&self, path: &str) -> Result<Pid, Errno> {
         let root = self.vfs.root();
-        let image = fs::service::try_complete_inline(self.vfs.read_to_end(&root, path.as_bytes(), 64 << 20))
-            .unwrap_or(Err(Errno::Again))?;
+        let image = fs::service::try_complete_inline(self.vfs.read_to_end(
+            &root,
+            path.as_bytes(),
+            64 << 20,
+        ))
+        .unwrap_or(Err(Errno::Again))?;
         let mut init = syscalls_async::ProcessInit::new(&self.vfs);
         let console = fs::service::try_complete_inline(self.vfs.open(
             &root,
@@ -318,12 +327,14 @@ impl Services {
             init.files
                 .insert_at(fd, syscalls_async::Descriptor::File(console.clone()), false)?;
         }
-        self.create(0, path.as_bytes(), &image, &[path.as_bytes().to_vec()], &[b"PATH=/bin".to_vec()], init)
-    }
-
-    /// Processes alive or not yet reaped.
-    pub fn count(&self) -> usize {
-        self.table.lock().len()
+        self.create(
+            0,
+            path.as_bytes(),
+            &image,
+            &[path.as_bytes().to_vec()],
+            &[b"PATH=/bin".to_vec()],
+            init,
+        )
     }
 }
 
@@ -371,11 +382,23 @@ impl Kernel for Services {
         let services = self.arc();
         Box::pin(async move {
             let image = read_all(&services.vfs, &request.executable).await?;
-            services.create(parent, &request.path, &image, &request.argv, &request.envp, request.init)
+            services.create(
+                parent,
+                &request.path,
+                &image,
+                &request.argv,
+                &request.envp,
+                request.init,
+            )
         })
     }
 
-    fn wait(&self, parent: Pid, target: Option<Pid>, no_hang: bool) -> BoxFuture<Result<Option<(Pid, i32)>, Errno>> {
+    fn wait(
+        &self,
+        parent: Pid,
+        target: Option<Pid>,
+        no_hang: bool,
+    ) -> BoxFuture<Result<Option<(Pid, i32)>, Errno>> {
         let services = self.arc();
         Box::pin(async move {
             loop {
@@ -385,7 +408,9 @@ impl Kernel for Services {
                     let mut any = false;
                     let mut found = None;
                     for (pid, proc) in table.iter() {
-                        if proc.ppid.load(Ordering::Relaxed) != parent || target.is_some_and(|t| t != *pid) {
+                        if proc.ppid.load(Ordering::Relaxed) != parent
+                            || target.is_some_and(|t| t != *pid)
+                        {
                             continue;
                         }
                         any = true;
@@ -425,7 +450,11 @@ impl Kernel for Services {
         if *proc.state.lock() != State::Running {
             return Ok(()); // already exiting; nothing to do
         }
-        if proc.kill.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        if proc
+            .kill
+            .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
             if let Some(waker) = proc.kill_waker.lock().take() {
                 waker.wake();
             }
@@ -447,10 +476,8 @@ impl Kernel for Services {
                 return Err(Errno::Inval);
             }
             // MAP_FIXED replaces what was there.
-            let mut va = hint;
-            while va < hint + len {
+            for va in pages(hint, len) {
                 let _ = proc.space.unmap(va);
-                va += 4096;
             }
             hint
         } else {
@@ -460,20 +487,16 @@ impl Kernel for Services {
             }
             addr
         };
-        let mut va = addr;
-        while va < addr + len {
+        for va in pages(addr, len) {
             if let Err(e) = proc.space.map_zeroed(va, prot) {
-                let mut undo = addr;
-                while undo < va {
+                for undo in pages(addr, va - addr) {
                     let _ = proc.space.unmap(undo);
-                    undo += 4096;
                 }
                 return Err(match e {
                     hal::mm::MemError::NoMemory => Errno::NoMem,
                     hal::mm::MemError::BadAddress(_) => Errno::Inval,
                 });
             }
-            va += 4096;
         }
         Ok(addr)
     }
@@ -487,10 +510,8 @@ impl Kernel for Services {
         if end > hal::arch::user::USER_TOP {
             return Err(Errno::Inval);
         }
-        let mut va = addr;
-        while va < end {
+        for va in pages(addr, len) {
             let _ = proc.space.unmap(va); // holes are fine
-            va += 4096;
         }
         Ok(())
     }
@@ -500,18 +521,14 @@ impl Kernel for Services {
         if self.overlaps_ring(&proc, addr, len) {
             return Err(Errno::Inval);
         }
-        let end = addr.checked_add(len).ok_or(Errno::NoMem)?;
-        let mut va = addr;
-        while va < end {
-            if !proc.space.is_mapped(va) {
-                return Err(Errno::NoMem);
-            }
-            va += 4096;
+        addr.checked_add(len).ok_or(Errno::NoMem)?;
+        if !pages(addr, len).all(|va| proc.space.is_mapped(va)) {
+            return Err(Errno::NoMem);
         }
-        let mut va = addr;
-        while va < end {
-            proc.space.protect(va, user_prot(prot)).map_err(|_| Errno::NoMem)?;
-            va += 4096;
+        for va in pages(addr, len) {
+            proc.space
+                .protect(va, user_prot(prot))
+                .map_err(|_| Errno::NoMem)?;
         }
         Ok(())
     }
@@ -541,7 +558,9 @@ impl Kernel for Services {
         let proc = self.get(pid)?;
         let pages = len.div_ceil(4096);
         let shared = Arc::new(SharedPages::new(pages).map_err(|_| Errno::NoMem)?);
-        let addr = proc.mmap_next.fetch_add(pages as u64 * 4096 + 4096, Ordering::Relaxed);
+        let addr = proc
+            .mmap_next
+            .fetch_add(pages as u64 * 4096 + 4096, Ordering::Relaxed);
         for i in 0..pages {
             // The space keeps its own reference: the frames outlive the mapping.
             proc.space
@@ -549,7 +568,9 @@ impl Kernel for Services {
                 .map_err(|_| Errno::NoMem)?;
         }
         let region = Arc::new(RingRegion(shared));
-        proc.rings.lock().push((addr, pages as u64 * 4096, region.clone()));
+        proc.rings
+            .lock()
+            .push((addr, pages as u64 * 4096, region.clone()));
         Ok((addr, region))
     }
 }
@@ -557,8 +578,16 @@ impl Kernel for Services {
 impl Services {
     fn overlaps_ring(&self, proc: &Proc, addr: u64, len: u64) -> bool {
         let end = addr.saturating_add(len);
-        proc.rings.lock().iter().any(|(start, size, _)| addr < start + size && *start < end)
+        proc.rings
+            .lock()
+            .iter()
+            .any(|(start, size, _)| addr < start + size && *start < end)
     }
+}
+
+/// The page addresses of `[start, start + len)` (page-aligned `start`).
+fn pages(start: u64, len: u64) -> impl Iterator<Item = u64> {
+    (start..start.saturating_add(len)).step_by(4096)
 }
 
 fn user_prot(prot: u32) -> UserProt {
@@ -618,7 +647,11 @@ async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<U
                 }
             }
             UserExit::Interrupt(_) => executor::yield_now().await,
-            UserExit::Exception { vector, error_code, cr2 } => {
+            UserExit::Exception {
+                vector,
+                error_code,
+                cr2,
+            } => {
                 log::info!(
                     target: "proc",
                     "pid {} ({}) killed: {} at rip {:#x} (error {error_code:#x}, address {cr2:#x})",

@@ -75,7 +75,10 @@ fn enable_console_interrupts() -> bool {
     let Some(runtime) = crate::sched::runtime() else {
         return false;
     };
-    if runtime.register_interrupt(executor::CpuId(0), CONSOLE_VECTOR, console_input, 0).is_err() {
+    if runtime
+        .register_interrupt(executor::CpuId(0), CONSOLE_VECTOR, console_input, 0)
+        .is_err()
+    {
         return false;
     }
     serial::set_interrupt_hook(console_interrupt);
@@ -141,7 +144,9 @@ pub fn root() -> Option<&'static Arc<Vfs>> {
 
 /// Remounts `/dev` as a devfs served by a port on CPU 0 plus its task.
 fn serve_devfs_from_a_task(vfs: &Vfs, devfs: fs::devfs::Devfs) {
-    let Some(runtime) = crate::sched::runtime() else { return };
+    let Some(runtime) = crate::sched::runtime() else {
+        return;
+    };
     let root = vfs.root();
     let (port, task) = Arc::new(devfs).serve_on(executor::CpuId(0));
     let remounted = fs::service::try_complete_inline(async {
@@ -154,7 +159,9 @@ fn serve_devfs_from_a_task(vfs: &Vfs, devfs: fs::devfs::Devfs) {
                 log::error!(target: "vfs", "devfs task: {e:?}");
             }
         }
-        other => log::error!(target: "vfs", "cannot serve /dev from a task: {:?}", other.map(|r| r.err())),
+        other => {
+            log::error!(target: "vfs", "cannot serve /dev from a task: {:?}", other.map(|r| r.err()))
+        }
     }
 }
 
@@ -177,7 +184,11 @@ pub fn mount() {
         console: Arc::new(SerialConsole),
     };
     let archive = hal::boot::initrd_bytes().unwrap_or(&[]);
-    let (clock, entropy, console) = (services.clock.clone(), services.entropy.clone(), services.console.clone());
+    let (clock, entropy, console) = (
+        services.clock.clone(),
+        services.entropy.clone(),
+        services.console.clone(),
+    );
     match fs::service::try_complete_inline(fs::boot::mount_root(&services, archive)) {
         // fs::boot logs what was unpacked.
         Some(Ok((vfs, _stats))) => {

@@ -140,8 +140,17 @@ pub fn initrd() -> Result<PathBuf, String> {
     let mut dirs = std::collections::BTreeSet::new();
     for (path, elf) in &programs {
         let mut parent = String::new();
-        for part in path.split('/').collect::<Vec<_>>().split_last().map_or(&[][..], |(_, d)| d) {
-            parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
+        for part in path
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map_or(&[][..], |(_, d)| d)
+        {
+            parent = if parent.is_empty() {
+                part.to_string()
+            } else {
+                format!("{parent}/{part}")
+            };
             if dirs.insert(parent.clone()) && !root().join("user/root").join(&parent).is_dir() {
                 builder.dir(&parent, 0o755, 0);
             }

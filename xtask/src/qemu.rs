@@ -205,7 +205,11 @@ pub fn run_captured(boot: &Boot, timeout: Duration) -> Result<Outcome, String> {
 
 /// `cargo xtask run`.
 pub fn run_command(args: &[String]) -> Result<(), String> {
-    check_options(args, &["--smp", "--mem", "--accel", "--append"], &["--gdb", "--release"])?;
+    check_options(
+        args,
+        &["--smp", "--mem", "--accel", "--append"],
+        &["--gdb", "--release"],
+    )?;
     prereq::qemu()?;
     if args.iter().any(|a| a == "--release") {
         build::use_release_profile();
@@ -256,7 +260,12 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
 /// shell prompt (`$ `) appears, then waits for `done` in the output and
 /// stops QEMU. `Outcome::status` is `Some(0)` when `done` appeared, `None`
 /// on timeout (the log then shows how far it got).
-pub fn run_session(boot: &Boot, commands: &[String], done: &str, timeout: Duration) -> Result<Outcome, String> {
+pub fn run_session(
+    boot: &Boot,
+    commands: &[String],
+    done: &str,
+    timeout: Duration,
+) -> Result<Outcome, String> {
     use std::io::Write;
     let start = Instant::now();
     let mut child = boot
@@ -328,10 +337,22 @@ pub fn run_session(boot: &Boot, commands: &[String], done: &str, timeout: Durati
     let lines = text
         .split('\n')
         .enumerate()
-        .map(|(i, l)| (line_times.get(i).copied().unwrap_or_else(|| start.elapsed()), l.to_string()))
+        .map(|(i, l)| {
+            (
+                line_times
+                    .get(i)
+                    .copied()
+                    .unwrap_or_else(|| start.elapsed()),
+                l.to_string(),
+            )
+        })
         .collect();
     Ok(Outcome {
-        status: if finished { Some(0) } else { status.filter(|_| start.elapsed() <= timeout) },
+        status: if finished {
+            Some(0)
+        } else {
+            status.filter(|_| start.elapsed() <= timeout)
+        },
         lines,
         stderr: err_reader.join().unwrap_or_default(),
         elapsed: start.elapsed(),

@@ -47,11 +47,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     // `--user`: only the user-program suites (a quicker loop while working on userland).
     let only_user = args.iter().any(|a| a == "--user");
     if only_user {
-        let normal = build::kernel(Variant::Normal)?;
-        for smp in [1, 2] {
-            user_suite(&normal, smp, &mut tally)?;
-        }
-        shell_session(&normal, &mut tally)?;
+        user_suites(&mut tally)?;
         return finish(tally);
     }
 
@@ -70,11 +66,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     }
 
     println!("== user programs (QEMU, driven through the shell) ==");
-    let normal = build::kernel(Variant::Normal)?;
-    for smp in [1, 2] {
-        user_suite(&normal, smp, &mut tally)?;
-    }
-    shell_session(&normal, &mut tally)?;
+    user_suites(&mut tally)?;
 
     println!("== test-runner self-tests ==");
     runner_selftests(&image, &mut tally)?;
@@ -312,7 +304,13 @@ const USER_TESTS: [&str; 9] = [
 ];
 
 /// The benchmark programs in `user/bench`, in the order they run.
-const USER_BENCHES: [&str; 5] = ["bench_syscall", "bench_ring", "bench_ipc", "bench_spawn", "bench_file"];
+const USER_BENCHES: [&str; 5] = [
+    "bench_syscall",
+    "bench_ring",
+    "bench_ipc",
+    "bench_spawn",
+    "bench_file",
+];
 
 /// Runs the user benchmark programs from the shell at -smp 2 (as the Linux
 /// peer runs its own) and prints their `RESULT` lines.
@@ -320,10 +318,15 @@ fn user_benchmarks() -> Result<(), String> {
     let image = build::kernel(Variant::Normal)?;
     let mut boot = Boot::new(&image);
     boot.smp = 2;
-    let mut commands: Vec<String> = USER_BENCHES.iter().map(|b| format!("/bin/bench/{b}")).collect();
+    let mut commands: Vec<String> = USER_BENCHES
+        .iter()
+        .map(|b| format!("/bin/bench/{b}"))
+        .collect();
     commands.push(format!("echo {SESSION_DONE}"));
     let o = qemu::run_session(&boot, &commands, SESSION_DONE, Duration::from_secs(600))?;
-    println!("# user programs (TCG, -M microvm, -smp 2), the peer-linux benchmarks' method and names");
+    println!(
+        "# user programs (TCG, -M microvm, -smp 2), the peer-linux benchmarks' method and names"
+    );
     for (_, line) in &o.lines {
         if line.starts_with("RESULT ") || line.starts_with("FAIL ") {
             println!("{line}");
@@ -339,10 +342,22 @@ fn user_benchmarks() -> Result<(), String> {
 /// Marks the end of a scripted shell session.
 const SESSION_DONE: &str = "SESSION-DONE";
 
+/// The user programs at -smp 1 and 2, then the typed shell session.
+fn user_suites(tally: &mut Tally) -> Result<(), String> {
+    let normal = build::kernel(Variant::Normal)?;
+    for smp in [1, 2] {
+        user_suite(&normal, smp, tally)?;
+    }
+    shell_session(&normal, tally)
+}
+
 fn user_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<(), String> {
     let mut boot = Boot::new(image);
     boot.smp = smp;
-    let mut commands: Vec<String> = USER_TESTS.iter().map(|t| format!("/bin/tests/{t}")).collect();
+    let mut commands: Vec<String> = USER_TESTS
+        .iter()
+        .map(|t| format!("/bin/tests/{t}"))
+        .collect();
     commands.push(format!("echo {SESSION_DONE}"));
     let outcome = qemu::run_session(&boot, &commands, SESSION_DONE, SUITE_TIMEOUT)?;
     let mut results: std::collections::BTreeMap<String, (bool, String)> = Default::default();
@@ -359,7 +374,11 @@ fn user_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<()
     for test in USER_TESTS {
         match results.get(test) {
             Some((ok, why)) => tally.record(&format!("user[smp={smp}]::{test}"), *ok, why),
-            None => tally.record(&format!("user[smp={smp}]::{test}"), false, "printed no PASS/FAIL line"),
+            None => tally.record(
+                &format!("user[smp={smp}]::{test}"),
+                false,
+                "printed no PASS/FAIL line",
+            ),
         }
     }
     let healthy = outcome.status == Some(0);
@@ -371,7 +390,10 @@ fn user_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<()
     if !healthy || results.values().any(|(ok, _)| !ok) {
         show_log(&outcome);
     }
-    println!("   (user smp={smp}: {:.1} s)", outcome.elapsed.as_secs_f64());
+    println!(
+        "   (user smp={smp}: {:.1} s)",
+        outcome.elapsed.as_secs_f64()
+    );
     Ok(())
 }
 
@@ -425,9 +447,17 @@ fn shell_session(image: &std::path::Path, tally: &mut Tally) -> Result<(), Strin
             .windows(wanted.len())
             .any(|w| w.iter().zip(&wanted).all(|(l, e)| matches(l, e)));
         all_ok &= ok;
-        tally.record(&format!("shell: `{typed}` shows {expect:?}"), ok, "not in the output");
+        tally.record(
+            &format!("shell: `{typed}` shows {expect:?}"),
+            ok,
+            "not in the output",
+        );
     }
-    tally.record("shell: session completed", outcome.status == Some(0), "timed out");
+    tally.record(
+        "shell: session completed",
+        outcome.status == Some(0),
+        "timed out",
+    );
     if !all_ok || outcome.status != Some(0) {
         show_log(&outcome);
     }

@@ -81,7 +81,11 @@ pub fn build_user_programs(release: bool) -> Result<Vec<(String, Vec<u8>)>, Stri
         .args(["build", "--target", TARGET]);
     if release {
         // Optimised, without debug info: the boot archive stays small.
-        cargo.args(["--release", "--config", "profile.release.strip=\"debuginfo\""]);
+        cargo.args([
+            "--release",
+            "--config",
+            "profile.release.strip=\"debuginfo\"",
+        ]);
     }
     for p in &packages {
         cargo.args(["--package", p.name]);

@@ -351,9 +351,11 @@ fn cross_free_throughput<A: BenchAlloc>(a: &A) -> f64 {
                     let mut round = 0;
                     while freed < ROUNDS || round < ROUNDS {
                         if round < ROUNDS {
-                            // SAFETY: this thread alone uses index `cpu`.
                             let batch = (0..BATCH)
-                                .map(|_| unsafe { a.alloc(cpu, L64) }.as_ptr().expose_provenance())
+                                .map(|_| {
+                                    // SAFETY: this thread alone uses index `cpu`.
+                                    unsafe { a.alloc(cpu, L64) }.as_ptr().expose_provenance()
+                                })
                                 .collect();
                             inboxes[1 - cpu].lock().push(batch);
                             round += 1;

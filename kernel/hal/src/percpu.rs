@@ -131,6 +131,14 @@ impl<T> CpuLocal<T> {
         *slot = Some(value);
     }
 
+    /// Runs `f` with this CPU's value, setting it with `init` first if it has none.
+    pub fn with_or_init<R>(&self, init: impl FnOnce() -> T, f: impl FnOnce(&T) -> R) -> R {
+        if self.with(|value| value.is_none()) {
+            self.set(init());
+        }
+        self.with(|value| f(value.expect("set just above")))
+    }
+
     /// Runs `f` with this CPU's value, if it has one.
     pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
         let slot = self.slots.get(cpu_index());

@@ -98,8 +98,8 @@ impl FakeKernel {
             Opcode::Nop => 0,
             Opcode::Getpid => 7,
             Opcode::Write if sqe.fd == 1 || sqe.fd == 2 => {
-                // SAFETY: the shim passes a live buffer of `len` bytes (its contract).
                 let bytes =
+                    // SAFETY: the shim passes a live buffer of `len` bytes (its contract).
                     unsafe { core::slice::from_raw_parts(sqe.addr as *const u8, sqe.len as usize) };
                 self.console.extend_from_slice(bytes);
                 sqe.len as i64

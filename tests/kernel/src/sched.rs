@@ -123,8 +123,7 @@ pub fn port_calls_between_every_pair_of_cpus() {
     let n = hal::arch::smp::online_cpus();
     let mut ports = alloc::vec::Vec::new();
     for server in cpus() {
-        let (port, mut requests) =
-            Port::executor(CpuId(server as u32), |n: u64| Handled::Queue(n));
+        let (port, mut requests) = Port::executor(CpuId(server as u32), |n: u64| Handled::Queue(n));
         runtime()
             .spawn_on(CpuId(server as u32), async move {
                 loop {
@@ -175,7 +174,11 @@ pub fn sleep_on_the_boot_cpu_lasts_at_least_its_duration() {
         })
         .expect("spawn on CPU 0");
     assert!(wait_for(|| SLEPT_NS.load(SeqCst) != 0), "never woke");
-    assert!(SLEPT_NS.load(SeqCst) >= 2_000_000, "woke after {} ns", SLEPT_NS.load(SeqCst));
+    assert!(
+        SLEPT_NS.load(SeqCst) >= 2_000_000,
+        "woke after {} ns",
+        SLEPT_NS.load(SeqCst)
+    );
 }
 
 pub fn sleep_on_an_ap_lasts_at_least_its_duration() {

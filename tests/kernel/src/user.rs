@@ -69,7 +69,11 @@ pub fn user_access_to_kernel_memory_is_a_user_page_fault() {
     let space = space_with(&code);
     let mut context = UserContext::new(CODE, STACK_TOP);
     match run(&space, &mut context) {
-        UserExit::Exception { vector: 14, error_code, cr2 } => {
+        UserExit::Exception {
+            vector: 14,
+            error_code,
+            cr2,
+        } => {
             assert_eq!(cr2, 0xffff_8000_0000_0000);
             assert!(error_code & 4 != 0, "the fault is marked as from user mode");
         }
@@ -79,7 +83,11 @@ pub fn user_access_to_kernel_memory_is_a_user_page_fault() {
     let mut context = UserContext::new(CODE, STACK_TOP);
     context.rip = 0x30_0000; // unmapped user address
     match run(&space, &mut context) {
-        UserExit::Exception { vector: 14, cr2: 0x30_0000, .. } => {}
+        UserExit::Exception {
+            vector: 14,
+            cr2: 0x30_0000,
+            ..
+        } => {}
         other => panic!("expected an instruction-fetch fault, got {other:?}"),
     }
     let mut context = UserContext::new(0xffff_ffff_8000_0000, STACK_TOP);
@@ -117,7 +125,11 @@ pub fn sse_state_belongs_to_the_user_context() {
     assert_eq!(run(&space, &mut b), UserExit::Syscall);
     assert_eq!(run(&space, &mut a), UserExit::Syscall);
     assert_eq!(run(&space, &mut b), UserExit::Syscall);
-    assert_eq!((a.rax, b.rax), (0x1111, 0x2222), "each context kept its xmm0");
+    assert_eq!(
+        (a.rax, b.rax),
+        (0x1111, 0x2222),
+        "each context kept its xmm0"
+    );
     log::info!(
         target: "ktest",
         "FPU state saved with {}; SMEP, SMAP on: {:?}",
@@ -144,7 +156,11 @@ pub fn copies_check_every_page_of_user_memory() {
     assert!(space.copy_from_user(&mut [0u8; 200], base + 4000).is_ok());
     assert!(space.copy_from_user(&mut [0u8; 8], base + 8190).is_err());
     // Kernel addresses, overflow and null are faults.
-    assert!(space.copy_from_user(&mut [0u8; 8], 0xffff_8000_0000_0000).is_err());
+    assert!(
+        space
+            .copy_from_user(&mut [0u8; 8], 0xffff_8000_0000_0000)
+            .is_err()
+    );
     assert!(space.copy_from_user(&mut [0u8; 8], u64::MAX - 3).is_err());
     assert!(space.copy_to_user(0, &[1]).is_err());
     // PROT_NONE hides the page, unmap removes it.

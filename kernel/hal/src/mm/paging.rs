@@ -248,7 +248,8 @@ pub fn init(usable: &[Range], direct_map_top: u64) {
 }
 
 /// Physical address of the kernel's PML4 (set once by [`init`]).
-pub(crate) static KERNEL_PML4: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+pub(crate) static KERNEL_PML4: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(0);
 
 fn pml4_entry_unused(pml4_phys: u64, slot: usize) -> bool {
     // SAFETY: called by `init` while the table is identity-mapped.

@@ -47,10 +47,26 @@ pub struct UserProt {
 }
 
 impl UserProt {
-    pub const NONE: UserProt = UserProt { read: false, write: false, execute: false };
-    pub const READ: UserProt = UserProt { read: true, write: false, execute: false };
-    pub const READ_WRITE: UserProt = UserProt { read: true, write: true, execute: false };
-    pub const READ_EXECUTE: UserProt = UserProt { read: true, write: false, execute: true };
+    pub const NONE: UserProt = UserProt {
+        read: false,
+        write: false,
+        execute: false,
+    };
+    pub const READ: UserProt = UserProt {
+        read: true,
+        write: false,
+        execute: false,
+    };
+    pub const READ_WRITE: UserProt = UserProt {
+        read: true,
+        write: true,
+        execute: false,
+    };
+    pub const READ_EXECUTE: UserProt = UserProt {
+        read: true,
+        write: false,
+        execute: true,
+    };
 
     fn flags(self) -> F {
         let nx = if crate::arch::cpu::has_nx() && !self.execute {
@@ -91,7 +107,9 @@ impl SharedPages {
         let phys = super::alloc_frames_contiguous(pages, 1).ok_or(MemError::NoMemory)?;
         // SAFETY: the frames were just allocated (ours alone) and are covered
         // by the direct map.
-        unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, pages * PAGE_SIZE as usize) };
+        unsafe {
+            core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, pages * PAGE_SIZE as usize)
+        };
         Ok(SharedPages { phys, pages })
     }
 
@@ -204,7 +222,11 @@ impl AddressSpace {
     ///
     /// # Safety
     /// The caller holds `self.lock`, and `va` is a user address.
-    unsafe fn leaf(&self, va: u64, create: bool) -> Result<Option<*mut x86_64::structures::paging::page_table::PageTableEntry>, MemError> {
+    unsafe fn leaf(
+        &self,
+        va: u64,
+        create: bool,
+    ) -> Result<Option<*mut x86_64::structures::paging::page_table::PageTableEntry>, MemError> {
         let va = VirtAddr::new(va);
         let indexes = [va.p4_index(), va.p3_index(), va.p2_index()];
         let mut current = self.pml4;
@@ -225,7 +247,9 @@ impl AddressSpace {
             current = entry.addr().as_u64();
         }
         // SAFETY: as above, for the last level.
-        Ok(Some(unsafe { &mut (&mut *table(current))[va.p1_index()] as *mut _ }))
+        Ok(Some(unsafe {
+            &mut (&mut *table(current))[va.p1_index()] as *mut _
+        }))
     }
 
     fn flush(&self, va: u64) {
@@ -265,8 +289,17 @@ impl AddressSpace {
     ///
     /// # Errors
     /// As [`map_zeroed`](Self::map_zeroed).
-    pub fn map_copy(&self, va: u64, prot: UserProt, offset: usize, bytes: &[u8]) -> Result<(), MemError> {
-        assert!(offset + bytes.len() <= PAGE_SIZE as usize, "map_copy: data beyond the page");
+    pub fn map_copy(
+        &self,
+        va: u64,
+        prot: UserProt,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), MemError> {
+        assert!(
+            offset + bytes.len() <= PAGE_SIZE as usize,
+            "map_copy: data beyond the page"
+        );
         let phys = alloc_zeroed_frame()?;
         // SAFETY: the frame was just allocated (ours alone) and the range
         // lies inside it (asserted above).
@@ -288,7 +321,13 @@ impl AddressSpace {
     ///
     /// # Errors
     /// As [`map_zeroed`](Self::map_zeroed).
-    pub fn map_shared(&self, va: u64, pages: &Arc<SharedPages>, index: usize, prot: UserProt) -> Result<(), MemError> {
+    pub fn map_shared(
+        &self,
+        va: u64,
+        pages: &Arc<SharedPages>,
+        index: usize,
+        prot: UserProt,
+    ) -> Result<(), MemError> {
         self.map_frame(va, pages.page_phys(index), prot.flags() | BORROWED)?;
         let mut shared = self.shared.lock();
         if !shared.iter().any(|p| Arc::ptr_eq(p, pages)) {
@@ -483,10 +522,10 @@ pub fn deactivate() {
 static LOADED: CpuLocal<core::cell::RefCell<Option<Arc<AddressSpace>>>> = CpuLocal::new();
 
 fn with_loaded<R>(f: impl FnOnce(&mut Option<Arc<AddressSpace>>) -> R) -> R {
-    if LOADED.with(|cell| cell.is_none()) {
-        LOADED.set(core::cell::RefCell::new(None));
-    }
-    LOADED.with(|cell| f(&mut cell.expect("set just above").borrow_mut()))
+    LOADED.with_or_init(
+        || core::cell::RefCell::new(None),
+        |cell| f(&mut cell.borrow_mut()),
+    )
 }
 
 impl Drop for AddressSpace {

@@ -22,10 +22,12 @@ fn fault(kind: &str) -> i32 {
         // SAFETY (all arms): deliberately faulting is this child's whole purpose; the
         // kernel must kill it.
         "null" => unsafe { core::ptr::read_volatile(core::ptr::null::<u64>()) as i32 },
+        // SAFETY: an invalid opcode on purpose; the kernel must kill this child.
         "ud2" => unsafe {
             core::arch::asm!("ud2");
             0
         },
+        // SAFETY: a divide by zero on purpose; the kernel must kill this child.
         "div0" => unsafe {
             let zero: u64;
             core::arch::asm!("xor {0:e}, {0:e}", out(reg) zero);
@@ -33,9 +35,11 @@ fn fault(kind: &str) -> i32 {
             core::arch::asm!("div {d}", d = in(reg) zero, inout("rax") 1u64 => r, inout("rdx") 0u64 => _);
             r as i32
         },
+        // SAFETY: a jump into the kernel half on purpose; the kernel must kill this child.
         "kernel-jump" => unsafe {
             core::arch::asm!("jmp {a}", a = in(reg) 0xffff_ffff_8000_0000u64, options(noreturn))
         },
+        // SAFETY: a write to read-only text on purpose; the kernel must kill this child.
         "write-text" => unsafe {
             core::ptr::write_volatile(fault as *const () as *mut u8, 0xcc);
             0

@@ -68,7 +68,12 @@ pub fn init(ist_tops: [u64; 3]) -> Selectors {
     };
     assert_eq!(
         (kernel_code.0, kernel_data.0, user_data.0, user_code.0),
-        (0x08, 0x10, super::user::USER_DATA_SELECTOR, super::user::USER_CODE_SELECTOR),
+        (
+            0x08,
+            0x10,
+            super::user::USER_DATA_SELECTOR,
+            super::user::USER_CODE_SELECTOR
+        ),
         "the GDT layout `syscall` relies on"
     );
     let gdt: &'static GlobalDescriptorTable = gdt;

@@ -36,7 +36,7 @@
 
 use alloc::sync::Arc;
 use core::arch::naked_asm;
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
 use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
@@ -159,7 +159,11 @@ pub enum UserExit {
     Interrupt(u8),
     /// An exception: the thread did something wrong. `error_code` and `cr2`
     /// are also in the context.
-    Exception { vector: u8, error_code: u64, cr2: u64 },
+    Exception {
+        vector: u8,
+        error_code: u64,
+        cr2: u64,
+    },
     /// The context was refused before entry (a non-canonical or kernel
     /// `rip` or `rsp`): treat like a general protection fault.
     BadContext,
@@ -312,22 +316,22 @@ static FPU_LIVE: crate::percpu::CpuLocal<core::cell::RefCell<Option<Arc<spin::Mu
 /// Makes `area`'s state the one in this CPU's registers, saving the state
 /// of the context that had them.
 fn switch_fpu_to(area: &Arc<spin::Mutex<FpuArea>>) {
-    if FPU_LIVE.with(|slot| slot.is_none()) {
-        FPU_LIVE.set(core::cell::RefCell::new(None));
-    }
-    FPU_LIVE.with(|slot| {
-        let mut live = slot.expect("set just above").borrow_mut();
-        if live.as_ref().is_some_and(|l| Arc::ptr_eq(l, area)) {
-            return; // still in the registers
-        }
-        let mode = FPU_MODE.load(Ordering::Relaxed);
-        let mask = XSAVE_MASK.load(Ordering::Relaxed);
-        if let Some(previous) = live.take() {
-            save_fpu(&mut previous.lock(), mode, mask);
-        }
-        restore_fpu(&area.lock(), mode, mask);
-        *live = Some(area.clone());
-    });
+    FPU_LIVE.with_or_init(
+        || core::cell::RefCell::new(None),
+        |slot| {
+            let mut live = slot.borrow_mut();
+            if live.as_ref().is_some_and(|l| Arc::ptr_eq(l, area)) {
+                return; // still in the registers
+            }
+            let mode = FPU_MODE.load(Ordering::Relaxed);
+            let mask = XSAVE_MASK.load(Ordering::Relaxed);
+            if let Some(previous) = live.take() {
+                save_fpu(&mut previous.lock(), mode, mask);
+            }
+            restore_fpu(&area.lock(), mode, mask);
+            *live = Some(area.clone());
+        },
+    );
 }
 
 fn restore_fpu(area: &FpuArea, mode: u8, mask: u64) {
@@ -447,7 +451,12 @@ unsafe extern "C" fn syscall_entry() {
 unsafe extern "C" fn resume_kernel(kind: u64) -> ! {
     naked_asm!(
         "mov rsp, gs:[16]",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbp",
+        "pop rbx",
         "mov rax, rdi",
         "sti",
         "ret",
@@ -488,7 +497,11 @@ pub(super) fn exit_from_trap(frame: &TrapFrame, handle_interrupt: fn(u8)) -> ! {
     c.rflags = frame.rflags;
     c.exit_vector = frame.vector;
     c.exit_error_code = frame.error_code;
-    c.exit_cr2 = if frame.vector == 14 { super::cpu::cr2() } else { 0 };
+    c.exit_cr2 = if frame.vector == 14 {
+        super::cpu::cr2()
+    } else {
+        0
+    };
     if frame.vector >= 32 {
         handle_interrupt(frame.vector as u8);
     }

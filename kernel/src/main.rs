@@ -9,12 +9,17 @@
 
 extern crate alloc;
 
+mod blk;
 mod console;
+mod devices;
 mod exec;
+mod irq;
 #[cfg(feature = "ktest")]
 mod ktest;
+mod pci;
 mod process;
 mod rootfs;
+mod rtc;
 mod sched;
 
 hal::entry_point!(kmain);
@@ -22,7 +27,10 @@ hal::entry_point!(kmain);
 fn kmain(info: &'static hal::BootInfo) -> ! {
     log::info!("Damselfly {} up", env!("CARGO_PKG_VERSION"));
     start_cpus();
+    rtc::init();
+    pci::init();
     rootfs::mount();
+    devices::publish();
     if let Some(selection) = info.options().test {
         #[cfg(feature = "ktest")]
         ktest::run(selection);

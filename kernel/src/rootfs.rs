@@ -16,12 +16,13 @@ use fs::boot::BootServices;
 use fs::platform::{Clock, ConsoleDevice, EntropySource};
 use hal::arch::{cpu, serial, time};
 
-/// Time since boot: there is no wall clock until the RTC driver.
+/// Wall-clock time (the RTC's reading at boot plus time since boot) for
+/// file times.
 struct BootClock;
 
 impl Clock for BootClock {
     fn now(&self) -> Timespec {
-        Timespec::from_nanos(time::now_ns())
+        Timespec::from_nanos(time::now_ns() + crate::rtc::realtime_base_ns())
     }
 }
 
@@ -165,12 +166,9 @@ fn serve_devfs_from_a_task(vfs: &Vfs, devfs: fs::devfs::Devfs) {
     }
 }
 
-/// Wall-clock time at boot, ns since the Unix epoch (0 until a clock sets it).
-static REALTIME_BASE_NS: AtomicU64 = AtomicU64::new(0);
-
-/// What to add to time since boot for wall-clock time.
+/// What to add to time since boot for wall-clock time (the RTC's reading).
 pub fn realtime_base_ns() -> u64 {
-    REALTIME_BASE_NS.load(Ordering::Relaxed)
+    crate::rtc::realtime_base_ns()
 }
 
 /// Mounts the root tmpfs from the boot archive (an empty root without

@@ -24,6 +24,9 @@ commands:
         --accel tcg|kvm accelerator (default tcg, the reference)
         --gdb           wait for a debugger on localhost:1234
         --append TEXT   extra kernel command line
+        --disk FILE     attach FILE (raw) as /dev/vda (default: build/disk.img, 64 MiB, created once)
+        --no-disk       no disk
+        --release       optimised kernel
   test                  every test: host crates, loom models, then QEMU suites (-smp 1, 2, 4)
   ktest NAME[,NAME]     boot the test kernel running the named in-kernel tests
         --smp N

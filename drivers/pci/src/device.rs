@@ -175,6 +175,13 @@ pub struct DeviceTable {
 }
 
 impl DeviceTable {
+    /// Re-reads every function's BARs (after they were programmed).
+    pub(crate) fn refresh_bars(&mut self, mut read: impl FnMut(Bdf, &Header) -> [Option<Bar>; 6]) {
+        for d in &mut self.devices {
+            d.bars = read(d.bdf, &d.header);
+        }
+    }
+
     /// All functions, sorted by address.
     pub fn devices(&self) -> &[PciDevice] {
         &self.devices

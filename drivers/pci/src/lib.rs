@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod assign;
 pub mod bar;
 pub mod capability;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod device;
 pub mod fake;
 pub mod names;
 
+pub use assign::{Assignment, assign_unassigned};
 pub use bar::{Bar, read_bars};
 pub use capability::{Capability, Msi, Msix, capabilities, find_capability, msix_entry};
 pub use config::{Bdf, ConfigSpace, ecam_offset, legacy_address, reg};

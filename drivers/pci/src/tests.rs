@@ -341,3 +341,58 @@ fn absent_functions_and_garbage_headers() {
     let dev = &table.devices()[0];
     assert_eq!(dev.bars, [None; 6]);
 }
+
+#[test]
+fn unassigned_bars_get_aligned_disjoint_addresses_in_the_windows() {
+    let cfg = FakeConfigSpace::new()
+        .with(
+            Bdf::new(0, 1, 0),
+            FakeFunction::new(0x1af4, 0x1001, 0x01, 0x00, 0)
+                .bar_io(0, 0, 0x80)
+                .bar_mem32(1, 0, 0x1000, false)
+                .bar_mem64(4, 0, 0x4000, true),
+        )
+        .with(
+            Bdf::new(0, 2, 0),
+            FakeFunction::new(0x1234, 0x1111, 0x03, 0x00, 0)
+                // Programmed by firmware inside the window: kept, and not overlapped.
+                .bar_mem32(0, 0xc000_0000, 0x1000, false)
+                .bar_mem32(2, 0, 0x10_0000, false),
+        );
+    let mut table = enumerate(&cfg);
+    let done = assign_unassigned(&cfg, &mut table, 0xc000_0000..0xfec0_0000, 0xc000..0x1_0000);
+    assert_eq!(done.len(), 4, "{done:?}");
+    assert!(done.iter().all(|a| a.addr.is_some()), "{done:?}");
+    let mut placed: Vec<(u64, u64, bool)> = Vec::new();
+    for d in table.devices() {
+        for bar in d.bars.iter().flatten() {
+            let (addr, size) = (bar.addr(), bar.size());
+            assert_ne!(addr, 0, "{} still unassigned: {bar:?}", d.bdf);
+            assert_eq!(addr % size, 0, "{bar:?} not aligned to its size");
+            match bar {
+                Bar::Memory { .. } => assert!((0xc000_0000..0xfec0_0000).contains(&addr)),
+                Bar::Io { .. } => assert!((0xc000..0x1_0000).contains(&addr)),
+            }
+            placed.push((addr, size, matches!(bar, Bar::Io { .. })));
+        }
+    }
+    assert_eq!(table.get(Bdf::new(0, 2, 0)).unwrap().bars[0].unwrap().addr(), 0xc000_0000);
+    for (i, a) in placed.iter().enumerate() {
+        for b in &placed[i + 1..] {
+            let disjoint = a.2 != b.2 || a.0 + a.1 <= b.0 || b.0 + b.1 <= a.0;
+            assert!(disjoint, "{a:x?} overlaps {b:x?}");
+        }
+    }
+}
+
+#[test]
+fn a_window_too_small_leaves_the_bar_unassigned_and_says_so() {
+    let cfg = FakeConfigSpace::new().with(
+        Bdf::new(0, 1, 0),
+        FakeFunction::new(0x1af4, 0x1001, 0x01, 0x00, 0).bar_mem32(0, 0, 0x10_0000, false),
+    );
+    let mut table = enumerate(&cfg);
+    let done = assign_unassigned(&cfg, &mut table, 0xc000_0000..0xc008_0000, 0..0);
+    assert_eq!(done, [Assignment { bdf: Bdf::new(0, 1, 0), index: 0, addr: None }]);
+    assert_eq!(table.devices()[0].bars[0].unwrap().addr(), 0);
+}

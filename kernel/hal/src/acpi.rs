@@ -108,6 +108,8 @@ pub struct AcpiInfo {
     pub pm_timer_32bit: bool,
     /// Power-off and reset registers.
     pub power: PowerInfo,
+    /// The CMOS register holding the century (FADT `CENTURY`; 0: none).
+    pub rtc_century_register: u8,
 }
 
 /// Errors reading the tables.
@@ -233,6 +235,7 @@ pub fn read(rsdp: Option<u64>) -> Result<AcpiInfo, AcpiError> {
             }
         }
         info.pm_timer_32bit = { fadt.flags }.pm_timer_is_32_bit();
+        info.rtc_century_register = fadt.century;
         let power = &mut info.power;
         power.pm1a_control = fadt
             .pm1a_control_block()

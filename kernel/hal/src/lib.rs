@@ -17,6 +17,8 @@ pub mod arch;
 #[cfg(target_os = "none")]
 pub mod backtrace;
 #[cfg(target_os = "none")]
+pub mod device;
+#[cfg(target_os = "none")]
 mod logger;
 #[cfg(target_os = "none")]
 pub mod percpu;

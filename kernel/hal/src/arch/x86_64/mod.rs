@@ -2,9 +2,12 @@
 
 pub mod apic;
 pub mod boot;
+pub mod cmos;
 pub mod cpu;
 pub mod gdt;
 pub mod ioapic;
+pub mod msi;
+pub mod pci;
 pub mod serial;
 pub mod smp;
 pub mod time;

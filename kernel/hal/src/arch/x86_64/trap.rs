@@ -170,7 +170,8 @@ stub!(stub29, 29, error_code);
 stub!(stub30, 30, error_code);
 stub!(stub31, 31, no_error_code);
 
-// Interrupt vectors: legacy IRQs through the IOAPIC (0x20..=0x2f) and the
+// Interrupt vectors: legacy IRQs through the IOAPIC (0x20..=0x2f), message
+// signalled interrupts of PCI devices (0x30..=0x3f, `MSI_VECTORS`) and the
 // system vectors (0xf0..=0xff: IPIs, timer, APIC error, spurious).
 stub!(irq20, 0x20, no_error_code);
 stub!(irq21, 0x21, no_error_code);
@@ -188,6 +189,22 @@ stub!(irq2c, 0x2c, no_error_code);
 stub!(irq2d, 0x2d, no_error_code);
 stub!(irq2e, 0x2e, no_error_code);
 stub!(irq2f, 0x2f, no_error_code);
+stub!(msi30, 0x30, no_error_code);
+stub!(msi31, 0x31, no_error_code);
+stub!(msi32, 0x32, no_error_code);
+stub!(msi33, 0x33, no_error_code);
+stub!(msi34, 0x34, no_error_code);
+stub!(msi35, 0x35, no_error_code);
+stub!(msi36, 0x36, no_error_code);
+stub!(msi37, 0x37, no_error_code);
+stub!(msi38, 0x38, no_error_code);
+stub!(msi39, 0x39, no_error_code);
+stub!(msi3a, 0x3a, no_error_code);
+stub!(msi3b, 0x3b, no_error_code);
+stub!(msi3c, 0x3c, no_error_code);
+stub!(msi3d, 0x3d, no_error_code);
+stub!(msi3e, 0x3e, no_error_code);
+stub!(msi3f, 0x3f, no_error_code);
 stub!(sysf0, 0xf0, no_error_code);
 stub!(sysf1, 0xf1, no_error_code);
 stub!(sysf2, 0xf2, no_error_code);
@@ -205,7 +222,7 @@ stub!(sysfd, 0xfd, no_error_code);
 stub!(sysfe, 0xfe, no_error_code);
 stub!(sysff, 0xff, no_error_code);
 
-const INTERRUPT_STUBS: [(u8, unsafe extern "C" fn()); 32] = [
+const INTERRUPT_STUBS: [(u8, unsafe extern "C" fn()); 48] = [
     (0x20, irq20),
     (0x21, irq21),
     (0x22, irq22),
@@ -222,6 +239,22 @@ const INTERRUPT_STUBS: [(u8, unsafe extern "C" fn()); 32] = [
     (0x2d, irq2d),
     (0x2e, irq2e),
     (0x2f, irq2f),
+    (0x30, msi30),
+    (0x31, msi31),
+    (0x32, msi32),
+    (0x33, msi33),
+    (0x34, msi34),
+    (0x35, msi35),
+    (0x36, msi36),
+    (0x37, msi37),
+    (0x38, msi38),
+    (0x39, msi39),
+    (0x3a, msi3a),
+    (0x3b, msi3b),
+    (0x3c, msi3c),
+    (0x3d, msi3d),
+    (0x3e, msi3e),
+    (0x3f, msi3f),
     (0xf0, sysf0),
     (0xf1, sysf1),
     (0xf2, sysf2),

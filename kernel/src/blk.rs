@@ -1,0 +1,281 @@
+//! virtio-blk glue: the kernel's implementations of the virtio traits over
+//! hal's device handles, and the probe that brings a disk up as a driver
+//! task serving a block port.
+//!
+//! The driver itself (drivers/virtio-blk) is host-tested and hardware-free;
+//! this file only maps the BARs, allocates DMA memory, routes the MSI-X
+//! vector and spawns the task.
+
+use alloc::boxed::Box;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use executor::CpuId;
+use hal::device::{DmaMemory, Mmio};
+use pci::{Bar, Msix, PciDevice};
+use ports::Port;
+use ports::proto::block::{BlockInfo, BlockMsg};
+use virtio::transport::{CapRegion, CommonCfg, NO_VECTOR, Notifier, VIRTIO_F_EVENT_IDX};
+use virtio::{DmaDirection, DmaMapper, DmaRegion, DmaSegment, QueueLayout, Registers, SplitQueue};
+
+/// A register window inside a mapped BAR (a virtio capability's region).
+#[derive(Debug)]
+pub struct Window {
+    bar: &'static Mmio,
+    base: usize,
+    len: usize,
+}
+
+impl Window {
+    fn offset(&self, offset: usize, size: usize) -> usize {
+        assert!(
+            offset + size <= self.len,
+            "virtio window access at {offset:#x} beyond {:#x} bytes",
+            self.len
+        );
+        self.base + offset
+    }
+}
+
+impl Registers for Window {
+    fn read_u8(&self, offset: usize) -> u8 {
+        self.bar.read_u8(self.offset(offset, 1))
+    }
+    fn read_u16(&self, offset: usize) -> u16 {
+        self.bar.read_u16(self.offset(offset, 2))
+    }
+    fn read_u32(&self, offset: usize) -> u32 {
+        self.bar.read_u32(self.offset(offset, 4))
+    }
+    fn write_u8(&self, offset: usize, value: u8) {
+        self.bar.write_u8(self.offset(offset, 1), value)
+    }
+    fn write_u16(&self, offset: usize, value: u16) {
+        self.bar.write_u16(self.offset(offset, 2), value)
+    }
+    fn write_u32(&self, offset: usize, value: u32) {
+        self.bar.write_u32(self.offset(offset, 4), value)
+    }
+}
+
+/// DMA memory for queues and request headers.
+#[derive(Debug)]
+pub struct Dma(DmaMemory);
+
+impl DmaRegion for Dma {
+    fn device_addr(&self) -> u64 {
+        self.0.phys()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn read_u16(&self, offset: usize) -> u16 {
+        self.0.read_u16(offset)
+    }
+    fn read_u32(&self, offset: usize) -> u32 {
+        self.0.read_u32(offset)
+    }
+    fn write_u16(&self, offset: usize, value: u16) {
+        self.0.write_u16(offset, value)
+    }
+    fn write_u32(&self, offset: usize, value: u32) {
+        self.0.write_u32(offset, value)
+    }
+    fn write_u64(&self, offset: usize, value: u64) {
+        self.0.write_u64(offset, value)
+    }
+    fn barrier(&self) {
+        self.0.barrier()
+    }
+}
+
+/// Lends kernel heap buffers to a device: no copy, no bounce buffer; the
+/// segments are the buffer's physical pages, merged where contiguous
+/// (there is no IOMMU, so physical = device address).
+#[derive(Debug, Default)]
+pub struct HeapMapper;
+
+/// A buffer while the device owns it.
+#[derive(Debug)]
+pub struct Mapped {
+    buf: Vec<u8>,
+    segments: Vec<DmaSegment>,
+}
+
+impl DmaMapper for HeapMapper {
+    type Mapped = Mapped;
+
+    fn map(&self, buf: Vec<u8>, _direction: DmaDirection) -> Result<Mapped, Vec<u8>> {
+        let mut segments: Vec<DmaSegment> = Vec::new();
+        let start = buf.as_ptr() as u64;
+        let end = start + buf.len() as u64;
+        let mut va = start;
+        while va < end {
+            let page_end = (va | 0xfff) + 1;
+            let len = (page_end.min(end) - va) as u32;
+            let Some(phys) = hal::mm::translate(va) else {
+                return Err(buf);
+            };
+            match segments.last_mut() {
+                Some(last) if last.addr + last.len as u64 == phys && last.len < (1 << 30) => {
+                    last.len += len
+                }
+                _ => segments.push(DmaSegment { addr: phys, len }),
+            }
+            va += len as u64;
+        }
+        if segments.is_empty() {
+            return Err(buf);
+        }
+        Ok(Mapped { buf, segments })
+    }
+
+    fn segments<'a>(&self, mapped: &'a Mapped) -> &'a [DmaSegment] {
+        &mapped.segments
+    }
+
+    fn unmap(&self, mapped: Mapped) -> Vec<u8> {
+        mapped.buf
+    }
+}
+
+/// A disk brought up at boot.
+#[derive(Clone)]
+pub struct Disk {
+    /// `vda`, `vdb`, ...
+    pub name: String,
+    /// The driver's port.
+    pub port: Port<BlockMsg>,
+    /// Its geometry.
+    pub info: BlockInfo,
+    /// The CPU its driver task runs on.
+    pub cpu: CpuId,
+}
+
+static DISKS: spin::Mutex<Vec<Disk>> = spin::Mutex::new(Vec::new());
+
+/// The disks probed so far, in probe order.
+pub fn disks() -> Vec<Disk> {
+    DISKS.lock().clone()
+}
+
+/// virtio-blk, modern (1042) or transitional (1001) with the modern
+/// capabilities.
+pub fn matches(d: &PciDevice) -> bool {
+    d.header.vendor_id == 0x1af4 && matches!(d.header.device_id, 0x1042 | 0x1001)
+}
+
+/// Largest queue the driver asks for.
+const QUEUE_SIZE: u16 = 256;
+
+/// Brings one virtio-blk function up (see drivers/README.md, "virtio-blk
+/// probe, step by step").
+pub fn probe(device: &PciDevice) -> Result<(), String> {
+    let cfg = crate::pci::config();
+    let bdf = device.bdf;
+    let caps = virtio::find_caps(cfg, bdf).map_err(|e| e.to_string())?;
+    let mut bars: [Option<&'static Mmio>; 6] = [None; 6];
+    let mut window = |region: CapRegion| -> Result<Window, String> {
+        let index = usize::from(region.bar);
+        let mmio = match bars[index] {
+            Some(m) => m,
+            None => {
+                let Some(Bar::Memory { addr, size, .. }) = device.bars[index] else {
+                    return Err(alloc::format!("BAR {index} is not memory"));
+                };
+                let m: &'static Mmio = Box::leak(Box::new(
+                    Mmio::map(addr, size).map_err(|e| alloc::format!("BAR {index}: {e}"))?,
+                ));
+                bars[index] = Some(m);
+                m
+            }
+        };
+        let (base, len) = (region.offset as usize, region.length as usize);
+        if base.checked_add(len).is_none_or(|end| end > mmio.len()) {
+            return Err(alloc::format!("capability outside BAR {index}"));
+        }
+        Ok(Window { bar: mmio, base, len })
+    };
+    let common = CommonCfg::new(window(caps.common)?);
+    let notify = window(caps.notify)?;
+    let isr = window(caps.isr)?;
+    let device_cfg = window(caps.device.ok_or("no device configuration capability")?)?;
+    // The MSI-X table's BAR, mapped through the same cache.
+    let msix = Msix::read(cfg, bdf).ok_or("no MSI-X capability")?;
+    let table = window(CapRegion {
+        bar: msix.table_bar,
+        offset: msix.table_offset,
+        length: 16 * u32::from(msix.vector_count),
+    })?;
+    pci::enable(cfg, bdf, true, false, true);
+
+    let (features, info) = virtio_blk::negotiate(&common, &device_cfg).map_err(|e| e.to_string())?;
+    let size = common.queue_max_size(0).min(QUEUE_SIZE);
+    if size == 0 {
+        return Err("queue 0 unavailable".into());
+    }
+    let size = 1 << (15 - size.leading_zeros()); // a power of two
+    let layout = QueueLayout::try_new(size).map_err(|e| alloc::format!("{e:?}"))?;
+    let region = Dma(DmaMemory::new(layout.len_bytes).map_err(|e| e.to_string())?);
+    let headers =
+        Dma(DmaMemory::new(size as usize * virtio_blk::HEADER_SLOT_BYTES).map_err(|e| e.to_string())?);
+    let queue = SplitQueue::try_new(region, size, features & VIRTIO_F_EVENT_IDX != 0)
+        .map_err(|e| alloc::format!("{e:?}"))?;
+
+    // The driver task and its interrupt run on the last CPU (CPU 0 takes
+    // the console and most boot work).
+    let cpu = CpuId(hal::arch::smp::online_cpus().max(1) as u32 - 1);
+    let irq_slot: Arc<spin::Once<virtio_blk::BlkInterrupt<Window>>> = Arc::new(spin::Once::new());
+    let route = {
+        let slot = irq_slot.clone();
+        crate::irq::route_msi(
+            cpu,
+            Box::new(move || {
+                if let Some(irq) = slot.get() {
+                    irq.on_interrupt_msix();
+                }
+            }),
+        )
+        .map_err(|e| alloc::format!("no interrupt: {e:?}"))?
+    };
+    msix.set_enabled(cfg, bdf, true, true);
+    let entry = pci::msix_entry(route.address, route.data, false);
+    let offset = msix.entry_offset(0).ok_or("no MSI-X entry 0")? as usize - msix.table_offset as usize;
+    for (i, word) in entry.iter().enumerate() {
+        table.write_u32(offset + 4 * i, *word);
+    }
+    common.set_config_vector(NO_VECTOR);
+    let notify_off = common.setup_queue(0, &queue, 0).map_err(|e| e.to_string())?;
+    msix.set_enabled(cfg, bdf, true, false);
+    let notifier = Notifier::new(notify, notify_off, caps.notify_off_multiplier, 0);
+    common.driver_ok().map_err(|e| e.to_string())?;
+
+    let (driver, irq) = virtio_blk::VirtioBlk::new(queue, headers, notifier, HeapMapper, info, isr);
+    irq_slot.call_once(|| irq);
+    let (port, server) = Port::executor(cpu, ports::AlwaysQueue);
+    let runtime = crate::sched::runtime().ok_or("no executor")?;
+    runtime
+        .spawn_on(cpu, driver.run(server))
+        .map_err(|e| alloc::format!("spawn: {e:?}"))?;
+    let mut disks = DISKS.lock();
+    let name = alloc::format!("vd{}", (b'a' + disks.len() as u8) as char);
+    log::info!(
+        target: "virtio-blk",
+        "{bdf} {name}: {} MiB ({} sectors of {}){}{}, queue {size}, MSI-X vector {:#x} on CPU {}",
+        info.len_bytes() >> 20,
+        info.sectors,
+        info.sector_size,
+        if info.read_only { ", read-only" } else { "" },
+        if info.has_flush { ", write cache (flush)" } else { "" },
+        route.vector,
+        cpu.0,
+    );
+    disks.push(Disk {
+        name,
+        port,
+        info,
+        cpu,
+    });
+    Ok(())
+}

@@ -195,7 +195,11 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
         if base.checked_add(len).is_none_or(|end| end > mmio.len()) {
             return Err(alloc::format!("capability outside BAR {index}"));
         }
-        Ok(Window { bar: mmio, base, len })
+        Ok(Window {
+            bar: mmio,
+            base,
+            len,
+        })
     };
     let common = CommonCfg::new(window(caps.common)?);
     let notify = window(caps.notify)?;
@@ -210,7 +214,8 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
     })?;
     pci::enable(cfg, bdf, true, false, true);
 
-    let (features, info) = virtio_blk::negotiate(&common, &device_cfg).map_err(|e| e.to_string())?;
+    let (features, info) =
+        virtio_blk::negotiate(&common, &device_cfg).map_err(|e| e.to_string())?;
     let size = common.queue_max_size(0).min(QUEUE_SIZE);
     if size == 0 {
         return Err("queue 0 unavailable".into());
@@ -218,8 +223,9 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
     let size = 1 << (15 - size.leading_zeros()); // a power of two
     let layout = QueueLayout::try_new(size).map_err(|e| alloc::format!("{e:?}"))?;
     let region = Dma(DmaMemory::new(layout.len_bytes).map_err(|e| e.to_string())?);
-    let headers =
-        Dma(DmaMemory::new(size as usize * virtio_blk::HEADER_SLOT_BYTES).map_err(|e| e.to_string())?);
+    let headers = Dma(
+        DmaMemory::new(size as usize * virtio_blk::HEADER_SLOT_BYTES).map_err(|e| e.to_string())?,
+    );
     let queue = SplitQueue::try_new(region, size, features & VIRTIO_F_EVENT_IDX != 0)
         .map_err(|e| alloc::format!("{e:?}"))?;
 
@@ -241,12 +247,15 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
     };
     msix.set_enabled(cfg, bdf, true, true);
     let entry = pci::msix_entry(route.address, route.data, false);
-    let offset = msix.entry_offset(0).ok_or("no MSI-X entry 0")? as usize - msix.table_offset as usize;
+    let offset =
+        msix.entry_offset(0).ok_or("no MSI-X entry 0")? as usize - msix.table_offset as usize;
     for (i, word) in entry.iter().enumerate() {
         table.write_u32(offset + 4 * i, *word);
     }
     common.set_config_vector(NO_VECTOR);
-    let notify_off = common.setup_queue(0, &queue, 0).map_err(|e| e.to_string())?;
+    let notify_off = common
+        .setup_queue(0, &queue, 0)
+        .map_err(|e| e.to_string())?;
     msix.set_enabled(cfg, bdf, true, false);
     let notifier = Notifier::new(notify, notify_off, caps.notify_off_multiplier, 0);
     common.driver_ok().map_err(|e| e.to_string())?;

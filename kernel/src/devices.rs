@@ -17,7 +17,9 @@ pub fn publish() {
         }
         let flags = OpenFlags::WRITE_ONLY | OpenFlags::CREATE | OpenFlags::TRUNCATE;
         let file = vfs.open(&root, b"/sys/pci", flags, 0o444).await?;
-        let (written, _) = vfs.write(&file, crate::pci::table_text().into_bytes()).await;
+        let (written, _) = vfs
+            .write(&file, crate::pci::table_text().into_bytes())
+            .await;
         written.map(|_| ())
     });
     match result {

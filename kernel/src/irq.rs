@@ -54,10 +54,7 @@ pub enum RouteError {
 ///
 /// # Errors
 /// [`RouteError`].
-pub fn route_msi(
-    cpu: CpuId,
-    handler: Box<dyn Fn() + Send + Sync>,
-) -> Result<MsiRoute, RouteError> {
+pub fn route_msi(cpu: CpuId, handler: Box<dyn Fn() + Send + Sync>) -> Result<MsiRoute, RouteError> {
     let runtime = crate::sched::runtime().ok_or(RouteError::NoSuchCpu)?;
     let apic_id = hal::arch::smp::apic_id_of(cpu.index())
         .filter(|&id| id < 256)

@@ -55,6 +55,16 @@ pub fn run(selection: &'static str) -> ! {
     if let Some(root) = crate::rootfs::root() {
         kernel_tests::set_root(root);
     }
+    kernel_tests::set_disks(
+        crate::blk::disks()
+            .into_iter()
+            .map(|d| kernel_tests::TestDisk {
+                name: d.name,
+                port: d.port,
+                info: d.info,
+            })
+            .collect(),
+    );
     let stack = hal::mm::alloc_stack(32).expect("no memory for the test runner's stack");
     RESUME_STACK.call_once(|| stack);
     hal::arch::trap::set_fault_hook(on_fault);

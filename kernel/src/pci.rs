@@ -15,7 +15,8 @@ impl ConfigSpace for Config {
         self.0.read_u32(bdf.bus, bdf.device, bdf.function, offset)
     }
     fn write_u32(&self, bdf: Bdf, offset: u16, value: u32) {
-        self.0.write_u32(bdf.bus, bdf.device, bdf.function, offset, value)
+        self.0
+            .write_u32(bdf.bus, bdf.device, bdf.function, offset, value)
     }
 }
 
@@ -67,7 +68,9 @@ pub fn init() {
         for a in pci::assign_unassigned(cfg, &mut table, MEMORY_WINDOW, IO_WINDOW) {
             match a.addr {
                 Some(addr) => log::debug!(target: "pci", "{} BAR {} at {addr:#x}", a.bdf, a.index),
-                None => log::warn!(target: "pci", "{} BAR {}: no room in the window", a.bdf, a.index),
+                None => {
+                    log::warn!(target: "pci", "{} BAR {}: no room in the window", a.bdf, a.index)
+                }
             }
         }
         table

@@ -29,7 +29,9 @@ pub fn init() {
     match rtc::read_unix_time(&Cmos, century) {
         Ok(secs) if secs >= 0 => {
             let now = hal::arch::time::now_ns();
-            let base = (secs as u64).saturating_mul(1_000_000_000).saturating_sub(now);
+            let base = (secs as u64)
+                .saturating_mul(1_000_000_000)
+                .saturating_sub(now);
             REALTIME_BASE_NS.store(base, Ordering::Relaxed);
             log::info!(target: "rtc", "wall clock from the CMOS RTC: {secs} s since the epoch");
         }

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod build;
+mod disk;
 mod prereq;
 mod qemu;
 mod symbols;

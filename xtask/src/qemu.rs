@@ -69,7 +69,11 @@ pub fn default_disk() -> Result<PathBuf, String> {
     let path = build::out_dir().join("disk.img");
     if !path.exists() {
         create_disk(&path, DEFAULT_DISK_BYTES)?;
-        eprintln!("xtask: created {} ({} MiB)", path.display(), DEFAULT_DISK_BYTES >> 20);
+        eprintln!(
+            "xtask: created {} ({} MiB)",
+            path.display(),
+            DEFAULT_DISK_BYTES >> 20
+        );
     }
     Ok(path)
 }
@@ -285,7 +289,9 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
         Some(file) => {
             let path = PathBuf::from(file);
             if !path.exists() {
-                return Err(format!("--disk {file}: no such file (create one with: truncate -s 64M {file})"));
+                return Err(format!(
+                    "--disk {file}: no such file (create one with: truncate -s 64M {file})"
+                ));
             }
             Some(path)
         }

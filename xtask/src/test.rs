@@ -262,14 +262,29 @@ fn kernel_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<
     let mut boot = Boot::new(image);
     boot.smp = smp;
     boot.append = "test=all".into();
+    let disk = crate::disk::prepare_test_disk(&format!("smp{smp}"))?;
+    boot.disk = Some(disk.clone());
     let outcome = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
     let mut seen = 0;
+    let mut guest_wrote = false;
     for (_, line) in &outcome.lines {
         if let Some((name, ok, why)) = ktest_line(line) {
             seen += 1;
+            guest_wrote |= ok && name == "disk_writes_what_the_host_reads_back";
             tally.record(&format!("kernel[smp={smp}]::{name}"), ok, why);
         }
     }
+    let verified = if guest_wrote {
+        crate::disk::verify_guest_pattern(&disk)
+    } else {
+        Err("the guest's write test did not pass".into())
+    };
+    tally.record(
+        &format!("kernel[smp={smp}]: the host reads back the guest's disk pattern"),
+        verified.is_ok(),
+        verified.as_ref().err().map_or("", |e| e.as_str()),
+    );
+    let _ = std::fs::remove_file(&disk);
     let cpus = format!("acpi] {smp} CPUs enabled");
     tally.record(
         &format!("kernel[smp={smp}]: ACPI reports {smp} CPUs"),
@@ -544,6 +559,8 @@ pub fn ktest_command(args: &[String]) -> Result<(), String> {
     let image = build::kernel(Variant::Test)?;
     let mut boot = Boot::new(&image);
     boot.append = format!("test={names}");
+    let disk = crate::disk::prepare_test_disk("ktest")?;
+    boot.disk = Some(disk.clone());
     if let Some(smp) = flag_value(rest, "--smp")? {
         boot.smp = smp
             .parse()
@@ -552,6 +569,12 @@ pub fn ktest_command(args: &[String]) -> Result<(), String> {
     let outcome = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
     print!("{}", outcome.log());
     println!("({})", timing(&outcome));
+    if outcome.contains("disk_writes_what_the_host_reads_back ... ok") {
+        match crate::disk::verify_guest_pattern(&disk) {
+            Ok(()) => println!("xtask: the host read back the guest's disk pattern"),
+            Err(e) => return Err(format!("the guest's disk pattern is wrong: {e}")),
+        }
+    }
     match outcome.status {
         Some(STATUS_PASS) => Ok(()),
         None => Err(format!("timed out after {} s", SUITE_TIMEOUT.as_secs())),

@@ -376,7 +376,12 @@ fn unassigned_bars_get_aligned_disjoint_addresses_in_the_windows() {
             placed.push((addr, size, matches!(bar, Bar::Io { .. })));
         }
     }
-    assert_eq!(table.get(Bdf::new(0, 2, 0)).unwrap().bars[0].unwrap().addr(), 0xc000_0000);
+    assert_eq!(
+        table.get(Bdf::new(0, 2, 0)).unwrap().bars[0]
+            .unwrap()
+            .addr(),
+        0xc000_0000
+    );
     for (i, a) in placed.iter().enumerate() {
         for b in &placed[i + 1..] {
             let disjoint = a.2 != b.2 || a.0 + a.1 <= b.0 || b.0 + b.1 <= a.0;
@@ -393,6 +398,13 @@ fn a_window_too_small_leaves_the_bar_unassigned_and_says_so() {
     );
     let mut table = enumerate(&cfg);
     let done = assign_unassigned(&cfg, &mut table, 0xc000_0000..0xc008_0000, 0..0);
-    assert_eq!(done, [Assignment { bdf: Bdf::new(0, 1, 0), index: 0, addr: None }]);
+    assert_eq!(
+        done,
+        [Assignment {
+            bdf: Bdf::new(0, 1, 0),
+            index: 0,
+            addr: None
+        }]
+    );
     assert_eq!(table.devices()[0].bars[0].unwrap().addr(), 0);
 }

@@ -10,6 +10,7 @@ extern crate alloc;
 
 mod bench;
 mod devices;
+mod disk;
 mod fault;
 mod memory;
 mod report;
@@ -18,6 +19,7 @@ mod sched;
 mod smp;
 mod user;
 
+pub use disk::{GUEST_FIRST_SECTOR, HOST_FIRST_SECTOR, PATTERN_SECTORS, TestDisk, set_disks};
 pub use rootfs::set_root;
 pub use sched::set_runtime;
 
@@ -262,4 +264,30 @@ pub static TESTS: &[KernelTest] = &[
     KernelTest::new("selftest_hang", report::selftest_hang).by_name_only(),
     KernelTest::new("power_off", devices::power_off).by_name_only(),
     KernelTest::new("reboot", devices::reboot).by_name_only(),
+    KernelTest::new("disk_reports_its_geometry", disk::disk_reports_its_geometry),
+    KernelTest::new(
+        "disk_reads_what_the_host_wrote",
+        disk::disk_reads_what_the_host_wrote,
+    ),
+    KernelTest::new(
+        "disk_writes_what_the_host_reads_back",
+        disk::disk_writes_what_the_host_reads_back,
+    ),
+    KernelTest::new(
+        "disk_many_requests_in_flight_from_every_cpu",
+        disk::disk_many_requests_in_flight_from_every_cpu,
+    ),
+    KernelTest::new("disk_flush_after_writes", disk::disk_flush_after_writes),
+    KernelTest::new(
+        "disk_bad_requests_get_errors",
+        disk::disk_bad_requests_get_errors,
+    ),
+    KernelTest::new(
+        "disk_cancelled_requests_leave_the_device_usable",
+        disk::disk_cancelled_requests_leave_the_device_usable,
+    ),
+    KernelTest::new(
+        "disk_survives_an_interrupt_storm",
+        disk::disk_survives_an_interrupt_storm,
+    ),
 ];

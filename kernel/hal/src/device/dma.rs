@@ -30,8 +30,7 @@ impl DmaMemory {
             return Err(DeviceError::BadRange { phys: 0, len: 0 });
         }
         let pages = len.div_ceil(PAGE_SIZE as usize);
-        let phys =
-            crate::mm::alloc_frames_contiguous(pages, 1).ok_or(DeviceError::NoMemory)?;
+        let phys = crate::mm::alloc_frames_contiguous(pages, 1).ok_or(DeviceError::NoMemory)?;
         let memory = DmaMemory { phys, pages, len };
         let base = phys_to_virt(phys) as *mut u8;
         // SAFETY: the frames were just allocated for this handle (nothing

@@ -19,7 +19,11 @@ const CONFIG_DATA: u16 = 0xcfc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mechanism {
     /// Memory-mapped (PCIe ECAM): 4 KiB per function.
-    Ecam { base: u64, bus_start: u8, bus_end: u8 },
+    Ecam {
+        base: u64,
+        bus_start: u8,
+        bus_end: u8,
+    },
     /// I/O ports 0xcf8/0xcfc: 256 bytes per function.
     Legacy,
 }
@@ -109,7 +113,8 @@ impl ConfigAccess {
                 // SAFETY: the PCI configuration ports; the lock keeps the
                 // address/data pair together.
                 unsafe {
-                    Port::<u32>::new(CONFIG_ADDRESS).write(legacy_address(bus, device, function, offset));
+                    Port::<u32>::new(CONFIG_ADDRESS)
+                        .write(legacy_address(bus, device, function, offset));
                     Port::<u32>::new(CONFIG_DATA).read()
                 }
             }
@@ -134,7 +139,8 @@ impl ConfigAccess {
                 let _guard = self.legacy.lock();
                 // SAFETY: as in `read_u32`.
                 unsafe {
-                    Port::<u32>::new(CONFIG_ADDRESS).write(legacy_address(bus, device, function, offset));
+                    Port::<u32>::new(CONFIG_ADDRESS)
+                        .write(legacy_address(bus, device, function, offset));
                     Port::<u32>::new(CONFIG_DATA).write(value);
                 }
             }

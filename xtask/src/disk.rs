@@ -1,0 +1,84 @@
+//! Test disks: the host's side of the block I/O tests.
+//!
+//! Before a test boot xtask writes a known pattern into a fresh image; the
+//! kernel's `disk_reads_what_the_host_wrote` reads it back, and its
+//! `disk_writes_what_the_host_reads_back` writes another pattern that xtask
+//! checks here after the run. The layout and [`pattern_byte`] must match
+//! tests/kernel/src/disk.rs.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{build, qemu};
+
+/// Where the host's pattern is (1 MiB at 1 MiB).
+const HOST_FIRST_SECTOR: u64 = 2048;
+/// Where the guest writes the pattern the host checks (1 MiB at 2 MiB).
+const GUEST_FIRST_SECTOR: u64 = 4096;
+/// Sectors in each pattern region.
+const PATTERN_SECTORS: u64 = 2048;
+const SECTOR: usize = 512;
+
+/// Byte `i` of sector `sector` of the pattern tagged `tag` (as in the kernel
+/// tests).
+fn pattern_byte(tag: u8, sector: u64, i: usize) -> u8 {
+    let x = sector
+        .wrapping_mul(0x9e37_79b9)
+        .wrapping_add(i as u64 * 0x85eb)
+        .wrapping_add(u64::from(tag) * 0xc2b2_ae35);
+    (x ^ (x >> 13) ^ (x >> 29)) as u8
+}
+
+fn pattern(tag: u8, first: u64, sectors: u64) -> Vec<u8> {
+    (first..first + sectors)
+        .flat_map(|s| (0..SECTOR).map(move |i| pattern_byte(tag, s, i)))
+        .collect()
+}
+
+/// A fresh 64 MiB image named after `label` with the host pattern in place.
+pub fn prepare_test_disk(label: &str) -> Result<PathBuf, String> {
+    let path = build::out_dir().join(format!("test-disk-{label}.img"));
+    std::fs::create_dir_all(build::out_dir()).map_err(|e| e.to_string())?;
+    qemu::create_disk(&path, qemu::DEFAULT_DISK_BYTES)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.seek(SeekFrom::Start(HOST_FIRST_SECTOR * SECTOR as u64))
+        .and_then(|_| f.write_all(&pattern(b'H', HOST_FIRST_SECTOR, PATTERN_SECTORS)))
+        .map_err(|e| format!("writing the host pattern: {e}"))?;
+    Ok(path)
+}
+
+/// Checks the pattern the guest wrote; the error names the first bad sector.
+pub fn verify_guest_pattern(path: &Path) -> Result<(), String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut data = vec![0; PATTERN_SECTORS as usize * SECTOR];
+    f.seek(SeekFrom::Start(GUEST_FIRST_SECTOR * SECTOR as u64))
+        .and_then(|_| f.read_exact(&mut data))
+        .map_err(|e| format!("reading the guest pattern: {e}"))?;
+    let want = pattern(b'G', GUEST_FIRST_SECTOR, PATTERN_SECTORS);
+    match data.iter().zip(&want).position(|(a, b)| a != b) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "sector {} byte {}: {:#04x}, the guest should have written {:#04x}",
+            GUEST_FIRST_SECTOR + (i / SECTOR) as u64,
+            i % SECTOR,
+            data[i],
+            want[i]
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_differ_by_tag_sector_and_offset() {
+        let a = pattern(b'H', 10, 2);
+        assert_ne!(a, pattern(b'G', 10, 2));
+        assert_ne!(a[..SECTOR], a[SECTOR..]);
+        assert!(a[..SECTOR].windows(2).any(|w| w[0] != w[1]));
+    }
+}

@@ -31,6 +31,7 @@ commands:
   test                  every test: host crates, loom models, then QEMU suites (-smp 1, 2, 4)
   ktest NAME[,NAME]     boot the test kernel running the named in-kernel tests
         --smp N
+        --timeout SECS  boot timeout (default 120; 600 for the million-message test)
   bench [--runs N]      boot-time figures (medians over N boots, default 10)
   loom [-p CRATE]       loom model checks (executor, ports, fs; --cfg loom, release)
   help                  this text

@@ -16,6 +16,8 @@ const SUITE_TIMEOUT: Duration = Duration::from_secs(120);
 const HOST_TEST_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// The hang self-test is killed after this.
 const HANG_TIMEOUT: Duration = Duration::from_secs(4);
+/// Boot timeout for the long by-name tests (the million-message ping-pong).
+const LONG_TIMEOUT: Duration = Duration::from_secs(600);
 /// SMP configurations the kernel suite runs under.
 const SMP_CONFIGS: [u32; 3] = [1, 2, 4];
 
@@ -64,6 +66,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     for smp in SMP_CONFIGS {
         kernel_suite(&image, smp, &mut tally)?;
     }
+    million_messages(&image, &mut tally)?;
 
     println!("== user programs (QEMU, driven through the shell) ==");
     user_suites(&mut tally)?;
@@ -304,6 +307,27 @@ fn kernel_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<
     Ok(())
 }
 
+/// The million-message cross-CPU ping-pong, in a boot of its own: it takes
+/// 100-140 s under TCG, past the suites' timeout.
+fn million_messages(image: &std::path::Path, tally: &mut Tally) -> Result<(), String> {
+    const NAME: &str = "cross_cpu_ping_pong_million_messages";
+    let mut boot = Boot::new(image);
+    boot.smp = 2;
+    boot.append = format!("test={NAME}");
+    let outcome = qemu::run_captured(&boot, LONG_TIMEOUT)?;
+    let ok = outcome.status == Some(STATUS_PASS) && outcome.contains(&format!("{NAME} ... ok"));
+    let why = match outcome.status {
+        None => format!("timed out after {} s", LONG_TIMEOUT.as_secs()),
+        _ => "see the serial log".into(),
+    };
+    tally.record(&format!("kernel[smp=2]::{NAME}"), ok, &why);
+    if !ok {
+        show_log(&outcome);
+    }
+    println!("   (million messages: {})", timing(&outcome));
+    Ok(())
+}
+
 /// The user test programs (`user/tests`), each printing one `PASS name` or
 /// `FAIL name: reason` line, run one after another from the shell.
 const USER_TESTS: [&str; 9] = [
@@ -333,6 +357,9 @@ fn user_benchmarks() -> Result<(), String> {
     let image = build::kernel(Variant::Normal)?;
     let mut boot = Boot::new(&image);
     boot.smp = 2;
+    // A fresh disk for the disk benchmark (the same size as the Linux peer's).
+    let disk = crate::disk::prepare_test_disk("bench")?;
+    boot.disk = Some(disk);
     let mut commands: Vec<String> = USER_BENCHES
         .iter()
         .map(|b| format!("/bin/bench/{b}"))
@@ -340,7 +367,7 @@ fn user_benchmarks() -> Result<(), String> {
     commands.push(format!("echo {SESSION_DONE}"));
     let o = qemu::run_session(&boot, &commands, SESSION_DONE, Duration::from_secs(600))?;
     println!(
-        "# user programs (TCG, -M microvm, -smp 2), the peer-linux benchmarks' method and names"
+        "# user programs (TCG, -M q35 with qboot, -smp 2), the peer-linux benchmarks' method and names"
     );
     for (_, line) in &o.lines {
         if line.starts_with("RESULT ") || line.starts_with("FAIL ") {
@@ -363,6 +390,7 @@ fn user_suites(tally: &mut Tally) -> Result<(), String> {
     for smp in [1, 2] {
         user_suite(&normal, smp, tally)?;
     }
+    device_session(&normal, tally)?;
     shell_session(&normal, tally)
 }
 
@@ -409,6 +437,58 @@ fn user_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<()
         "   (user smp={smp}: {:.1} s)",
         outcome.elapsed.as_secs_f64()
     );
+    Ok(())
+}
+
+/// The devices from the shell, on a machine with a test disk: `lspci`
+/// lists the virtio disk, `date` tells the host's time (the RTC), and the
+/// disk test program does block I/O through `/dev/vda`.
+fn device_session(image: &std::path::Path, tally: &mut Tally) -> Result<(), String> {
+    let mut boot = Boot::new(image);
+    boot.smp = 2;
+    let disk = crate::disk::prepare_test_disk("devices")?;
+    boot.disk = Some(disk.clone());
+    let commands = [
+        "lspci".to_string(),
+        "date +%s".to_string(),
+        "date".to_string(),
+        format!("echo {SESSION_DONE}"),
+    ];
+    let outcome = qemu::run_session(&boot, &commands, SESSION_DONE, SUITE_TIMEOUT)?;
+    let _ = std::fs::remove_file(&disk);
+    let output: Vec<&str> = outcome
+        .lines
+        .iter()
+        .map(|(_, l)| l.trim())
+        .filter(|l| !l.starts_with("$ "))
+        .collect();
+    let lspci = output
+        .iter()
+        .any(|l| l.starts_with("00:") && l.contains("[1af4:1001]") && l.contains("storage"));
+    tally.record(
+        "devices: `lspci` lists the virtio-blk disk",
+        lspci,
+        "no 1af4:1001 line",
+    );
+    let host_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let guest_now = output.iter().find_map(|l| l.parse::<i64>().ok());
+    let close = guest_now.is_some_and(|g| (g - host_now).abs() < 600);
+    tally.record(
+        "devices: `date +%s` is the host's time (CMOS RTC)",
+        close,
+        &format!("guest says {guest_now:?}, host {host_now}"),
+    );
+    let date = output.iter().any(|l| l.contains(" UTC ") && l.len() >= 28);
+    tally.record(
+        "devices: `date` prints the calendar time",
+        date,
+        "no `... UTC yyyy` line",
+    );
+    if outcome.status != Some(0) || !(lspci && close && date) {
+        show_log(&outcome);
+    }
     Ok(())
 }
 
@@ -554,8 +634,16 @@ pub fn ktest_command(args: &[String]) -> Result<(), String> {
     let (names, rest) = args
         .split_first()
         .ok_or("which test? `cargo xtask ktest list` names them")?;
-    check_options(rest, &["--smp"], &[])?;
+    check_options(rest, &["--smp", "--timeout"], &[])?;
     prereq::qemu()?;
+    let timeout = match flag_value(rest, "--timeout")? {
+        Some(t) => Duration::from_secs(
+            t.parse()
+                .map_err(|_| format!("--timeout takes seconds, not {t:?}"))?,
+        ),
+        None if names.contains("million") => LONG_TIMEOUT,
+        None => SUITE_TIMEOUT,
+    };
     let image = build::kernel(Variant::Test)?;
     let mut boot = Boot::new(&image);
     boot.append = format!("test={names}");
@@ -566,7 +654,7 @@ pub fn ktest_command(args: &[String]) -> Result<(), String> {
             .parse()
             .map_err(|_| format!("--smp takes a number, not {smp:?}"))?;
     }
-    let outcome = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
+    let outcome = qemu::run_captured(&boot, timeout)?;
     print!("{}", outcome.log());
     println!("({})", timing(&outcome));
     if outcome.contains("disk_writes_what_the_host_reads_back ... ok") {
@@ -577,7 +665,7 @@ pub fn ktest_command(args: &[String]) -> Result<(), String> {
     }
     match outcome.status {
         Some(STATUS_PASS) => Ok(()),
-        None => Err(format!("timed out after {} s", SUITE_TIMEOUT.as_secs())),
+        None => Err(format!("timed out after {} s", timeout.as_secs())),
         Some(s) => Err(format!("failed (QEMU status {s})")),
     }
 }
@@ -632,7 +720,7 @@ pub fn bench_command(args: &[String]) -> Result<(), String> {
         suite_exit.push(o.elapsed.as_nanos() as f64);
     }
     println!(
-        "# in-guest benchmarks (TCG, -M microvm; -smp 2: client and server on one AP, -smp 3: two APs;"
+        "# in-guest benchmarks (TCG, -M q35; -smp 2: client and server on one AP, -smp 3: two APs;"
     );
     println!(
         "# -smp 4: IPI CPU 0 -> 1, allocators on CPUs 0..k for k = 1, 2, 4, remote frees CPU 1 -> 2)"
@@ -657,7 +745,7 @@ pub fn bench_command(args: &[String]) -> Result<(), String> {
         }
     }
     user_benchmarks()?;
-    println!("# boot timing: QEMU start to event, TCG, -M microvm, -smp 1, {runs} runs");
+    println!("# boot timing: QEMU start to event, TCG, -M q35 with qboot, -smp 1, {runs} runs");
     println!(
         "{}",
         result_line("boot_qemu_start_to_first_log_line", &mut first_line)

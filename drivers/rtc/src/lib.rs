@@ -77,6 +77,21 @@ pub const fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The proleptic Gregorian date `days` after 1970-01-01 (the inverse of
+/// [`days_from_civil`], same algorithm family).
+pub const fn civil_from_days(days: i64) -> (i64, u8, u8) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
+    (year, month, day)
+}
+
 /// `true` for Gregorian leap years.
 pub const fn is_leap_year(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
@@ -94,6 +109,26 @@ pub const fn days_in_month(year: i64, month: u8) -> u8 {
 }
 
 impl DateTime {
+    /// The UTC date and time `secs` seconds after the Unix epoch.
+    pub const fn from_unix(secs: i64) -> DateTime {
+        let days = secs.div_euclid(86_400);
+        let rest = secs.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        DateTime {
+            year,
+            month,
+            day,
+            hour: (rest / 3600) as u8,
+            minute: (rest / 60 % 60) as u8,
+            second: (rest % 60) as u8,
+        }
+    }
+
+    /// Day of the week, 0 = Sunday (1970-01-01 was a Thursday).
+    pub const fn weekday(&self) -> u8 {
+        (days_from_civil(self.year, self.month, self.day) + 4).rem_euclid(7) as u8
+    }
+
     /// Seconds since the Unix epoch.
     pub const fn to_unix(&self) -> i64 {
         days_from_civil(self.year, self.month, self.day) * 86_400

@@ -216,3 +216,36 @@ fn garbage_fields_are_invalid_not_a_panic() {
         Err(RtcError::Invalid(_))
     ));
 }
+
+#[test]
+fn from_unix_inverts_to_unix_across_leap_years_and_before_1970() {
+    for secs in [
+        0i64,
+        -1,
+        951_782_400,    // 2000-02-29 00:00:00
+        1_795_273_361,  // 2026-11-21
+        4_107_542_399,  // 2100-02-28 23:59:59 (2100 is not a leap year)
+        -2_208_988_800, // 1900-01-01
+    ] {
+        let dt = DateTime::from_unix(secs);
+        assert!(dt.is_valid(), "{secs}: {dt:?}");
+        assert_eq!(dt.to_unix(), secs, "{dt:?}");
+    }
+    let dt = DateTime::from_unix(951_782_400);
+    assert_eq!((dt.year, dt.month, dt.day), (2000, 2, 29));
+    assert_eq!(DateTime::from_unix(-1).second, 59);
+    // Every day of 400 years round-trips.
+    for day in -73_000..73_000 {
+        assert_eq!(days_from_civil_tuple(civil_from_days(day)), day);
+    }
+}
+
+fn days_from_civil_tuple((y, m, d): (i64, u8, u8)) -> i64 {
+    days_from_civil(y, m, d)
+}
+
+#[test]
+fn weekdays_of_known_dates() {
+    assert_eq!(DateTime::from_unix(0).weekday(), 4); // Thursday 1970-01-01
+    assert_eq!(DateTime::from_unix(1_795_273_361).weekday(), 6); // Saturday 2026-11-21
+}

@@ -254,6 +254,11 @@ pub static TESTS: &[KernelTest] = &[
         "cross_cpu_ping_pong_loses_no_wakeup",
         smp::cross_cpu_ping_pong_loses_no_wakeup,
     ),
+    KernelTest::new(
+        "cross_cpu_ping_pong_million_messages",
+        smp::cross_cpu_ping_pong_million_messages,
+    )
+    .by_name_only(),
     // Tests of the runner itself: xtask selects them by name and checks that
     // the run FAILS (a panic nobody expected) or HANGS (caught by its timeout).
     KernelTest::new(

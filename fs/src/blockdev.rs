@@ -255,8 +255,9 @@ impl BlockDevice {
         if direct && let Err(e) = self.check_direct(offset, len) {
             return (Err(e), buf);
         }
-        let Some(len) = self.read_len(offset, len) else {
-            return (Ok(0), buf);
+        let len = match self.read_len(offset, len) {
+            None | Some(0) => return (Ok(0), buf),
+            Some(len) => len,
         };
         buf.resize(len, 0);
         let result = if direct {

@@ -246,7 +246,7 @@ impl Devfs {
     fn node(&self, ino: Ino) -> Result<Node, Errno> {
         match ino {
             ROOT_INO => Ok(Node::Root),
-            i if i >= 2 && i < FIRST_BLOCK_INO => Ok(Node::Char(&NODES[(i - 2) as usize])),
+            i if (2..FIRST_BLOCK_INO).contains(&i) => Ok(Node::Char(&NODES[(i - 2) as usize])),
             i if i >= FIRST_BLOCK_INO => {
                 let index = usize::try_from(i - FIRST_BLOCK_INO).map_err(|_| Errno::NoEnt)?;
                 let blocks = self.blocks.read();

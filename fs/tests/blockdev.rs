@@ -787,6 +787,8 @@ fn o_direct_bypasses_the_cache_and_wants_whole_sectors() {
     assert_eq!(s.pread(1, &d, 512, 100).0, Err(Errno::Inval));
     assert_eq!(s.pwrite(&d, 512, vec![0; 100]), Err(Errno::Inval));
     assert_eq!(s.pwrite(&d, 100, vec![0; 512]), Err(Errno::Inval));
+    assert_eq!(s.pread(1, &d, 512, 0), (Ok(0), Vec::new()));
+    assert_eq!(s.pwrite(&d, 512, Vec::new()), Ok(0));
     assert_eq!(s.fake.requests(), 0);
 
     // Every direct read goes to the device; nothing is cached.

@@ -7,32 +7,53 @@
 //! | `zero` | 1:5 | zeros | accepts everything |
 //! | `random`, `urandom` | 1:8, 1:9 | the kernel's entropy source | accepts (discarded) |
 //! | `console` | 5:1 | the kernel console (`Again` when no input) | the kernel console |
+//! | `vda`, ... ([`Devfs::add_block`]) | 254:16n | the disk, through the block cache | the disk (write-through) |
 //!
-//! The set of nodes is fixed at creation; names cannot be created or removed (`Perm`).
-//! Block devices will be added here when the block layer exists. Modes and times can be
-//! changed with `SetAttr`.
+//! The character devices are fixed at creation; block devices are added at run time by
+//! the kernel ([`Devfs::add_block`]), get the next inode numbers (never reused) and are
+//! listed after the character devices. Names cannot be created or removed through the VFS
+//! (`Perm`). Modes and times can be changed with `SetAttr`. What a block device does with
+//! reads, writes, `O_DIRECT` and fsync is in `crate::blockdev`; the cache is
+//! `crate::bcache`, one per devfs, shared by its block devices.
 //!
 //! Two ways to serve it:
 //! - inline (`Arc<Devfs>` as a [`Filesystem`], a function port): every operation
 //!   completes at once, and a console read with no input waiting answers `Again`
 //!   (non-blocking semantics; what the boot path uses before any executor runs);
+//!   Block devices need the task: inline, a read the cache cannot answer, a write and an
+//!   fsync answer `Again`.
 //! - by a task ([`Devfs::serve_on`], an executor port): every operation still completes
-//!   inline except a console read with no input waiting, which is queued for the devfs
-//!   task and answered when input arrives (blocking semantics), or with `Intr` when the
-//!   caller gives up (aborts).
+//!   inline except a console read with no input waiting, and a block device operation
+//!   that needs the device (a cache miss, `O_DIRECT`, a write, an fsync). Those are
+//!   queued for the devfs task, which serves them all at once: console reads in order,
+//!   each answered when input arrives (or with `Intr` when the caller gives up), and
+//!   block requests concurrently, each as its own future, so none waits behind another
+//!   or behind the console. A cached block read completes in the port's handler with no
+//!   task switch.
 
-use alloc::{sync::Arc, vec::Vec};
+use alloc::{collections::VecDeque, sync::Arc, vec::Vec};
 use core::{
     future::{Future, poll_fn},
-    task::Poll,
+    pin::pin,
+    task::{Context, Poll},
 };
 
 use abi::{Errno, FileType, Timespec};
-use spin::Mutex;
+use futures_util::{
+    StreamExt,
+    future::{Either, select},
+    stream::FuturesUnordered,
+};
+use spin::{Mutex, RwLock};
 
-use ports::{CpuId, Handled, Port, Server};
+use ports::{
+    CpuId, Handled, Port, Request, Server,
+    proto::block::{BlockInfo, BlockMsg},
+};
 
 use crate::{
+    bcache::{BlockCache, CACHE_BLOCK_SIZE, DEFAULT_CAPACITY_BYTES},
+    blockdev::BlockDevice,
     path::check_name,
     platform::{Clock, ConsoleDevice, EntropySource},
     proto::{
@@ -44,6 +65,13 @@ use crate::{
 
 /// The root directory's inode.
 pub const ROOT_INO: Ino = 1;
+
+/// The inode of the first block device added; the n-th one gets `FIRST_BLOCK_INO + n`.
+pub const FIRST_BLOCK_INO: Ino = 2 + NODES.len() as Ino;
+
+/// The major number of block devices (Linux's virtblk takes 254 or 253); the n-th
+/// device is minor `16 * n`, leaving room for 15 partitions as Linux does.
+pub const BLOCK_MAJOR: u32 = 254;
 
 /// Linux's `makedev`.
 pub const fn makedev(major: u32, minor: u32) -> u64 {
@@ -101,13 +129,25 @@ struct Meta {
     ctime: Timespec,
 }
 
+/// What an inode is.
+enum Node {
+    Root,
+    Char(&'static DevNode),
+    /// The block device and its index (its order of addition).
+    Block(Arc<BlockDevice>, usize),
+}
+
 /// A devfs instance.
 pub struct Devfs {
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn EntropySource>,
     console: Arc<dyn ConsoleDevice>,
-    /// Index 0 is the root, then `NODES` in order (inode = index + 1).
-    meta: Mutex<[Meta; NODES.len() + 1]>,
+    /// Index 0 is the root, then `NODES` in order, then the block devices (inode =
+    /// index + 1). Only grows; an entry is pushed before its block device is visible.
+    meta: Mutex<Vec<Meta>>,
+    /// Block devices in order of addition (inode `FIRST_BLOCK_INO + index`). Only grows.
+    blocks: RwLock<Vec<Arc<BlockDevice>>>,
+    cache: Arc<BlockCache>,
 }
 
 impl Devfs {
@@ -118,12 +158,15 @@ impl Devfs {
         console: Arc<dyn ConsoleDevice>,
     ) -> Devfs {
         let now = clock.now();
-        let mut meta = [Meta {
-            perm: 0o666,
-            atime: now,
-            mtime: now,
-            ctime: now,
-        }; NODES.len() + 1];
+        let mut meta = alloc::vec![
+            Meta {
+                perm: 0o666,
+                atime: now,
+                mtime: now,
+                ctime: now,
+            };
+            NODES.len() + 1
+        ];
         meta[0].perm = 0o755;
         meta[5].perm = 0o600; // console
         Devfs {
@@ -131,24 +174,107 @@ impl Devfs {
             entropy,
             console,
             meta: Mutex::new(meta),
+            blocks: RwLock::new(Vec::new()),
+            cache: Arc::new(BlockCache::new(DEFAULT_CAPACITY_BYTES)),
         }
     }
 
-    fn node(ino: Ino) -> Result<Option<&'static DevNode>, Errno> {
+    /// Uses `cache` for the block devices added from now on (the default is a
+    /// [`DEFAULT_CAPACITY_BYTES`] cache of this devfs's own). Call it before `add_block`.
+    pub fn with_block_cache(mut self, cache: Arc<BlockCache>) -> Devfs {
+        self.cache = cache;
+        self
+    }
+
+    /// The block cache (for its statistics).
+    pub fn block_cache(&self) -> &Arc<BlockCache> {
+        &self.cache
+    }
+
+    /// Adds block device `/dev/<name>` served by a driver's `port`, with the geometry
+    /// `info` (the driver's answer to `Info`). It gets the next inode number and the
+    /// device number `254:16n` for the n-th device added (from 0).
+    ///
+    /// If the VFS may have looked `name` up before (a negative namecache entry), tell it
+    /// with `Vfs::invalidate_name` afterwards.
+    ///
+    /// # Errors
+    /// `Inval` for a bad name or a sector size that is not a power of two from 512 to
+    /// 4096; `Exist` if the name is taken.
+    ///
+    /// # Context
+    /// Any CPU; never waits (short spin locks). Queued requests need the devfs task
+    /// ([`Devfs::serve_on`]).
+    pub fn add_block(
+        &self,
+        name: &str,
+        port: Port<BlockMsg>,
+        info: BlockInfo,
+    ) -> Result<(), Errno> {
+        let name = name.as_bytes();
+        check_name(name).map_err(|_| Errno::Inval)?;
+        if name == b".." {
+            return Err(Errno::Inval);
+        }
+        let mut blocks = self.blocks.write();
+        if NODES.iter().any(|n| n.name == name) || blocks.iter().any(|b| &*b.name == name) {
+            return Err(Errno::Exist);
+        }
+        let index = blocks.len();
+        let device = BlockDevice::new(name.into(), index as u32, port, info, self.cache.clone())?;
+        let now = self.clock.now();
+        // The meta entry first: a visible block device always has one.
+        self.meta.lock().push(Meta {
+            perm: 0o660,
+            atime: now,
+            mtime: now,
+            ctime: now,
+        });
+        blocks.push(Arc::new(device));
+        log::info!(
+            target: "vfs",
+            "/dev/{}: {} sectors of {} bytes ({} MiB){}",
+            core::str::from_utf8(name).unwrap_or("?"),
+            info.sectors,
+            info.sector_size,
+            info.len_bytes() >> 20,
+            if info.read_only { ", read-only" } else { "" }
+        );
+        Ok(())
+    }
+
+    fn node(&self, ino: Ino) -> Result<Node, Errno> {
         match ino {
-            ROOT_INO => Ok(None),
-            i if i >= 2 && i < 2 + NODES.len() as u64 => Ok(Some(&NODES[(i - 2) as usize])),
+            ROOT_INO => Ok(Node::Root),
+            i if (2..FIRST_BLOCK_INO).contains(&i) => Ok(Node::Char(&NODES[(i - 2) as usize])),
+            i if i >= FIRST_BLOCK_INO => {
+                let index = usize::try_from(i - FIRST_BLOCK_INO).map_err(|_| Errno::NoEnt)?;
+                let blocks = self.blocks.read();
+                let device = blocks.get(index).ok_or(Errno::NoEnt)?;
+                Ok(Node::Block(device.clone(), index))
+            }
             _ => Err(Errno::NoEnt),
         }
     }
 
     fn attr(&self, ino: Ino) -> Result<Attr, Errno> {
-        let node = Devfs::node(ino)?;
-        let m = self.meta.lock()[(ino - 1) as usize];
+        let node = self.node(ino)?;
         let (kind, nlink, rdev, size) = match node {
-            None => (FileType::Directory, 2, 0, NODES.len() as u64),
-            Some(n) => (FileType::CharDevice, 1, n.rdev, 0),
+            Node::Root => (
+                FileType::Directory,
+                2,
+                0,
+                (NODES.len() + self.blocks.read().len()) as u64,
+            ),
+            Node::Char(n) => (FileType::CharDevice, 1, n.rdev, 0),
+            Node::Block(device, index) => (
+                FileType::BlockDevice,
+                1,
+                makedev(BLOCK_MAJOR, 16 * index as u32),
+                device.info().len_bytes(),
+            ),
         };
+        let m = self.meta.lock()[(ino - 1) as usize];
         Ok(Attr {
             ino,
             kind,
@@ -159,17 +285,67 @@ impl Devfs {
             size,
             blocks: 0,
             rdev,
+            // Linux reports the page size for devices; for a block device it is also the
+            // cache's block size, the unit that avoids read-modify-write.
+            blksize: CACHE_BLOCK_SIZE as u32,
             atime: m.atime,
             mtime: m.mtime,
             ctime: m.ctime,
         })
     }
 
-    fn device(ino: Ino) -> Result<Device, Errno> {
-        match Devfs::node(ino)? {
-            Some(n) => Ok(n.device),
-            None => Err(Errno::IsDir),
+    fn device(&self, ino: Ino) -> Result<Device, Errno> {
+        match self.node(ino)? {
+            Node::Char(n) => Ok(n.device),
+            Node::Root => Err(Errno::IsDir),
+            // Callers route block device operations before asking (`block_device_of`).
+            Node::Block(..) => Err(Errno::Inval),
         }
+    }
+
+    /// The block device an operation is a data operation on (read, write, fsync), if any.
+    fn block_device_of(&self, op: &VnodeOp) -> Option<Arc<BlockDevice>> {
+        let ino = match *op {
+            VnodeOp::Read { ino, .. } | VnodeOp::Write { ino, .. } | VnodeOp::Fsync { ino } => ino,
+            _ => return None,
+        };
+        if ino < FIRST_BLOCK_INO {
+            return None;
+        }
+        match self.node(ino) {
+            Ok(Node::Block(device, _)) => Some(device),
+            _ => None,
+        }
+    }
+
+    /// The inline half of a block device operation: sets `msg.result` and returns `true`
+    /// if it completed now (a cache hit, end of file, an error found without I/O), else
+    /// returns `false` with the message untouched but for `buf` (cleared for reads).
+    fn block_inline(device: &BlockDevice, msg: &mut VnodeMsg) -> bool {
+        let result = match msg.op {
+            VnodeOp::Read {
+                offset,
+                len,
+                direct: false,
+                ..
+            } => match device.try_read_inline(offset, len, &mut msg.buf) {
+                Some(result) => result.map(VnodeDone::Count),
+                None => return false,
+            },
+            VnodeOp::Write { offset, direct, .. } => {
+                match device.check_write(offset, msg.buf.len(), direct) {
+                    Ok(0) => Ok(VnodeDone::Written {
+                        count: 0,
+                        end: offset,
+                    }),
+                    Ok(_) => return false,
+                    Err(e) => Err(e),
+                }
+            }
+            _ => return false,
+        };
+        msg.result = Some(result);
+        true
     }
 
     /// Serves one operation synchronously.
@@ -177,18 +353,25 @@ impl Devfs {
         match *op {
             VnodeOp::Lookup { dir, ref name } => {
                 if dir != ROOT_INO {
-                    Devfs::node(dir)?;
+                    self.node(dir)?;
                     return Err(Errno::NotDir);
                 }
                 if name.as_ref() == b".." || name.as_ref() == b"." {
                     return self.attr(ROOT_INO).map(VnodeDone::Node);
                 }
                 check_name(name)?;
-                let i = NODES
-                    .iter()
-                    .position(|n| n.name == name.as_ref())
-                    .ok_or(Errno::NoEnt)?;
-                self.attr(i as u64 + 2).map(VnodeDone::Node)
+                let ino = match NODES.iter().position(|n| n.name == name.as_ref()) {
+                    Some(i) => i as u64 + 2,
+                    None => {
+                        let blocks = self.blocks.read();
+                        let i = blocks
+                            .iter()
+                            .position(|b| *b.name == **name)
+                            .ok_or(Errno::NoEnt)?;
+                        FIRST_BLOCK_INO + i as u64
+                    }
+                };
+                self.attr(ino).map(VnodeDone::Node)
             }
             VnodeOp::Create { .. }
             | VnodeOp::Mkdir { .. }
@@ -198,13 +381,21 @@ impl Devfs {
             | VnodeOp::Rmdir { .. }
             | VnodeOp::Rename { .. } => Err(Errno::Perm),
             VnodeOp::Open { ino } | VnodeOp::GetAttr { ino } => self.attr(ino).map(VnodeDone::Node),
+            VnodeOp::Close { ino } | VnodeOp::Fsync { ino } if ino < FIRST_BLOCK_INO => {
+                self.node(ino).map(|_| VnodeDone::Unit)
+            }
+            VnodeOp::Read { ino, .. } | VnodeOp::Write { ino, .. } | VnodeOp::Fsync { ino }
+                if ino >= FIRST_BLOCK_INO =>
+            {
+                self.serve_block_inline(op, buf)
+            }
             VnodeOp::Close { ino } | VnodeOp::Fsync { ino } => {
-                Devfs::node(ino).map(|_| VnodeDone::Unit)
+                self.node(ino).map(|_| VnodeDone::Unit)
             }
             VnodeOp::Read { ino, len, .. } => {
                 let len = len.min(MAX_IO_LEN);
                 buf.clear();
-                let n = match Devfs::device(ino)? {
+                let n = match self.device(ino)? {
                     Device::Null => 0,
                     Device::Zero => {
                         buf.resize(len, 0);
@@ -225,7 +416,7 @@ impl Devfs {
                 Ok(VnodeDone::Count(n))
             }
             VnodeOp::Write { ino, offset, .. } => {
-                let count = match Devfs::device(ino)? {
+                let count = match self.device(ino)? {
                     Device::Console => self.console.write(buf),
                     Device::Null | Device::Zero | Device::Random => buf.len(),
                 };
@@ -238,7 +429,22 @@ impl Devfs {
             VnodeOp::Truncate { ino, .. } => self.attr(ino).map(VnodeDone::Node),
             VnodeOp::SetAttr { ino, set } => self.set_attr(ino, set),
             VnodeOp::ReadDir { dir, cookie, max } => self.read_dir(dir, cookie, max),
-            VnodeOp::ReadLink { ino } => Devfs::node(ino).and(Err(Errno::Inval)),
+            VnodeOp::ReadLink { ino } => self.node(ino).and(Err(Errno::Inval)),
+        }
+    }
+
+    /// A block device data operation served inline (no task): `Again` when it needs the
+    /// device.
+    fn serve_block_inline(&self, op: &VnodeOp, buf: &mut Vec<u8>) -> VnodeResult {
+        let Some(device) = self.block_device_of(op) else {
+            return Err(Errno::NoEnt);
+        };
+        let mut msg = VnodeMsg::with_buf(op.clone(), core::mem::take(buf));
+        let done = Devfs::block_inline(&device, &mut msg);
+        *buf = msg.buf;
+        match msg.result {
+            Some(result) if done => result,
+            _ => Err(Errno::Again),
         }
     }
 
@@ -254,10 +460,17 @@ impl Devfs {
     ) -> (FsPort, impl Future<Output = ()> + Send + 'static) {
         let inline = self.clone();
         let (port, server) = Port::executor(cpu, move |mut msg: VnodeMsg| {
+            if let Some(device) = inline.block_device_of(&msg.op) {
+                return if Devfs::block_inline(&device, &mut msg) {
+                    Handled::Done(msg)
+                } else {
+                    Handled::Queue(msg)
+                };
+            }
             let result = inline.serve_op(&msg.op, &mut msg.buf);
             let must_wait = matches!(
                 msg.op,
-                VnodeOp::Read { ino, non_blocking: false, .. } if Devfs::device(ino) == Ok(Device::Console)
+                VnodeOp::Read { ino, non_blocking: false, .. } if inline.device(ino) == Ok(Device::Console)
             );
             if must_wait && result == Err(Errno::Again) {
                 return Handled::Queue(msg);
@@ -267,44 +480,75 @@ impl Devfs {
         });
         (
             FsPort::from_port(port, "devfs", ROOT_INO),
-            self.serve_waiting_reads(server),
+            self.serve_queued(server),
         )
     }
 
-    /// The devfs task: answers each queued console read when input arrives.
-    async fn serve_waiting_reads(self: Arc<Self>, mut server: Server<VnodeMsg>) {
-        loop {
-            let mut request = server.recv().await;
-            let result = poll_fn(|cx| {
-                if request.poll_aborted(cx).is_ready() {
-                    request.msg_mut().buf.clear();
-                    return Poll::Ready(Err(Errno::Intr));
-                }
-                let msg = request.msg_mut();
-                let VnodeOp::Read { len, .. } = msg.op else {
-                    return Poll::Ready(Err(Errno::Inval));
-                };
-                msg.buf.resize(len.min(MAX_IO_LEN), 0);
-                match self.console.poll_read(cx, &mut msg.buf) {
-                    Poll::Ready(Ok(n)) => {
-                        msg.buf.truncate(n);
-                        Poll::Ready(Ok(VnodeDone::Count(n)))
+    /// The devfs task: serves what the handler queued. Console reads wait in arrival
+    /// order for input; each block request runs as its own future, all at once.
+    async fn serve_queued(self: Arc<Self>, mut server: Server<VnodeMsg>) {
+        let mut block_requests = FuturesUnordered::new();
+        let mut console_reads: VecDeque<Request<VnodeMsg>> = VecDeque::new();
+        poll_fn(|cx| {
+            loop {
+                let mut progress = false;
+                while let Poll::Ready(request) = server.poll_recv(cx) {
+                    progress = true;
+                    match self.block_device_of(&request.msg().op) {
+                        Some(device) => block_requests.push(serve_block(device, request)),
+                        None => console_reads.push_back(request),
                     }
-                    Poll::Ready(Err(e)) => {
-                        msg.buf.clear();
-                        Poll::Ready(Err(e))
-                    }
-                    Poll::Pending => Poll::Pending,
                 }
-            })
-            .await;
-            request.msg_mut().result = Some(result);
-            request.reply();
+                while let Some(request) = console_reads.front_mut() {
+                    let Poll::Ready(result) = self.poll_console_read(request, cx) else {
+                        break;
+                    };
+                    let mut request = console_reads.pop_front().expect("front exists");
+                    request.msg_mut().result = Some(result);
+                    request.reply();
+                    progress = true;
+                }
+                while let Poll::Ready(Some(())) = block_requests.poll_next_unpin(cx) {
+                    progress = true;
+                }
+                if !progress {
+                    return Poll::<()>::Pending;
+                }
+            }
+        })
+        .await
+    }
+
+    /// One queued console read: input, or `Intr` once the caller gave up.
+    fn poll_console_read(
+        &self,
+        request: &mut Request<VnodeMsg>,
+        cx: &mut Context<'_>,
+    ) -> Poll<VnodeResult> {
+        if request.poll_aborted(cx).is_ready() {
+            request.msg_mut().buf.clear();
+            return Poll::Ready(Err(Errno::Intr));
+        }
+        let msg = request.msg_mut();
+        let VnodeOp::Read { len, .. } = msg.op else {
+            return Poll::Ready(Err(Errno::Inval));
+        };
+        msg.buf.resize(len.min(MAX_IO_LEN), 0);
+        match self.console.poll_read(cx, &mut msg.buf) {
+            Poll::Ready(Ok(n)) => {
+                msg.buf.truncate(n);
+                Poll::Ready(Ok(VnodeDone::Count(n)))
+            }
+            Poll::Ready(Err(e)) => {
+                msg.buf.clear();
+                Poll::Ready(Err(e))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 
     fn set_attr(&self, ino: Ino, set: SetAttr) -> VnodeResult {
-        Devfs::node(ino)?;
+        self.node(ino)?;
         let now = self.clock.now();
         let resolve = |t: TimeChange| match t {
             TimeChange::Now => Ok(now),
@@ -335,17 +579,25 @@ impl Devfs {
 
     fn read_dir(&self, dir: Ino, cookie: u64, max: usize) -> VnodeResult {
         if dir != ROOT_INO {
-            Devfs::node(dir)?;
+            self.node(dir)?;
             return Err(Errno::NotDir);
         }
         let mut entries = Vec::new();
         let mut next_cookie = cookie;
-        let total = 2 + NODES.len() as u64;
+        // Cookie c names inode c (and 0, 1 are `.` and `..`): stable, as devices are
+        // only ever added at the end.
+        let blocks = self.blocks.read();
+        let total = FIRST_BLOCK_INO + blocks.len() as u64;
         while next_cookie < total && entries.len() < max {
             let (ino, kind, name): (Ino, FileType, &[u8]) = match next_cookie {
                 0 => (ROOT_INO, FileType::Directory, b"."),
                 1 => (ROOT_INO, FileType::Directory, b".."),
-                c => (c, FileType::CharDevice, NODES[(c - 2) as usize].name),
+                c if c < FIRST_BLOCK_INO => (c, FileType::CharDevice, NODES[(c - 2) as usize].name),
+                c => (
+                    c,
+                    FileType::BlockDevice,
+                    &blocks[(c - FIRST_BLOCK_INO) as usize].name,
+                ),
             };
             next_cookie += 1;
             entries.push(DirEntry {
@@ -375,4 +627,43 @@ impl Filesystem for Devfs {
     fn serve(&self, msg: &mut VnodeMsg) {
         msg.result = Some(self.serve_op(&msg.op, &mut msg.buf));
     }
+}
+
+/// One queued block device request, served to the end: a read gives up (`Intr`) when its
+/// caller aborts; a write and an fsync always finish (what reached the device must be
+/// reflected in the cache before anything else is answered about those blocks).
+async fn serve_block(device: Arc<BlockDevice>, mut request: Request<VnodeMsg>) {
+    let op = request.msg().op.clone();
+    let buf = core::mem::take(&mut request.msg_mut().buf);
+    let (result, buf) = match op {
+        VnodeOp::Read {
+            offset,
+            len,
+            direct,
+            ..
+        } => {
+            let read = pin!(device.read(offset, len, direct, buf));
+            let aborted = pin!(request.aborted());
+            match select(read, aborted).await {
+                Either::Left(((result, buf), _)) => (result.map(VnodeDone::Count), buf),
+                // The read's future is dropped here: its fills end, its device reads are
+                // orphaned (the driver keeps their buffers until the device is done).
+                Either::Right(((), _)) => (Err(Errno::Intr), Vec::new()),
+            }
+        }
+        VnodeOp::Write { offset, direct, .. } => {
+            let (result, buf) = device.write(offset, buf, direct).await;
+            let result = result.map(|count| VnodeDone::Written {
+                count,
+                end: offset + count as u64,
+            });
+            (result, buf)
+        }
+        VnodeOp::Fsync { .. } => (device.fsync().await.map(|()| VnodeDone::Unit), buf),
+        _ => (Err(Errno::Inval), buf),
+    };
+    let msg = request.msg_mut();
+    msg.buf = buf;
+    msg.result = Some(result);
+    request.reply();
 }

@@ -66,6 +66,8 @@
 
 extern crate alloc;
 
+pub mod bcache;
+pub mod blockdev;
 pub mod boot;
 pub mod cpio;
 pub mod devfs;

@@ -58,6 +58,9 @@ pub struct Attr {
     pub blocks: u64,
     /// Device number of a device special file, else 0.
     pub rdev: u64,
+    /// Preferred I/O size in bytes (`st_blksize`): the page size for tmpfs files, the
+    /// block cache's block size for block devices.
+    pub blksize: u32,
     /// Last access.
     pub atime: Timespec,
     /// Last data modification.
@@ -84,7 +87,7 @@ impl Attr {
             pad0: 0,
             st_rdev: self.rdev,
             st_size: self.size as i64,
-            st_blksize: crate::tmpfs::PAGE_SIZE as i64,
+            st_blksize: self.blksize as i64,
             st_blocks: self.blocks as i64,
             st_atime: self.atime,
             st_mtime: self.mtime,
@@ -169,15 +172,24 @@ pub enum VnodeOp {
     Close { ino: Ino },
     /// Read up to `len` (at most [`MAX_IO_LEN`]) bytes at `offset` into `buf` (which is
     /// cleared first). `non_blocking` (`O_NONBLOCK`): answer `Again` rather than wait for
-    /// data that is not there yet (devices only; files never wait).
+    /// data that is not there yet (devices only; files never wait). `direct`
+    /// (`O_DIRECT`): bypass caches; a block device then wants offset and length in whole
+    /// sectors (`Inval` otherwise). Filesystems without a cache ignore it.
     Read {
         ino: Ino,
         offset: u64,
         len: usize,
         non_blocking: bool,
+        direct: bool,
     },
     /// Write `buf` at `offset`, or at the end of the file if `append` (atomically).
-    Write { ino: Ino, offset: u64, append: bool },
+    /// `direct` as for `Read`.
+    Write {
+        ino: Ino,
+        offset: u64,
+        append: bool,
+        direct: bool,
+    },
     /// Set the size of a regular file.
     Truncate { ino: Ino, size: u64 },
     /// Attributes.

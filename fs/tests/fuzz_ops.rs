@@ -84,19 +84,24 @@ fn op() -> impl Strategy<Value = (VnodeOp, Vec<u8>)> {
                 ino(),
                 offset(),
                 prop_oneof![0..10_000usize, Just(usize::MAX)],
+                any::<bool>(),
                 any::<bool>()
             )
-                .prop_map(|(ino, offset, len, non_blocking)| VnodeOp::Read {
+                .prop_map(|(ino, offset, len, non_blocking, direct)| VnodeOp::Read {
                     ino,
                     offset,
                     len,
-                    non_blocking
+                    non_blocking,
+                    direct
                 }),
-            (ino(), offset(), any::<bool>()).prop_map(|(ino, offset, append)| VnodeOp::Write {
-                ino,
-                offset,
-                append
-            }),
+            (ino(), offset(), any::<bool>(), any::<bool>()).prop_map(
+                |(ino, offset, append, direct)| VnodeOp::Write {
+                    ino,
+                    offset,
+                    append,
+                    direct
+                }
+            ),
             (ino(), offset()).prop_map(|(ino, size)| VnodeOp::Truncate { ino, size }),
             ino().prop_map(|ino| VnodeOp::GetAttr { ino }),
             (ino(), prop::option::of(any::<u32>()), time(), time()).prop_map(

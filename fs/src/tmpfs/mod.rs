@@ -103,6 +103,7 @@ impl Node {
             size,
             blocks: pages * (PAGE_SIZE as u64 / 512),
             rdev: 0,
+            blksize: PAGE_SIZE as u32,
             atime: self.atime,
             mtime: self.mtime,
             ctime: self.ctime,
@@ -229,6 +230,7 @@ impl Tmpfs {
                 ino,
                 offset,
                 append,
+                ..
             } => st.write(ino, offset, append, buf, now),
             VnodeOp::Truncate { ino, size } => st.truncate(ino, size, now),
             VnodeOp::GetAttr { ino } => Ok(VnodeDone::Node(st.node(ino)?.attr(ino))),

@@ -372,6 +372,12 @@ impl Vfs {
         self.lookup_in(&v, b"..").await
     }
 
+    /// Tells the namecache that `name` in `dir` changed behind the VFS's back (a device
+    /// node added to devfs by the kernel after the name may have been looked up).
+    pub fn invalidate_name(&self, dir: &Vnode, name: &[u8]) {
+        self.invalidate(dir, name);
+    }
+
     /// Tells the namecache that `name` in `dir` changed.
     fn invalidate(&self, dir: &Vnode, name: &[u8]) {
         self.cache.invalidate(dir.mount.id, dir.ino, name);

@@ -248,6 +248,7 @@ impl Vfs {
                     offset,
                     len,
                     non_blocking: file.flags().contains(OpenFlags::NON_BLOCK),
+                    direct: file.flags().contains(OpenFlags::DIRECT),
                 },
                 buf,
             ))
@@ -318,6 +319,7 @@ impl Vfs {
                     ino: v.ino(),
                     offset,
                     append,
+                    direct: file.flags().contains(OpenFlags::DIRECT),
                 },
                 data,
             ))

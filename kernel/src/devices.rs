@@ -1,5 +1,6 @@
-//! Publishing what the drivers found: `/sys/pci` (the PCI device table, as
-//! text, for `lspci`) on the root filesystem.
+//! Publishing what the drivers found: the disks as `/dev/vdX` (devfs block
+//! nodes over the driver ports, through the block cache) and `/sys/pci` (the
+//! PCI device table, as text, for `lspci`) on the root filesystem.
 
 use abi::OpenFlags;
 
@@ -10,6 +11,20 @@ pub fn publish() {
         return;
     };
     let root = vfs.root();
+    for disk in crate::blk::disks() {
+        let Some(devfs) = crate::rootfs::devfs() else {
+            log::warn!(target: "blk", "{}: no task-served devfs; not in /dev", disk.name);
+            continue;
+        };
+        match devfs.add_block(&disk.name, disk.port, disk.info) {
+            // Nothing has looked up /dev/<name> yet at boot, so no negative
+            // namecache entry can hide the new node.
+            Ok(()) => {
+                log::info!(target: "blk", "/dev/{} ({} MiB)", disk.name, disk.info.len_bytes() >> 20);
+            }
+            Err(e) => log::warn!(target: "blk", "/dev/{}: {e}", disk.name),
+        }
+    }
     let result = fs::service::try_complete_inline(async {
         match vfs.mkdir(&root, b"/sys", 0o755).await {
             Ok(()) | Err(abi::Errno::Exist) => {}

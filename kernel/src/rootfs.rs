@@ -143,13 +143,22 @@ pub fn root() -> Option<&'static Arc<Vfs>> {
     ROOT.get()
 }
 
+/// The devfs served by a task (block devices need it), once mounted.
+static DEVFS: spin::Once<Arc<fs::devfs::Devfs>> = spin::Once::new();
+
+/// The task-served devfs on `/dev`, where disks are added.
+pub fn devfs() -> Option<&'static Arc<fs::devfs::Devfs>> {
+    DEVFS.get()
+}
+
 /// Remounts `/dev` as a devfs served by a port on CPU 0 plus its task.
 fn serve_devfs_from_a_task(vfs: &Vfs, devfs: fs::devfs::Devfs) {
     let Some(runtime) = crate::sched::runtime() else {
         return;
     };
     let root = vfs.root();
-    let (port, task) = Arc::new(devfs).serve_on(executor::CpuId(0));
+    let devfs = DEVFS.call_once(|| Arc::new(devfs));
+    let (port, task) = devfs.clone().serve_on(executor::CpuId(0));
     let remounted = fs::service::try_complete_inline(async {
         vfs.unmount(&root, b"/dev").await?;
         vfs.mount(&root, b"/dev", port).await

@@ -11,6 +11,7 @@ extern crate alloc;
 
 mod console;
 mod exec;
+mod foreground;
 #[cfg(feature = "ktest")]
 mod ktest;
 mod process;

@@ -367,7 +367,7 @@ impl<R: Registers> Uart<R> {
                 return Err(InitError::NotPresent);
             }
         }
-        if config.baud == 0 || BASE_BAUD % config.baud != 0 {
+        if config.baud == 0 || !BASE_BAUD.is_multiple_of(config.baud) {
             return Err(InitError::BadBaud(config.baud));
         }
         let divisor = (BASE_BAUD / config.baud) as u16;

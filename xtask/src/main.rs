@@ -7,6 +7,7 @@
 mod build;
 mod prereq;
 mod qemu;
+mod session;
 mod symbols;
 mod test;
 mod user;

@@ -47,7 +47,7 @@ impl Boot {
         }
     }
 
-    fn command(&self, serial: &str) -> Command {
+    pub(crate) fn command(&self, serial: &str) -> Command {
         let mut qemu = Command::new(prereq::QEMU);
         qemu.args([
             "-M",

@@ -149,8 +149,6 @@ pub struct Disk {
     pub port: Port<BlockMsg>,
     /// Its geometry.
     pub info: BlockInfo,
-    /// The CPU its driver task runs on.
-    pub cpu: CpuId,
 }
 
 static DISKS: spin::Mutex<Vec<Disk>> = spin::Mutex::new(Vec::new());
@@ -280,11 +278,6 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
         route.vector,
         cpu.0,
     );
-    disks.push(Disk {
-        name,
-        port,
-        info,
-        cpu,
-    });
+    disks.push(Disk { name, port, info });
     Ok(())
 }

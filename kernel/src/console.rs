@@ -1,5 +1,7 @@
-//! The kernel console: a small polled command prompt on COM1, until the
-//! userland shell exists. Type `help` for the commands.
+//! The kernel console: a small command prompt on COM1 when there is no
+//! `/bin/init`. Lines come from the console driver's line discipline
+//! (`rootfs::console`), or by polling COM1 when the driver is not running.
+//! Type `help` for the commands.
 
 use alloc::string::String;
 
@@ -95,10 +97,35 @@ fn print_slab_stats() {
     }
 }
 
-/// Reads one line with echo and backspace.
+/// Reads one line: from the console driver's line discipline when it runs
+/// (it echoes and edits), else by polling COM1 with echo and backspace here.
 fn read_line(line: &mut String) {
+    if let Some(console) = crate::rootfs::console() {
+        let mut buf = [0u8; 256];
+        loop {
+            let mut got = None;
+            crate::sched::run_until(
+                &mut || {
+                    got = console.try_read(&mut buf).ok();
+                    got.is_some()
+                },
+                1_000_000,
+            );
+            match got {
+                // End of file (^D) ends the line too.
+                Some(0) => return,
+                Some(n) => {
+                    line.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if line.ends_with('\n') {
+                        return;
+                    }
+                }
+                None => {}
+            }
+        }
+    }
     loop {
-        // Wait for input while CPU 0's tasks run (polled: no UART interrupt yet).
+        // Wait for input while CPU 0's tasks run (no console driver: polled).
         let mut input = None;
         crate::sched::run_until(
             &mut || {

@@ -13,6 +13,7 @@ mod blk;
 mod console;
 mod devices;
 mod exec;
+mod foreground;
 mod irq;
 #[cfg(feature = "ktest")]
 mod ktest;

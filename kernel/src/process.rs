@@ -156,6 +156,11 @@ pub struct Services {
 
 static SERVICES: spin::Once<Arc<Services>> = spin::Once::new();
 
+/// The process services, once [`init`] ran.
+pub fn services() -> Option<&'static Arc<Services>> {
+    SERVICES.get()
+}
+
 /// Creates the process services over the root filesystem.
 pub fn init(vfs: Arc<Vfs>) -> &'static Arc<Services> {
     SERVICES.call_once(|| {
@@ -299,6 +304,7 @@ impl Services {
             table.remove(&pid);
         }
         drop(table);
+        crate::foreground::on_exit(pid);
         log::debug!(target: "proc", "pid {pid} exited with status {status:#x}");
         self.exited.notify();
     }
@@ -382,14 +388,17 @@ impl Kernel for Services {
         let services = self.arc();
         Box::pin(async move {
             let image = read_all(&services.vfs, &request.executable).await?;
-            services.create(
+            let foreground = request.flags & abi::ring::SPAWN_FOREGROUND != 0;
+            let pid = services.create(
                 parent,
                 &request.path,
                 &image,
                 &request.argv,
                 &request.envp,
                 request.init,
-            )
+            )?;
+            crate::foreground::on_spawn(parent, pid, foreground);
+            Ok(pid)
         })
     }
 

@@ -88,6 +88,8 @@ pub struct SpawnRequest {
     pub envp: Vec<Vec<u8>>,
     /// The child's descriptor table and cwd: pass it to [`crate::Process::new`].
     pub init: ProcessInit,
+    /// `SpawnArgs::flags`, known bits only (`abi::ring::SPAWN_FOREGROUND`).
+    pub flags: u64,
 }
 
 /// Everything else only the kernel can do. One instance, shared by every process.

@@ -9,7 +9,7 @@ use abi::{
     fcntl::{AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_NOFOLLOW},
     ring::{
         CLOCK_MONOTONIC, CLOCK_REALTIME, DUP_TO, FdMapEntry, GETPID_PARENT, MAP_ANONYMOUS,
-        MAP_PRIVATE, PROT_READ, PROT_WRITE, TIMEOUT_ABS, WAIT_NOHANG,
+        MAP_PRIVATE, PROT_READ, PROT_WRITE, SPAWN_FOREGROUND, TIMEOUT_ABS, WAIT_NOHANG,
     },
     stat::{S_IFDIR, S_IFIFO, S_IFMT, S_IFREG},
 };
@@ -358,6 +358,17 @@ fn spawn_args(
     envp: &[&[u8]],
     fd_map: &[FdMapEntry],
 ) -> u64 {
+    spawn_args_with_flags(w, path, argv, envp, fd_map, 0)
+}
+
+fn spawn_args_with_flags(
+    w: &World,
+    path: &[u8],
+    argv: &[&[u8]],
+    envp: &[&[u8]],
+    fd_map: &[FdMapEntry],
+    flags: u64,
+) -> u64 {
     let mut b = Vec::new();
     b.extend_from_slice(&w.put(path).to_le_bytes());
     b.extend_from_slice(&(path.len() as u64).to_le_bytes());
@@ -372,8 +383,29 @@ fn spawn_args(
     }
     b.extend_from_slice(&w.put(&map).to_le_bytes());
     b.extend_from_slice(&(fd_map.len() as u64).to_le_bytes());
-    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&flags.to_le_bytes());
     w.put(&b)
+}
+
+#[test]
+fn spawn_passes_the_foreground_flag_and_refuses_unknown_flags() {
+    both(|t| {
+        let fd = t.open(b"/server", OpenFlags::CREATE | OpenFlags::WRITE_ONLY, 0o755) as i32;
+        t.close(fd);
+        let mut sp = Sqe::new(Opcode::Spawn);
+        sp.len = 72;
+        sp.addr = spawn_args_with_flags(&t.w, b"/server", &[b"s"], &[], &[], SPAWN_FOREGROUND);
+        let fg = t.run(sp);
+        assert!(fg > 0, "{fg}");
+        sp.addr = spawn_args(&t.w, b"/server", &[b"s"], &[], &[]);
+        let bg = t.run(sp);
+        sp.addr = spawn_args_with_flags(&t.w, b"/server", &[b"s"], &[], &[], 1 << 40);
+        assert_eq!(t.run(sp), ERR(Errno::Inval));
+        let children = t.w.kernel.children.lock().unwrap();
+        let flags = |pid: i64| children.iter().find(|c| c.pid as i64 == pid).unwrap().flags;
+        assert_eq!((flags(fg), flags(bg)), (SPAWN_FOREGROUND, 0));
+        assert_eq!(children.len(), 2, "the refused spawn made no child");
+    });
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod build;
 mod disk;
 mod prereq;
 mod qemu;
+mod session;
 mod symbols;
 mod test;
 mod user;

@@ -92,7 +92,7 @@ impl Boot {
         }
     }
 
-    fn command(&self, serial: &str) -> Command {
+    pub(crate) fn command(&self, serial: &str) -> Command {
         let mut qemu = Command::new(prereq::QEMU);
         qemu.args(["-M", "q35"]);
         if Path::new(QBOOT).exists() {

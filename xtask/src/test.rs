@@ -391,7 +391,106 @@ fn user_suites(tally: &mut Tally) -> Result<(), String> {
         user_suite(&normal, smp, tally)?;
     }
     device_session(&normal, tally)?;
-    shell_session(&normal, tally)
+    shell_session(&normal, tally)?;
+    console_session(&normal, tally)
+}
+
+/// Bytes of the console input storm: larger than the driver's receive ring
+/// (4 KiB) and the line discipline's limit (16 KiB), so flow control is used.
+const STORM_LINES: usize = 800;
+
+/// The console driver and its line discipline, typed through the serial port:
+/// editing keys, ^C of a running program and at the prompt, ^D ending `cat`
+/// and the shell, and an input storm (issue 7).
+fn console_session(image: &std::path::Path, tally: &mut Tally) -> Result<(), String> {
+    use crate::session::Step::{self, Burst, Expect, Pause, Type};
+    let mut boot = Boot::new(image);
+    boot.smp = 2;
+    let expect = |label: &str, text: &str| Expect {
+        label: format!("console: {label}"),
+        text: text.into(),
+    };
+    let storm: String = (0..STORM_LINES)
+        .map(|i| format!("storm {i:05} abcdefghijklmnopqrstuvwxyz0123\n"))
+        .collect();
+    let mut storm_bytes = storm.clone().into_bytes();
+    storm_bytes.push(0x04); // ^D at the start of a line: end of file for cat
+    let steps: Vec<Step> = vec![
+        expect("the shell prompts", "$ "),
+        Type("\x7f\x08echo abX\x7f\x7fcd\r".into()),
+        expect(
+            "backspace (also at the start of a line) edits the line",
+            "\nacd\n",
+        ),
+        Type("garbage\x15echo killed line\r".into()),
+        expect("^U kills the line", "\nkilled line\n"),
+        Type("sleep 100\r".into()),
+        Pause(Duration::from_millis(1500)),
+        Type("\x03".into()),
+        expect("^C echoes and ends `sleep 100`", "^C\n$ "),
+        Type("echo status=$?\r".into()),
+        expect("a program ended by ^C leaves $? = 130", "\nstatus=130\n"),
+        Type("half typed\x03".into()),
+        expect("^C at the prompt gives a fresh prompt", "half typed^C\n$ "),
+        Type("echo again=$?\r".into()),
+        expect("and sets $? = 130", "\nagain=130\n"),
+        Type("cat\r".into()),
+        Type("line one\r".into()),
+        expect("cat gets a line at a time", "line one\nline one\n"),
+        Type("part\x04".into()),
+        expect("^D on a non-empty line delivers it", "partpart"),
+        Type("\x04".into()),
+        expect("^D on an empty line ends cat", "$ "),
+        Type("echo cat=$?\r".into()),
+        expect("cat exits 0 at end of file", "\ncat=0\n"),
+        Type("mkdir -p /tmp\r".into()),
+        expect("prompt", "$ "),
+        Type("cat > /tmp/storm\r".into()),
+        Pause(Duration::from_millis(500)),
+        Burst(storm_bytes),
+        expect(
+            "the storm's last line is echoed",
+            &format!("storm {:05}", STORM_LINES - 1),
+        ),
+        expect("cat ends at the ^D after the storm", "$ "),
+        Type("stat /tmp/storm\r".into()),
+        expect(
+            "every byte of the storm arrived",
+            &format!("Size: {}\t", storm.len()),
+        ),
+        Type("echo alive\r".into()),
+        expect("the kernel still answers", "\nalive\n"),
+        Type("\x04".into()),
+        Pause(Duration::from_millis(500)),
+        Type("echo respawned\r".into()),
+        expect(
+            "^D at the prompt exits sh; init starts a new one",
+            "\nrespawned\n",
+        ),
+    ];
+    let t = crate::session::run(&boot, &steps, Duration::from_secs(90))?;
+    let expected = steps.iter().filter(|s| matches!(s, Expect { .. })).count();
+    let mut all_ok = t.checks.len() == expected;
+    for (label, ok) in &t.checks {
+        all_ok &= ok;
+        tally.record(label, *ok, "not in the output in time");
+    }
+    for step in &steps[..] {
+        if let Expect { label, .. } = step
+            && !t.checks.iter().any(|(l, _)| l == label)
+        {
+            tally.record(label, false, "not reached (an earlier check failed)");
+        }
+    }
+    if !all_ok {
+        println!(
+            "---- console output ----\n{}\n---- end ({:.1} s) ----",
+            t.output,
+            t.elapsed.as_secs_f64()
+        );
+    }
+    println!("   (console session: {:.1} s)", t.elapsed.as_secs_f64());
+    Ok(())
 }
 
 fn user_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<(), String> {

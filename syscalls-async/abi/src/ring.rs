@@ -522,7 +522,7 @@ pub struct SpawnArgs {
     pub fd_map: u64,
     /// Number of `FdMapEntry`s.
     pub fd_map_len: u64,
-    /// Reserved; must be zero.
+    /// `SPAWN_*` flags ([`SPAWN_FOREGROUND`]); an unknown bit is `EINVAL`.
     pub flags: u64,
 }
 
@@ -532,6 +532,10 @@ pub const SPAWN_MAX_ARGS: usize = 1024;
 pub const SPAWN_MAX_STRING_BYTES: usize = 128 * 1024;
 /// Most fd map entries a `Spawn` accepts.
 pub const SPAWN_MAX_FDS: usize = 64;
+/// `SpawnArgs::flags`: the child is in the console's foreground: ^C typed on the
+/// console terminates it as SIGINT would (wait status 2, a shell's `$?` 130). The
+/// processes it spawns are in the foreground too. Interactive shells set it.
+pub const SPAWN_FOREGROUND: u64 = 1 << 0;
 
 /// A process's scheduling state in [`ProcInfo`].
 pub mod proc_state {

@@ -119,7 +119,7 @@ pub(crate) async fn spawn(proc: &Arc<Process>, args: UserBuf) -> Result<i64, Err
         le_u64(&a, 40),
     );
     let (fd_map, fd_map_len, flags) = (le_u64(&a, 48), le_u64(&a, 56), le_u64(&a, 64));
-    if flags != 0 {
+    if flags & !abi::ring::SPAWN_FOREGROUND != 0 {
         return Err(Errno::Inval);
     }
     if path_len >= abi::ring::PATH_MAX as u64 {
@@ -170,6 +170,7 @@ pub(crate) async fn spawn(proc: &Arc<Process>, args: UserBuf) -> Result<i64, Err
         argv,
         envp,
         init: ProcessInit { files, cwd },
+        flags,
     };
     proc.kernel
         .spawn(proc.pid(), request)

@@ -166,6 +166,7 @@ pub struct Child {
     pub argv: Vec<Vec<u8>>,
     pub envp: Vec<Vec<u8>>,
     pub fds: usize,
+    pub flags: u64,
 }
 
 #[derive(Default)]
@@ -266,6 +267,7 @@ impl Kernel for FakeKernel {
             argv: request.argv,
             envp: request.envp,
             fds: request.init.files.len(),
+            flags: request.flags,
         });
         Box::pin(async move { Ok(pid) })
     }

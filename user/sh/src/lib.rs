@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The shell's pure parts, host-tested with `cargo test -p user-sh --lib`: the command-line
-//! parser ([`parse`]) and the line editor ([`LineEditor`]).
+//! parser ([`parse`]) and the input line splitter ([`LineBuffer`]). Line editing is the
+//! console's (its line discipline echoes, erases, and turns ^C and ^D into events).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -194,72 +195,48 @@ pub fn parse(line: &str, last_status: i32) -> Result<Vec<Command>, ParseError> {
     Ok(pipeline)
 }
 
-/// What the editor wants done after a byte.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Edit {
-    /// Nothing to do yet.
-    None,
-    /// Write these bytes to the terminal (the echo).
-    Echo(&'static [u8]),
-    /// Echo the typed byte itself.
-    EchoByte(u8),
-    /// A complete line (without the newline); echo a newline.
-    Line(String),
-    /// Ctrl-C: the line was discarded; echo `^C` and a newline.
-    Cancel,
-    /// Ctrl-D on an empty line: end of input.
-    Eof,
-}
-
-/// A line editor for a terminal that does not echo: the shell echoes what it accepts.
-/// Backspace (0x08) and DEL (0x7f) erase one character (`"\b \b"`); CR, LF or CR LF end a
-/// line; Ctrl-C discards the line; Ctrl-D on an empty line is end of input. Other control
-/// bytes are ignored. Multi-byte UTF-8 characters are erased whole.
+/// Splits input into lines. The console delivers whole lines (its line discipline
+/// edits and echoes), but a pipe or a file delivers any number of lines per read, and
+/// a line may span reads; this keeps the rest for the next line.
 #[derive(Debug, Default)]
-pub struct LineEditor {
-    buf: Vec<u8>,
-    after_cr: bool,
+pub struct LineBuffer {
+    pending: Vec<u8>,
 }
 
-impl LineEditor {
-    /// An empty editor.
-    pub fn new() -> LineEditor {
-        LineEditor::default()
+impl LineBuffer {
+    /// An empty buffer.
+    pub fn new() -> LineBuffer {
+        LineBuffer::default()
     }
 
-    /// Feeds one input byte.
-    pub fn feed(&mut self, byte: u8) -> Edit {
-        let after_cr = core::mem::replace(&mut self.after_cr, false);
-        match byte {
-            b'\n' if after_cr => Edit::None,
-            b'\r' | b'\n' => {
-                self.after_cr = byte == b'\r';
-                let line = String::from_utf8_lossy(&self.buf).into_owned();
-                self.buf.clear();
-                Edit::Line(line)
-            }
-            0x08 | 0x7f => {
-                if self.buf.is_empty() {
-                    return Edit::None;
-                }
-                // Drop continuation bytes, then the lead byte of the last character.
-                while self.buf.last().is_some_and(|b| b & 0xc0 == 0x80) {
-                    self.buf.pop();
-                }
-                self.buf.pop();
-                Edit::Echo(b"\x08 \x08")
-            }
-            0x03 => {
-                self.buf.clear();
-                Edit::Cancel
-            }
-            0x04 if self.buf.is_empty() => Edit::Eof,
-            b if b < 0x20 && b != b'\t' => Edit::None,
-            b => {
-                self.buf.push(b);
-                Edit::EchoByte(b)
-            }
+    /// Appends what a read returned.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+    }
+
+    /// The next complete line, without its `\n` (nor a `\r` before it).
+    pub fn next_line(&mut self) -> Option<String> {
+        let end = self.pending.iter().position(|&b| b == b'\n')?;
+        let mut line: Vec<u8> = self.pending.drain(..=end).collect();
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
         }
+        Some(String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// At end of input: the unterminated last line, if any.
+    pub fn take_rest(&mut self) -> Option<String> {
+        (!self.pending.is_empty()).then(|| {
+            let line = String::from_utf8_lossy(&self.pending).into_owned();
+            self.pending.clear();
+            line
+        })
+    }
+
+    /// Drops a partly read line (after ^C).
+    pub fn clear(&mut self) {
+        self.pending.clear();
     }
 }
 
@@ -345,52 +322,26 @@ mod tests {
         assert_eq!(parse("> f", 0), Err(ParseError::EmptyCommand));
     }
 
-    fn type_all(ed: &mut LineEditor, bytes: &[u8]) -> Vec<Edit> {
-        bytes.iter().map(|&b| ed.feed(b)).collect()
-    }
-
     #[test]
-    fn editor_echoes_and_erases() {
-        let mut ed = LineEditor::new();
-        let edits = type_all(&mut ed, b"lx\x7fs\r");
+    fn line_buffer_splits_reads_into_lines() {
+        let mut lb = LineBuffer::new();
+        lb.push(b"ls\necho a");
+        assert_eq!(lb.next_line().as_deref(), Some("ls"));
         assert_eq!(
-            edits,
-            [
-                Edit::EchoByte(b'l'),
-                Edit::EchoByte(b'x'),
-                Edit::Echo(b"\x08 \x08"),
-                Edit::EchoByte(b's'),
-                Edit::Line("ls".into())
-            ]
+            lb.next_line(),
+            None,
+            "a line spanning reads waits for its end"
         );
-        // CR LF is one line end; backspace on an empty line does nothing.
-        assert_eq!(ed.feed(b'\n'), Edit::None);
-        assert_eq!(ed.feed(0x08), Edit::None);
-        assert_eq!(ed.feed(b'\n'), Edit::Line(String::new()));
-    }
-
-    #[test]
-    fn editor_erases_whole_utf8_characters() {
-        let mut ed = LineEditor::new();
-        type_all(&mut ed, "aé".as_bytes());
-        assert_eq!(ed.feed(0x7f), Edit::Echo(b"\x08 \x08"));
-        assert_eq!(ed.feed(b'\n'), Edit::Line("a".into()));
-    }
-
-    #[test]
-    fn editor_control_keys() {
-        let mut ed = LineEditor::new();
-        type_all(&mut ed, b"abc");
-        assert_eq!(ed.feed(0x03), Edit::Cancel);
-        assert_eq!(ed.feed(b'\n'), Edit::Line(String::new()));
-        type_all(&mut ed, b"x");
-        assert_eq!(
-            ed.feed(0x04),
-            Edit::None,
-            "Ctrl-D only ends input on an empty line"
-        );
-        assert_eq!(ed.feed(0x1b), Edit::None);
-        ed.feed(0x7f);
-        assert_eq!(ed.feed(0x04), Edit::Eof);
+        lb.push(b" b\r\n\n");
+        assert_eq!(lb.next_line().as_deref(), Some("echo a b"));
+        assert_eq!(lb.next_line().as_deref(), Some(""));
+        assert_eq!(lb.next_line(), None);
+        lb.push(b"tail");
+        assert_eq!(lb.take_rest().as_deref(), Some("tail"));
+        assert_eq!(lb.take_rest(), None);
+        lb.push(b"half");
+        lb.clear();
+        lb.push(b"x\n");
+        assert_eq!(lb.next_line().as_deref(), Some("x"));
     }
 }

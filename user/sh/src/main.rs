@@ -6,10 +6,12 @@
 //! from `/bin` (or the path given, when it contains `/`). Pipes, `<`, `>`, `>>`, `$?`,
 //! '' and "" quoting (parser in `lib.rs`).
 //!
-//! Echo: the console device is not assumed to echo (Damselfly's console driver passes
-//! bytes through raw), so when fd 0 is a character device the shell echoes what it
-//! accepts itself, and erases with "\b \b". When fd 0 is a file or a pipe it does not
-//! echo and prints no prompt.
+//! The console does the line editing (its line discipline echoes, erases, delivers whole
+//! lines), so the shell only reads lines. When fd 0 is a character device (the console)
+//! it prints the prompt, runs commands in the console's foreground (`SPAWN_FOREGROUND`:
+//! ^C terminates them and `$?` becomes 130), starts a fresh prompt when ^C interrupts
+//! its own read (`$?` 130 too), and exits on end of file (^D on an empty line), printing
+//! a newline. When fd 0 is a file or a pipe it prints no prompt.
 #![no_std]
 #![no_main]
 
@@ -19,9 +21,10 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use libc_shim::abi::ring::SPAWN_FOREGROUND;
 use libc_shim::abi::{Errno, FileType, OpenFlags};
 use libc_shim::{Args, eprintln, sys};
-use shell::{Command, Edit, LineEditor, parse};
+use shell::{Command, LineBuffer, parse};
 
 libc_shim::entry!(main);
 
@@ -29,6 +32,8 @@ struct Shell {
     env: Vec<&'static str>,
     status: i32,
     exit: Option<i32>,
+    /// Interactive on the console: commands run in its foreground (^C ends them).
+    is_terminal: bool,
 }
 
 fn main(args: Args) -> i32 {
@@ -40,6 +45,7 @@ fn main(args: Args) -> i32 {
         env,
         status: 0,
         exit: None,
+        is_terminal: false,
     };
     match (args.get(1), args.get(2)) {
         (Some("-c"), Some(line)) => {
@@ -67,44 +73,41 @@ fn main(args: Args) -> i32 {
 
 impl Shell {
     fn interactive(&mut self) -> i32 {
-        let is_terminal = sys::fstat(0)
+        self.is_terminal = sys::fstat(0)
             .is_ok_and(|st| FileType::from_mode(st.st_mode) == Some(FileType::CharDevice));
-        let mut editor = LineEditor::new();
-        let mut byte = [0u8; 1];
+        let mut input = LineBuffer::new();
+        let mut buf = [0u8; 4096];
         loop {
-            if is_terminal {
+            if self.is_terminal {
                 let _ = sys::write_all(1, b"$ ");
             }
             let line = loop {
-                match sys::read(0, &mut byte) {
-                    Ok(1) => {}
-                    Ok(_) => return self.exit.unwrap_or(self.status), // end of input
-                    Err(Errno::Intr) => continue,
+                if let Some(line) = input.next_line() {
+                    break line;
+                }
+                match sys::read(0, &mut buf) {
+                    Ok(0) => match input.take_rest() {
+                        // The last line of a file or pipe without a newline.
+                        Some(line) => break line,
+                        // End of input (^D on an empty line at a terminal): exit.
+                        None => {
+                            if self.is_terminal {
+                                let _ = sys::write_all(1, b"\n");
+                            }
+                            return self.exit.unwrap_or(self.status);
+                        }
+                    },
+                    Ok(n) => input.push(&buf[..n]),
+                    // ^C at the prompt: the console dropped the line; start a fresh one.
+                    Err(Errno::Intr) if self.is_terminal => {
+                        input.clear();
+                        self.status = 130;
+                        let _ = sys::write_all(1, b"$ ");
+                    }
+                    Err(Errno::Intr) => {}
                     Err(e) => {
                         eprintln!("sh: read: {e}");
                         return 1;
-                    }
-                }
-                let echo = |bytes: &[u8]| {
-                    if is_terminal {
-                        let _ = sys::write_all(1, bytes);
-                    }
-                };
-                match editor.feed(byte[0]) {
-                    Edit::None => {}
-                    Edit::Echo(bytes) => echo(bytes),
-                    Edit::EchoByte(b) => echo(&[b]),
-                    Edit::Line(line) => {
-                        echo(b"\n");
-                        break line;
-                    }
-                    Edit::Cancel => {
-                        echo(b"^C\n");
-                        break String::new();
-                    }
-                    Edit::Eof => {
-                        echo(b"\n");
-                        return self.status;
                     }
                 }
             };
@@ -227,7 +230,13 @@ impl Shell {
             format!("/bin/{name}")
         };
         let argv: Vec<&str> = cmd.argv.iter().map(String::as_str).collect();
-        match sys::spawn(&path, &argv, &self.env, &[(0, input), (1, output), (2, 2)]) {
+        let flags = if self.is_terminal {
+            SPAWN_FOREGROUND
+        } else {
+            0
+        };
+        let fds = [(0, input), (1, output), (2, 2)];
+        match sys::spawn_with_flags(&path, &argv, &self.env, &fds, flags) {
             Ok(pid) => Ok(pid),
             Err(Errno::NoEnt) => {
                 eprintln!("sh: {name}: command not found");

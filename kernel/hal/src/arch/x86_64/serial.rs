@@ -134,6 +134,34 @@ pub fn set_loopback(enabled: bool) {
     unsafe { Port::<u8>::new(COM1 + 4).write(mcr) };
 }
 
+/// COM1's eight registers as a safe handle, for the interrupt-driven driver
+/// (`uart16550`), which the kernel wires to `/dev/console`. Handed out once
+/// ([`take_registers`]); the polled writers of this module (log sink, panic
+/// path) keep writing THR alongside it, which the driver allows for.
+pub struct Com1Registers(());
+
+/// COM1's register handle; `None` after the first call.
+pub fn take_registers() -> Option<Com1Registers> {
+    static TAKEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    (!TAKEN.swap(true, Ordering::AcqRel)).then_some(Com1Registers(()))
+}
+
+impl Com1Registers {
+    /// Reads register `offset & 7`.
+    pub fn read(&self, offset: u8) -> u8 {
+        // SAFETY: one of COM1's eight registers (the offset is masked); reading one
+        // only affects the UART.
+        unsafe { Port::<u8>::new(COM1 + u16::from(offset & 7)).read() }
+    }
+
+    /// Writes register `offset & 7`.
+    pub fn write(&self, offset: u8, value: u8) {
+        // SAFETY: one of COM1's eight registers (the offset is masked); writing one
+        // only affects the UART.
+        unsafe { Port::<u8>::new(COM1 + u16::from(offset & 7)).write(value) }
+    }
+}
+
 /// A `core::fmt::Write` over the raw port, usable without locks (panic path).
 pub struct RawWriter;
 

@@ -631,6 +631,10 @@ async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<U
             break signal_status(signal);
         }
         proc.space.activate();
+        // Interrupts off from arming the slice until ring 3 (enter_user
+        // turns them back on): a slice that expires on the way is taken in
+        // user mode, never lost in the kernel.
+        x86_64::instructions::interrupts::disable();
         crate::sched::arm_time_slice();
         match enter_user(&mut context) {
             UserExit::Syscall => {

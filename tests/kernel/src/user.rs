@@ -99,6 +99,10 @@ pub fn a_spinning_user_thread_is_preempted_by_the_timer() {
     let code = [0xeb, 0xfe]; // jmp $
     let space = space_with(&code);
     let mut context = UserContext::new(CODE, STACK_TOP);
+    // Interrupts off from arming to ring 3 (`enter_user` turns them on): on
+    // a loaded host the 2 ms can pass before the thread starts, and the
+    // timer must then interrupt the thread, not fire in the kernel.
+    x86_64::instructions::interrupts::disable();
     hal::arch::time::arm_oneshot_ns(0xf8, 2_000_000);
     match run(&space, &mut context) {
         UserExit::Interrupt(0xf8) => {}

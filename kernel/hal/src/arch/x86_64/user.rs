@@ -279,10 +279,17 @@ const USER_RFLAGS: u64 = 0x0cd5; // CF PF AF ZF SF DF OF
 /// The caller must have loaded the address space the context belongs to
 /// (`AddressSpace::activate`). The thread runs with interrupts enabled;
 /// a timer interrupt is how the kernel takes the CPU back (time slice).
+///
+/// Returns with interrupts enabled, whatever they were at the call. So a
+/// caller arms the time slice with interrupts disabled and calls this: a
+/// timer that expires before ring 3 is reached then stays pending and
+/// interrupts the thread at once, instead of firing in the kernel and
+/// leaving the thread to run with no timer.
 pub fn enter_user(context: &mut UserContext) -> UserExit {
     if context.rip >= USER_TOP || context.rsp >= USER_TOP {
         // iretq to a non-canonical address would fault in ring 0 with the
         // user's GS: refuse before entering.
+        x86_64::instructions::interrupts::enable();
         return UserExit::BadContext;
     }
     context.rflags = (context.rflags & USER_RFLAGS) | RFlags::INTERRUPT_FLAG.bits() | 0x2;

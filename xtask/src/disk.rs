@@ -70,6 +70,31 @@ pub fn verify_guest_pattern(path: &Path) -> Result<(), String> {
     }
 }
 
+/// Where user/tests' `blockdev` writes its pattern through `/dev/vda` (256 KiB at
+/// 3 MiB, tag `U`, written at odd offsets and lengths).
+const USER_OFFSET: u64 = 3 << 20;
+const USER_LEN: usize = 256 << 10;
+
+/// Checks the pattern the `blockdev` test program wrote through `/dev/vda`.
+pub fn verify_user_pattern(path: &Path) -> Result<(), String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut data = vec![0; USER_LEN];
+    f.seek(SeekFrom::Start(USER_OFFSET))
+        .and_then(|_| f.read_exact(&mut data))
+        .map_err(|e| format!("reading the user pattern: {e}"))?;
+    let first_sector = USER_OFFSET / SECTOR as u64;
+    let want = pattern(b'U', first_sector, (USER_LEN / SECTOR) as u64);
+    match data.iter().zip(&want).position(|(a, b)| a != b) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "byte {:#x} of the disk: {:#04x}, /dev/vda was written {:#04x}",
+            USER_OFFSET + i as u64,
+            data[i],
+            want[i]
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -541,7 +541,8 @@ fn user_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<()
 
 /// The devices from the shell, on a machine with a test disk: `lspci`
 /// lists the virtio disk, `date` tells the host's time (the RTC), and the
-/// disk test program does block I/O through `/dev/vda`.
+/// `blockdev` test program does block I/O through `/dev/vda`, whose result
+/// xtask then checks in the image.
 fn device_session(image: &std::path::Path, tally: &mut Tally) -> Result<(), String> {
     let mut boot = Boot::new(image);
     boot.smp = 2;
@@ -551,9 +552,30 @@ fn device_session(image: &std::path::Path, tally: &mut Tally) -> Result<(), Stri
         "lspci".to_string(),
         "date +%s".to_string(),
         "date".to_string(),
+        "/bin/tests/blockdev".to_string(),
         format!("echo {SESSION_DONE}"),
     ];
     let outcome = qemu::run_session(&boot, &commands, SESSION_DONE, SUITE_TIMEOUT)?;
+    let passed = outcome.contains("PASS blockdev");
+    tally.record(
+        "devices: /bin/tests/blockdev (block I/O through /dev/vda)",
+        passed,
+        outcome
+            .lines
+            .iter()
+            .find(|(_, l)| l.starts_with("FAIL blockdev"))
+            .map_or("no PASS line", |(_, l)| l.as_str()),
+    );
+    let verified = if passed {
+        crate::disk::verify_user_pattern(&disk)
+    } else {
+        Err("the program did not pass".into())
+    };
+    tally.record(
+        "devices: the host reads back what the program wrote to /dev/vda",
+        verified.is_ok(),
+        verified.as_ref().err().map_or("", |e| e.as_str()),
+    );
     let _ = std::fs::remove_file(&disk);
     let output: Vec<&str> = outcome
         .lines
@@ -585,7 +607,7 @@ fn device_session(image: &std::path::Path, tally: &mut Tally) -> Result<(), Stri
         date,
         "no `... UTC yyyy` line",
     );
-    if outcome.status != Some(0) || !(lspci && close && date) {
+    if outcome.status != Some(0) || !(lspci && close && date && passed && verified.is_ok()) {
         show_log(&outcome);
     }
     Ok(())

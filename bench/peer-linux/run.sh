@@ -33,6 +33,7 @@
 #                               results-disk.md and results-disk.json (runs in build/runs-disk)
 #   DISK_MB=64                  size of the disk image (build/disk.img, rewritten with
 #                               zeros before every run)
+#   DISK_ACCELS=tcg             accelerators of the disk mode (ACCELS is ignored there)
 #   REPORT_ONLY=1               only rebuild results.md/json from build/runs and logs/
 set -euo pipefail
 

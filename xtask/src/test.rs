@@ -329,8 +329,7 @@ fn user_benchmarks() -> Result<(), String> {
         "# user programs (TCG, -M microvm, -smp 2), the peer-linux benchmarks' method and names"
     );
     for (_, line) in &o.lines {
-        if line.starts_with("RESULT ") || line.starts_with("FAIL ") || line.starts_with("SKIP ")
-        {
+        if line.starts_with("RESULT ") || line.starts_with("FAIL ") || line.starts_with("SKIP ") {
             println!("{line}");
         }
     }

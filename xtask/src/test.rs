@@ -343,12 +343,13 @@ const USER_TESTS: [&str; 9] = [
 ];
 
 /// The benchmark programs in `user/bench`, in the order they run.
-const USER_BENCHES: [&str; 5] = [
+const USER_BENCHES: [&str; 6] = [
     "bench_syscall",
     "bench_ring",
     "bench_ipc",
     "bench_spawn",
     "bench_file",
+    "bench_disk",
 ];
 
 /// Runs the user benchmark programs from the shell at -smp 2 (as the Linux
@@ -370,7 +371,7 @@ fn user_benchmarks() -> Result<(), String> {
         "# user programs (TCG, -M q35 with qboot, -smp 2), the peer-linux benchmarks' method and names"
     );
     for (_, line) in &o.lines {
-        if line.starts_with("RESULT ") || line.starts_with("FAIL ") {
+        if line.starts_with("RESULT ") || line.starts_with("FAIL ") || line.starts_with("SKIP ") {
             println!("{line}");
         }
     }

@@ -358,8 +358,8 @@ fn user_benchmarks() -> Result<(), String> {
     let image = build::kernel(Variant::Normal)?;
     let mut boot = Boot::new(&image);
     boot.smp = 2;
-    // A fresh disk for the disk benchmark (the same size as the Linux peer's).
-    let disk = crate::disk::prepare_test_disk("bench")?;
+    // A fresh, fully written disk for the disk benchmark, as the Linux peer's.
+    let disk = crate::disk::prepare_bench_disk()?;
     boot.disk = Some(disk);
     let mut commands: Vec<String> = USER_BENCHES
         .iter()

@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use core::task::{Context, Poll, Waker};
 
 use abi::Errno;
-use abi::ring::{Opcode, ProcInfo, Sqe};
+use abi::ring::{Opcode, ProcInfo, Sqe, SysInfo};
 use executor::CpuId;
 use fs::Vfs;
 use hal::arch::user::{UserContext, UserExit, enter_user};
@@ -554,6 +554,41 @@ impl Kernel for Services {
             .collect()
     }
 
+    fn sys_info(&self) -> SysInfo {
+        let frames = hal::mm::frame_stats();
+        let heap = hal::mm::heap_stats();
+        let slab = hal::mm::slab_stats();
+        // Live objects whichever CPU freed them: a free on another CPU than the owner's
+        // counts at once (`remote_frees_sent`), not when the owner drains its list.
+        let (mut objects, mut bytes) = (slab.large.in_use(), 0u64);
+        let mut slab_bytes_drained = 0u64;
+        for class in &slab.classes {
+            let live = class
+                .allocs
+                .wrapping_sub(class.frees)
+                .wrapping_sub(class.remote_frees_sent);
+            objects = objects.wrapping_add(live);
+            bytes = bytes.wrapping_add(live.wrapping_mul(class.object_size as u64));
+            slab_bytes_drained = slab_bytes_drained.wrapping_add(class.bytes_in_use());
+        }
+        let large_bytes = slab.large.pages_in_use() * 4096;
+        // The early heap's share of `heap.used` (slab bytes there count remote frees late).
+        let early_used = (heap.used as u64).saturating_sub(slab_bytes_drained + large_bytes);
+        let heap_pages = heap.size as u64 / 4096;
+        let in_use = (frames.usable - frames.free) as u64;
+        SysInfo {
+            frames_usable: frames.usable as u64,
+            frames_free: frames.free as u64,
+            frames_other: in_use.saturating_sub(heap_pages),
+            heap_pages,
+            heap_objects: objects,
+            heap_bytes: bytes + large_bytes + early_used,
+            processes: self.table.lock().len() as u32,
+            cpus: hal::arch::smp::online_cpus() as u32,
+            uptime_ns: hal::arch::time::now_ns(),
+        }
+    }
+
     fn map_ring(&self, pid: Pid, len: usize) -> Result<(u64, Arc<dyn SharedRegion>), Errno> {
         let proc = self.get(pid)?;
         let pages = len.div_ceil(4096);
@@ -635,6 +670,12 @@ async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<U
                     continue;
                 }
                 let sqe = Sqe::from_bytes(&raw);
+                // Operations that never wait: no future, no kill race (a kill is seen at
+                // the top of the loop, before user mode is entered again).
+                if let Some(result) = proc.sys().perform_inline(&sqe) {
+                    context.rax = result as u64;
+                    continue;
+                }
                 let is_exit = sqe.opcode == Opcode::Exit as u8;
                 match unless_killed(&proc, proc.sys().perform(&sqe)).await {
                     Ok(result) if is_exit && result >= 0 => {

@@ -9,7 +9,10 @@
 use alloc::{boxed::Box, sync::Arc, vec::Vec};
 use core::{future::Future, pin::Pin, sync::atomic::AtomicU32};
 
-use abi::{Errno, ring::ProcInfo};
+use abi::{
+    Errno,
+    ring::{ProcInfo, SysInfo},
+};
 
 use crate::process::ProcessInit;
 
@@ -168,6 +171,9 @@ pub trait Kernel: Send + Sync + 'static {
 
     /// Every process, for `ps` (at most `max` of them).
     fn proc_list(&self, max: usize) -> Vec<ProcInfo>;
+
+    /// The kernel's memory and process counters (`SysInfo`), for leak checks.
+    fn sys_info(&self) -> SysInfo;
 
     /// Allocates `len` bytes (a multiple of 4096) of zeroed pages, maps them read-write
     /// into `pid`, and returns the user address and the kernel's alias of the same frames.

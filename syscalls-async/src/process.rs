@@ -144,6 +144,24 @@ impl Process {
         }
     }
 
+    /// The trap door's fast path: performs `sqe` at once if it needs no waiting (a decode
+    /// error, or one of the operations that never wait: `Nop`, `Getpid`, `ClockGettime`,
+    /// descriptor-table and memory-map changes, ...) and returns the result for `rax`;
+    /// `None` for every other operation, which the caller hands to [`Process::perform`].
+    /// No future is built, so an inline trap costs a decode and the operation itself.
+    ///
+    /// # Context
+    /// Runs in the process's trap task; never suspends.
+    pub fn perform_inline(self: &Arc<Self>, sqe: &Sqe) -> Option<i64> {
+        let request = match decode(sqe) {
+            Ok(Request::LinkTimeout { .. }) => return Some(Errno::Inval.to_syscall_result()),
+            Ok(r) => r,
+            Err(e) => return Some(e.to_syscall_result()),
+        };
+        let result = ops::run_sync(self, request)?;
+        Some(result.unwrap_or_else(|e| e.to_syscall_result()))
+    }
+
     /// Process exit (or kill): stops the ring (cancels every operation in flight and waits
     /// until each one's completion is accounted for, so the kernel may then free the
     /// memory they used) and closes every descriptor. Idempotent.

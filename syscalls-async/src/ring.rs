@@ -121,6 +121,29 @@ struct State {
     tokens: BTreeMap<u64, Vec<Arc<CancelToken>>>,
 }
 
+/// Completions of inline entries, gathered on the stack and posted together (one lock,
+/// one CQ tail store, one wake-up per batch rather than per entry).
+#[derive(Default)]
+struct CqeBatch {
+    cqes: [Cqe; 16],
+    len: usize,
+}
+
+impl CqeBatch {
+    fn push(&mut self, ring: &Ring, cqe: Cqe) {
+        if self.len == self.cqes.len() {
+            self.post(ring);
+        }
+        self.cqes[self.len] = cqe;
+        self.len += 1;
+    }
+
+    fn post(&mut self, ring: &Ring) {
+        ring.post_all(&self.cqes[..self.len]);
+        self.len = 0;
+    }
+}
+
 /// Counters for tests and `ps`-like tools.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RingStats {
@@ -381,13 +404,39 @@ impl Ring {
     }
 
     fn post(&self, cqe: Cqe) {
+        self.post_all(&[cqe]);
+    }
+
+    /// Posts `cqes` in order under one lock, publishing the CQ tail once; what does not fit
+    /// goes to the overflow list (behind anything already there).
+    fn post_all(&self, cqes: &[Cqe]) {
+        if cqes.is_empty() {
+            return;
+        }
         let mut st = self.state.lock();
         self.flush_locked(&mut st);
-        if st.overflow.is_empty() && self.cq_space(&st) > 0 {
-            self.push_cqe(&mut st, &cqe);
+        let mut space = if st.overflow.is_empty() {
+            self.cq_space(&st)
         } else {
-            st.overflow.push_back(cqe);
-            st.overflow_total = st.overflow_total.wrapping_add(1);
+            0
+        };
+        let mut overflowed = false;
+        let tail_before = st.cq_tail;
+        for cqe in cqes {
+            if space > 0 {
+                self.write_cqe(st.cq_tail, cqe);
+                st.cq_tail = st.cq_tail.wrapping_add(1);
+                space -= 1;
+            } else {
+                st.overflow.push_back(*cqe);
+                st.overflow_total = st.overflow_total.wrapping_add(1);
+                overflowed = true;
+            }
+        }
+        if st.cq_tail != tail_before {
+            self.store(self.layout.cq_header + ring_header::TAIL, st.cq_tail);
+        }
+        if overflowed {
             self.store(
                 self.layout.cq_header + ring_header::OVERFLOW,
                 st.overflow_total,
@@ -509,7 +558,7 @@ impl Ring {
         Ok(out)
     }
 
-    fn build_chains(sqes: Vec<Sqe>) -> Vec<Chain> {
+    fn build_chains(sqes: &[Sqe]) -> Vec<Chain> {
         let mut chains = Vec::new();
         let mut cur = Chain {
             entries: Vec::new(),
@@ -517,9 +566,9 @@ impl Ring {
             force_async: false,
         };
         let count = sqes.len();
-        for (i, sqe) in sqes.into_iter().enumerate() {
+        for (i, sqe) in sqes.iter().enumerate() {
             let flags = SqeFlags::from_bits(sqe.flags).unwrap_or(SqeFlags::NONE);
-            let request = decode(&sqe).and_then(|r| match r {
+            let request = decode(sqe).and_then(|r| match r {
                 Request::RingSetup { .. } | Request::RingEnter { .. } | Request::Exit { .. } => {
                     Err(Errno::Inval)
                 }
@@ -633,7 +682,7 @@ impl Ring {
     /// # Context
     /// The process's trap task (`RingEnter`) or the polling task. Never suspends.
     pub fn submit(self: &Arc<Self>, to_submit: u32) -> Result<u32, Errno> {
-        let sqes = {
+        let (sqes, mut inline_ok) = {
             let mut st = self.state.lock();
             if st.closed {
                 return Err(Errno::Srch);
@@ -642,12 +691,83 @@ impl Ring {
             if !st.overflow.is_empty() {
                 return Err(Errno::Busy);
             }
-            self.fetch_locked(&mut st, to_submit)?
+            let sqes = self.fetch_locked(&mut st, to_submit)?;
+            (sqes, Self::nothing_waits(&st))
         };
         let n = sqes.len() as u32;
         if n > 0 {
             self.sq_consumed.notify();
         }
+        let proc = self.process.upgrade();
+        let mut done = CqeBatch::default();
+        // Entries from here on go the general way (chains), until the next inline one.
+        let mut general_from: Option<usize> = None;
+        for (i, sqe) in sqes.iter().enumerate() {
+            let flags = SqeFlags::from_bits(sqe.flags).unwrap_or(SqeFlags::NONE);
+            let starts_chain = i == 0 || !links(Self::sqe_flags(&sqes[i - 1]));
+            if starts_chain
+                && !flags.contains(SqeFlags::DRAIN)
+                && !flags.contains(SqeFlags::FORCE_ASYNC)
+                && !(links(flags) && i + 1 < sqes.len())
+                && let Some(proc) = &proc
+            {
+                if let Some(from) = general_from.take() {
+                    // Keep submission order: what came before starts first.
+                    done.post(self);
+                    inline_ok = self.start_chains(&sqes[from..i]);
+                }
+                if inline_ok && let Some(res) = Self::run_inline(proc, sqe) {
+                    if !(flags.contains(SqeFlags::SKIP_SUCCESS) && res >= 0) {
+                        log::debug!(target: "syscall", "op={} res={res} inline", sqe.user_data);
+                        done.push(
+                            self,
+                            Cqe {
+                                user_data: sqe.user_data,
+                                res: clamp_res(res),
+                                flags: 0,
+                            },
+                        );
+                    }
+                    continue;
+                }
+            }
+            general_from.get_or_insert(i);
+        }
+        done.post(self);
+        if let Some(from) = general_from {
+            self.start_chains(&sqes[from..]);
+        }
+        Ok(n)
+    }
+
+    /// True when a chain may start now without waiting behind a `DRAIN`.
+    fn nothing_waits(st: &State) -> bool {
+        st.deferred.is_empty() && !st.draining
+    }
+
+    fn sqe_flags(sqe: &Sqe) -> SqeFlags {
+        SqeFlags::from_bits(sqe.flags).unwrap_or(SqeFlags::NONE)
+    }
+
+    /// The inline fast path of one unlinked entry: its result if it is an operation that
+    /// never waits (or fails to decode), with no future, token or allocation; `None` if it
+    /// needs the general path.
+    fn run_inline(proc: &Arc<Process>, sqe: &Sqe) -> Option<i64> {
+        let request = match decode(sqe) {
+            Ok(Request::RingSetup { .. } | Request::RingEnter { .. } | Request::Exit { .. }) => {
+                return Some(Errno::Inval.to_syscall_result());
+            }
+            Ok(r) => r,
+            Err(e) => return Some(e.to_syscall_result()),
+        };
+        Some(ops::run_sync(proc, request)?.unwrap_or_else(|e| e.to_syscall_result()))
+    }
+
+    /// The general path: builds the chains of `sqes` (whole chains), registers their
+    /// cancel tokens and starts those that may start. Returns whether the next chain may
+    /// start at once (nothing waits behind a `DRAIN`).
+    fn start_chains(self: &Arc<Self>, sqes: &[Sqe]) -> bool {
+        let mut inline_ok = true;
         for chain in Self::build_chains(sqes) {
             let startable = {
                 let mut st = self.state.lock();
@@ -658,13 +778,15 @@ impl Ring {
                     }
                 }
                 st.deferred.push_back(chain);
-                Self::take_startable(&mut st)
+                let startable = Self::take_startable(&mut st);
+                inline_ok = Self::nothing_waits(&st);
+                startable
             };
             for c in startable {
                 self.launch(c, true);
             }
         }
-        Ok(n)
+        inline_ok
     }
 
     /// `RingEnter`: wakes the polling task (`SQ_WAKEUP`), submits (not in polled mode),

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Descriptor and process operations: `Close`, `Dup`, `Pipe`, `Spawn`, `Wait`, `Exit`,
-//! `ProcList`, `Chdir`, `Getcwd`.
+//! `ProcList`, `SysInfo`, `Chdir`, `Getcwd`.
 
 use alloc::{sync::Arc, vec::Vec};
 
@@ -210,6 +210,11 @@ pub(crate) fn proc_list(proc: &Process, out: UserBuf, capacity: usize) -> Result
     }
     copy_out(&*proc.memory, out, &bytes)?;
     Ok(n as i64)
+}
+
+pub(crate) fn sys_info(proc: &Process, out: UserBuf) -> Result<i64, Errno> {
+    copy_out(&*proc.memory, out, &proc.kernel.sys_info().to_bytes())?;
+    Ok(0)
 }
 
 pub(crate) async fn chdir(proc: &Process, path: UserBuf) -> Result<i64, Errno> {

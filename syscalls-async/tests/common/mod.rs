@@ -356,6 +356,20 @@ impl Kernel for FakeKernel {
         list
     }
 
+    fn sys_info(&self) -> abi::ring::SysInfo {
+        abi::ring::SysInfo {
+            frames_usable: 1000,
+            frames_free: 900,
+            frames_other: 60,
+            heap_pages: 40,
+            heap_objects: 12,
+            heap_bytes: 768,
+            processes: 3,
+            cpus: 1,
+            uptime_ns: self.now_ns(ClockId::Monotonic),
+        }
+    }
+
     fn map_ring(&self, pid: Pid, len: usize) -> Result<(u64, Arc<dyn SharedRegion>), Errno> {
         let words: Arc<Vec<AtomicU32>> =
             Arc::new((0..len / 4).map(|_| AtomicU32::new(0)).collect());

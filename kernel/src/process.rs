@@ -670,14 +670,17 @@ async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<U
                     continue;
                 }
                 let sqe = Sqe::from_bytes(&raw);
-                // Operations that never wait: no future, no kill race (a kill is seen at
-                // the top of the loop, before user mode is entered again).
-                if let Some(result) = proc.sys().perform_inline(&sqe) {
-                    context.rax = result as u64;
-                    continue;
-                }
+                // Done at once: no future and no kill race (a kill is seen at the top of
+                // the loop, before user mode is entered again).
+                let wait = match proc.sys().start(&sqe) {
+                    syscalls_async::Trap::Done(result) => {
+                        context.rax = result as u64;
+                        continue;
+                    }
+                    syscalls_async::Trap::Wait(wait) => wait,
+                };
                 let is_exit = sqe.opcode == Opcode::Exit as u8;
-                match unless_killed(&proc, proc.sys().perform(&sqe)).await {
+                match unless_killed(&proc, proc.sys().finish(wait)).await {
                     Ok(result) if is_exit && result >= 0 => {
                         // `perform` tore the process down and reported the exit.
                         hal::mm::space::deactivate();

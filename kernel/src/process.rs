@@ -201,9 +201,14 @@ impl Services {
         self.table.lock().get(&pid).cloned().ok_or(Errno::Srch)
     }
 
-    fn pick_cpu(&self) -> usize {
+    /// `cpu` if given (`Inval` unless it is online), else the next CPU round-robin.
+    fn pick_cpu(&self, cpu: Option<u16>) -> Result<usize, Errno> {
         let cpus = hal::arch::smp::online_cpus().max(1);
-        self.next_cpu.fetch_add(1, Ordering::Relaxed) % cpus
+        match cpu {
+            Some(cpu) if usize::from(cpu) < cpus => Ok(usize::from(cpu)),
+            Some(_) => Err(Errno::Inval),
+            None => Ok(self.next_cpu.fetch_add(1, Ordering::Relaxed) % cpus),
+        }
     }
 
     /// Creates a process from an executable image and starts its thread.
@@ -216,7 +221,9 @@ impl Services {
         argv: &[Vec<u8>],
         envp: &[Vec<u8>],
         init: syscalls_async::ProcessInit,
+        cpu: Option<u16>,
     ) -> Result<Pid, Errno> {
+        let cpu = self.pick_cpu(cpu)?;
         let space = Arc::new(AddressSpace::new().map_err(|_| Errno::NoMem)?);
         let mut random = [0u8; 16];
         for (i, chunk) in random.chunks_mut(8).enumerate() {
@@ -232,7 +239,6 @@ impl Services {
         let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
         let n = base.len().min(31);
         name[..n].copy_from_slice(&base[..n]);
-        let cpu = self.pick_cpu();
         let proc = Arc::new(Proc {
             pid,
             ppid: AtomicI32::new(parent),
@@ -334,6 +340,7 @@ impl Services {
             &[path.as_bytes().to_vec()],
             &[b"PATH=/bin".to_vec()],
             init,
+            None,
         )
     }
 }
@@ -389,6 +396,7 @@ impl Kernel for Services {
                 &request.argv,
                 &request.envp,
                 request.init,
+                request.cpu,
             )
         })
     }

@@ -91,6 +91,8 @@ pub struct SpawnRequest {
     pub envp: Vec<Vec<u8>>,
     /// The child's descriptor table and cwd: pass it to [`crate::Process::new`].
     pub init: ProcessInit,
+    /// The CPU the child must run on (`SPAWN_CPU`); `None`: the kernel chooses.
+    pub cpu: Option<u16>,
 }
 
 /// Everything else only the kernel can do. One instance, shared by every process.
@@ -120,8 +122,8 @@ pub trait Kernel: Send + Sync + 'static {
     /// Returns the child's pid.
     ///
     /// # Errors
-    /// `NoExec` (not a valid executable), `NoMem`, `Again` (no pid), or any error reading
-    /// the file.
+    /// `NoExec` (not a valid executable), `NoMem`, `Again` (no pid), `Inval` (`request.cpu`
+    /// is not an online CPU), or any error reading the file.
     fn spawn(&self, parent: Pid, request: SpawnRequest) -> BoxFuture<Result<Pid, Errno>>;
 
     /// Waits for a child of `parent` to exit (`target` `None` = any child) and reaps it.

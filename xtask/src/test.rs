@@ -291,9 +291,10 @@ fn kernel_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<
 
 /// The user test programs (`user/tests`), each printing one `PASS name` or
 /// `FAIL name: reason` line, run one after another from the shell.
-const USER_TESTS: [&str; 9] = [
+const USER_TESTS: [&str; 10] = [
     "trap",
     "efault",
+    "leak_check",
     "spawn_wait",
     "faults",
     "ring",

@@ -224,6 +224,18 @@ pub fn spawn(
     envp: &[&str],
     fd_map: &[(i32, i32)],
 ) -> Result<i32, Errno> {
+    spawn_with_flags(path, argv, envp, fd_map, 0)
+}
+
+/// [`spawn`] with `SpawnArgs::flags`, e.g. `abi::ring::spawn_on_cpu(1)` to run the child
+/// on CPU 1 (`EINVAL` if that CPU is not online).
+pub fn spawn_with_flags(
+    path: &str,
+    argv: &[&str],
+    envp: &[&str],
+    fd_map: &[(i32, i32)],
+    flags: u64,
+) -> Result<i32, Errno> {
     let slice = |s: &str| UserSlice {
         ptr: s.as_ptr() as u64,
         len: s.len() as u64,
@@ -245,7 +257,7 @@ pub fn spawn(
         envc: envp.len() as u64,
         fd_map: map.as_ptr() as u64,
         fd_map_len: map.len() as u64,
-        flags: 0,
+        flags,
     };
     let mut s = Sqe::new(Opcode::Spawn);
     s.addr = &args as *const SpawnArgs as u64;

@@ -524,8 +524,22 @@ pub struct SpawnArgs {
     pub fd_map: u64,
     /// Number of `FdMapEntry`s.
     pub fd_map_len: u64,
-    /// Reserved; must be zero.
+    /// [`SPAWN_CPU`] with a CPU number ([`spawn_on_cpu`]); every other bit must be zero.
     pub flags: u64,
+}
+
+/// `SpawnArgs::flags`: run the child on one CPU, the one numbered in bits
+/// [`SPAWN_CPU_SHIFT`]`..+16` (see [`spawn_on_cpu`]), instead of the kernel's round-robin
+/// placement. `EINVAL` if no such CPU is online, or if those bits are set without this flag.
+pub const SPAWN_CPU: u64 = 1 << 1;
+/// Where [`SPAWN_CPU`]'s CPU number sits in `SpawnArgs::flags` (16 bits).
+pub const SPAWN_CPU_SHIFT: u32 = 32;
+/// The 16 bits of `SpawnArgs::flags` that hold [`SPAWN_CPU`]'s CPU number.
+pub const SPAWN_CPU_FIELD: u64 = 0xffff << SPAWN_CPU_SHIFT;
+
+/// The `SpawnArgs::flags` bits that place the child on CPU `cpu`.
+pub const fn spawn_on_cpu(cpu: u16) -> u64 {
+    SPAWN_CPU | (cpu as u64) << SPAWN_CPU_SHIFT
 }
 
 /// Most argv (and, separately, envp) strings a `Spawn` accepts.

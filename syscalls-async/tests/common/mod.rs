@@ -254,6 +254,10 @@ impl Kernel for FakeKernel {
     }
 
     fn spawn(&self, parent: Pid, request: SpawnRequest) -> BoxFuture<Result<Pid, Errno>> {
+        // The fake has one CPU, number 0.
+        if request.cpu.is_some_and(|cpu| cpu != 0) {
+            return Box::pin(async { Err(Errno::Inval) });
+        }
         let pid = self.next_pid.fetch_add(1, Ordering::SeqCst);
         // "/bin/true" exits at once with argc - 1; anything else runs until `finish_child`.
         let status = (request.path.ends_with(b"true"))

@@ -100,6 +100,7 @@ impl<T> TimerWheel<T> {
         let slot = self.slots.get_mut(key.slot as usize)?;
         let pos = slot.iter().position(|e| e.id == key.id)?;
         let entry = slot.swap_remove(pos);
+        release_if_empty(slot);
         self.len -= 1;
         if self.earliest == Some(entry.deadline_ns) {
             self.earliest = None;
@@ -168,6 +169,16 @@ fn take_expired<T>(slot: &mut Vec<Entry<T>>, now_ns: u64, fired: &mut Vec<Entry<
         } else {
             i += 1;
         }
+    }
+    release_if_empty(slot);
+}
+
+/// Gives an emptied slot's storage back to the heap, so the wheel holds memory only for
+/// pending timers (a burst of timers in one slot would otherwise keep its capacity for
+/// ever, and the kernel's leak checks compare the heap before and after exactly).
+fn release_if_empty<T>(slot: &mut Vec<Entry<T>>) {
+    if slot.is_empty() && slot.capacity() > 0 {
+        *slot = Vec::new();
     }
 }
 
@@ -334,6 +345,28 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_slot_holds_no_storage_once_its_timers_are_gone() {
+        let mut w = TimerWheel::new(MS, 0);
+        let keys: Vec<TimerKey> = (0..100).map(|i| w.insert(5 * MS, i)).collect();
+        let slot = keys[0].slot as usize;
+        assert!(w.slots[slot].capacity() >= 100);
+        for k in keys {
+            w.remove(k);
+        }
+        assert_eq!(w.slots[slot].capacity(), 0, "removed: storage released");
+        for i in 0..10 {
+            w.insert(7 * MS, i);
+        }
+        let mut out = Vec::new();
+        w.advance(8 * MS, &mut out);
+        assert_eq!(out.len(), 10);
+        assert!(
+            w.slots.iter().all(|s| s.capacity() == 0),
+            "fired: storage released"
+        );
+    }
 
     #[test]
     fn fires_in_deadline_order_not_before() {

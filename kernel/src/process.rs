@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use core::task::{Context, Poll, Waker};
 
 use abi::Errno;
-use abi::ring::{Opcode, ProcInfo, Sqe};
+use abi::ring::{Opcode, ProcInfo, Sqe, SysInfo};
 use executor::CpuId;
 use fs::Vfs;
 use hal::arch::user::{UserContext, UserExit, enter_user};
@@ -206,9 +206,14 @@ impl Services {
         self.table.lock().get(&pid).cloned().ok_or(Errno::Srch)
     }
 
-    fn pick_cpu(&self) -> usize {
+    /// `cpu` if given (`Inval` unless it is online), else the next CPU round-robin.
+    fn pick_cpu(&self, cpu: Option<u16>) -> Result<usize, Errno> {
         let cpus = hal::arch::smp::online_cpus().max(1);
-        self.next_cpu.fetch_add(1, Ordering::Relaxed) % cpus
+        match cpu {
+            Some(cpu) if usize::from(cpu) < cpus => Ok(usize::from(cpu)),
+            Some(_) => Err(Errno::Inval),
+            None => Ok(self.next_cpu.fetch_add(1, Ordering::Relaxed) % cpus),
+        }
     }
 
     /// Creates a process from an executable image and starts its thread.
@@ -221,7 +226,9 @@ impl Services {
         argv: &[Vec<u8>],
         envp: &[Vec<u8>],
         init: syscalls_async::ProcessInit,
+        cpu: Option<u16>,
     ) -> Result<Pid, Errno> {
+        let cpu = self.pick_cpu(cpu)?;
         let space = Arc::new(AddressSpace::new().map_err(|_| Errno::NoMem)?);
         let mut random = [0u8; 16];
         for (i, chunk) in random.chunks_mut(8).enumerate() {
@@ -237,7 +244,6 @@ impl Services {
         let base = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
         let n = base.len().min(31);
         name[..n].copy_from_slice(&base[..n]);
-        let cpu = self.pick_cpu();
         let proc = Arc::new(Proc {
             pid,
             ppid: AtomicI32::new(parent),
@@ -340,6 +346,7 @@ impl Services {
             &[path.as_bytes().to_vec()],
             &[b"PATH=/bin".to_vec()],
             init,
+            None,
         )
     }
 }
@@ -396,6 +403,7 @@ impl Kernel for Services {
                 &request.argv,
                 &request.envp,
                 request.init,
+                request.cpu,
             )?;
             crate::foreground::on_spawn(parent, pid, foreground);
             Ok(pid)
@@ -563,6 +571,41 @@ impl Kernel for Services {
             .collect()
     }
 
+    fn sys_info(&self) -> SysInfo {
+        let frames = hal::mm::frame_stats();
+        let heap = hal::mm::heap_stats();
+        let slab = hal::mm::slab_stats();
+        // Live objects whichever CPU freed them: a free on another CPU than the owner's
+        // counts at once (`remote_frees_sent`), not when the owner drains its list.
+        let (mut objects, mut bytes) = (slab.large.in_use(), 0u64);
+        let mut slab_bytes_drained = 0u64;
+        for class in &slab.classes {
+            let live = class
+                .allocs
+                .wrapping_sub(class.frees)
+                .wrapping_sub(class.remote_frees_sent);
+            objects = objects.wrapping_add(live);
+            bytes = bytes.wrapping_add(live.wrapping_mul(class.object_size as u64));
+            slab_bytes_drained = slab_bytes_drained.wrapping_add(class.bytes_in_use());
+        }
+        let large_bytes = slab.large.pages_in_use() * 4096;
+        // The early heap's share of `heap.used` (slab bytes there count remote frees late).
+        let early_used = (heap.used as u64).saturating_sub(slab_bytes_drained + large_bytes);
+        let heap_pages = heap.size as u64 / 4096;
+        let in_use = (frames.usable - frames.free) as u64;
+        SysInfo {
+            frames_usable: frames.usable as u64,
+            frames_free: frames.free as u64,
+            frames_other: in_use.saturating_sub(heap_pages),
+            heap_pages,
+            heap_objects: objects,
+            heap_bytes: bytes + large_bytes + early_used,
+            processes: self.table.lock().len() as u32,
+            cpus: hal::arch::smp::online_cpus() as u32,
+            uptime_ns: hal::arch::time::now_ns(),
+        }
+    }
+
     fn map_ring(&self, pid: Pid, len: usize) -> Result<(u64, Arc<dyn SharedRegion>), Errno> {
         let proc = self.get(pid)?;
         let pages = len.div_ceil(4096);
@@ -648,8 +691,17 @@ async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<U
                     continue;
                 }
                 let sqe = Sqe::from_bytes(&raw);
+                // Done at once: no future and no kill race (a kill is seen at the top of
+                // the loop, before user mode is entered again).
+                let wait = match proc.sys().start(&sqe) {
+                    syscalls_async::Trap::Done(result) => {
+                        context.rax = result as u64;
+                        continue;
+                    }
+                    syscalls_async::Trap::Wait(wait) => wait,
+                };
                 let is_exit = sqe.opcode == Opcode::Exit as u8;
-                match unless_killed(&proc, proc.sys().perform(&sqe)).await {
+                match unless_killed(&proc, proc.sys().finish(wait)).await {
                     Ok(result) if is_exit && result >= 0 => {
                         // `perform` tore the process down and reported the exit.
                         hal::mm::space::deactivate();

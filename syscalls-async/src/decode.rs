@@ -27,8 +27,8 @@ use abi::{
     ring::{
         CLOCK_MONOTONIC, CLOCK_REALTIME, DUP_CLOEXEC, DUP_TO, GETPID_PARENT, MAP_ANONYMOUS,
         MAP_FIXED, MAP_PRIVATE, MAP_SHARED, Opcode, PATH_MAX, PORT_MESSAGE_MAX, PROT_EXEC,
-        PROT_READ, PROT_WRITE, ProcInfo, RingEnterFlags, RingParams, SpawnArgs, TIMEOUT_ABS,
-        USER_ADDRESS_END, WAIT_NOHANG,
+        PROT_READ, PROT_WRITE, ProcInfo, RingEnterFlags, RingParams, SpawnArgs, SysInfo,
+        TIMEOUT_ABS, USER_ADDRESS_END, WAIT_NOHANG,
     },
     stat::{Stat, Timespec},
 };
@@ -246,6 +246,9 @@ pub enum Request {
     Getcwd {
         buf: UserBuf,
     },
+    SysInfo {
+        out: UserBuf,
+    },
 }
 
 // Which optional fields an opcode uses; every other one must be zero.
@@ -410,7 +413,7 @@ pub fn decode(sqe: &Sqe) -> Result<Request, Errno> {
         Opcode::PortReceive => FD | ADDR | LEN | ADDR2,
         Opcode::PortReply => FD | ADDR | LEN | OFF,
         Opcode::RingEnter => ADDR | LEN | OFF | OPF,
-        Opcode::Chdir | Opcode::Getcwd => ADDR | LEN,
+        Opcode::Chdir | Opcode::Getcwd | Opcode::SysInfo => ADDR | LEN,
     };
     check_unused(sqe, used)?;
     let s = sqe;
@@ -663,6 +666,14 @@ pub fn decode(sqe: &Sqe) -> Result<Request, Errno> {
         Opcode::Getcwd => Request::Getcwd {
             buf: user_buf(s.addr, s.len.min(PATH_MAX as u32) as u64)?,
         },
+        Opcode::SysInfo => {
+            if s.len as usize != size_of::<SysInfo>() {
+                return Err(Errno::Inval);
+            }
+            Request::SysInfo {
+                out: user_struct(s.addr, size_of::<SysInfo>())?,
+            }
+        }
     })
 }
 

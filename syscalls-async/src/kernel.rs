@@ -9,7 +9,10 @@
 use alloc::{boxed::Box, sync::Arc, vec::Vec};
 use core::{future::Future, pin::Pin, sync::atomic::AtomicU32};
 
-use abi::{Errno, ring::ProcInfo};
+use abi::{
+    Errno,
+    ring::{ProcInfo, SysInfo},
+};
 
 use crate::process::ProcessInit;
 
@@ -88,8 +91,10 @@ pub struct SpawnRequest {
     pub envp: Vec<Vec<u8>>,
     /// The child's descriptor table and cwd: pass it to [`crate::Process::new`].
     pub init: ProcessInit,
-    /// `SpawnArgs::flags`, known bits only (`abi::ring::SPAWN_FOREGROUND`).
+    /// `SpawnArgs::flags` other than the CPU choice (`abi::ring::SPAWN_FOREGROUND`).
     pub flags: u64,
+    /// The CPU the child must run on (`SPAWN_CPU`); `None`: the kernel chooses.
+    pub cpu: Option<u16>,
 }
 
 /// Everything else only the kernel can do. One instance, shared by every process.
@@ -119,8 +124,8 @@ pub trait Kernel: Send + Sync + 'static {
     /// Returns the child's pid.
     ///
     /// # Errors
-    /// `NoExec` (not a valid executable), `NoMem`, `Again` (no pid), or any error reading
-    /// the file.
+    /// `NoExec` (not a valid executable), `NoMem`, `Again` (no pid), `Inval` (`request.cpu`
+    /// is not an online CPU), or any error reading the file.
     fn spawn(&self, parent: Pid, request: SpawnRequest) -> BoxFuture<Result<Pid, Errno>>;
 
     /// Waits for a child of `parent` to exit (`target` `None` = any child) and reaps it.
@@ -170,6 +175,9 @@ pub trait Kernel: Send + Sync + 'static {
 
     /// Every process, for `ps` (at most `max` of them).
     fn proc_list(&self, max: usize) -> Vec<ProcInfo>;
+
+    /// The kernel's memory and process counters (`SysInfo`), for leak checks.
+    fn sys_info(&self) -> SysInfo;
 
     /// Allocates `len` bytes (a multiple of 4096) of zeroed pages, maps them read-write
     /// into `pid`, and returns the user address and the kernel's alias of the same frames.

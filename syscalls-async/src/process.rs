@@ -5,7 +5,7 @@
 use alloc::{sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use abi::{Errno, Sqe};
+use abi::{Errno, RingEnterFlags, Sqe};
 use fs::{Vfs, Vnode};
 
 use crate::{
@@ -13,7 +13,7 @@ use crate::{
     files::{Descriptor, Files},
     kernel::{Kernel, Pid, UserMemory},
     ops,
-    ring::Ring,
+    ring::{EnterStarted, Ring},
 };
 
 /// A current directory: the vnode, and the path it was reached by (what `Getcwd` returns).
@@ -47,6 +47,29 @@ impl ProcessInit {
             },
         }
     }
+}
+
+/// What [`Process::start`] did with a trap-door `Sqe`.
+pub enum Trap {
+    /// Performed at once: the result for `rax`.
+    Done(i64),
+    /// Needs waiting: hand it to [`Process::finish`].
+    Wait(TrapWait),
+}
+
+/// A trap-door operation [`Process::start`] could not finish without waiting.
+pub struct TrapWait(Waiting);
+
+enum Waiting {
+    /// Not started yet.
+    Op(Request),
+    /// A `RingEnter` whose submission is done; its wait is not.
+    Ring {
+        ring: Arc<Ring>,
+        started: EnterStarted,
+        min_complete: u32,
+        flags: RingEnterFlags,
+    },
 }
 
 /// One process, as the syscall layer sees it.
@@ -122,7 +145,8 @@ impl Process {
     /// The trap door: decodes `sqe` (already copied out of user memory) and performs it.
     /// Returns the result for `rax`: `>= 0` success, `-errno` failure. Posts no `Cqe`.
     /// For `Exit`, returns 0 after [`Process::teardown`] and [`Kernel::exit`]: the caller
-    /// must not return to user mode.
+    /// must not return to user mode. The same as [`Process::start`] then, if it did not
+    /// finish, [`Process::finish`].
     ///
     /// # Context
     /// Runs in the process's trap task; may suspend (a read that waits, a sleep, a
@@ -132,16 +156,74 @@ impl Process {
     /// Dropping the future (the process is being killed) abandons the operation; user
     /// memory is not touched after that.
     pub async fn perform(self: &Arc<Self>, sqe: &Sqe) -> i64 {
+        match self.start(sqe) {
+            Trap::Done(result) => result,
+            Trap::Wait(wait) => self.finish(wait).await,
+        }
+    }
+
+    /// The trap door's part that never waits: decodes `sqe` and performs it at once when
+    /// it can (a decode error; the operations that never wait: `Nop`, `Getpid`,
+    /// `ClockGettime`, descriptor-table and memory-map changes, ...; a `RingEnter` whose
+    /// submissions leave nothing to wait for), without building a future. Otherwise
+    /// returns what [`Process::finish`] completes.
+    ///
+    /// # Context
+    /// Runs in the process's trap task; never suspends.
+    pub fn start(self: &Arc<Self>, sqe: &Sqe) -> Trap {
         let request = match decode(sqe) {
-            Ok(Request::LinkTimeout { .. }) => return Errno::Inval.to_syscall_result(),
+            Ok(Request::LinkTimeout { .. }) => return Trap::Done(Errno::Inval.to_syscall_result()),
             Ok(r) => r,
-            Err(e) => return e.to_syscall_result(),
+            Err(e) => return Trap::Done(e.to_syscall_result()),
         };
         log::debug!(target: "syscall", "pid={} op={:?} trap", self.pid, request);
-        match ops::run(self, request).await {
-            Ok(v) => v,
-            Err(e) => e.to_syscall_result(),
+        if let Request::RingEnter {
+            to_submit,
+            min_complete,
+            flags,
+            timeout_ns,
+        } = request
+        {
+            let Some(ring) = self.ring() else {
+                return Trap::Done(Errno::Inval.to_syscall_result());
+            };
+            return match ring.enter_start(to_submit, flags, timeout_ns) {
+                Err(e) => Trap::Done(e.to_syscall_result()),
+                Ok(started) if ring.enter_ready(min_complete, flags) => {
+                    Trap::Done(started.submitted as i64)
+                }
+                Ok(started) => Trap::Wait(TrapWait(Waiting::Ring {
+                    ring,
+                    started,
+                    min_complete,
+                    flags,
+                })),
+            };
         }
+        match ops::run_sync(self, request) {
+            Some(result) => Trap::Done(result.unwrap_or_else(|e| e.to_syscall_result())),
+            None => Trap::Wait(TrapWait(Waiting::Op(request))),
+        }
+    }
+
+    /// Finishes what [`Process::start`] could not: returns the result for `rax`.
+    ///
+    /// # Context and cancel safety
+    /// As [`Process::perform`].
+    pub async fn finish(self: &Arc<Self>, wait: TrapWait) -> i64 {
+        let result = match wait.0 {
+            Waiting::Op(request) => ops::run(self, request).await,
+            Waiting::Ring {
+                ring,
+                started,
+                min_complete,
+                flags,
+            } => ring
+                .enter_wait(started, min_complete, flags)
+                .await
+                .map(i64::from),
+        };
+        result.unwrap_or_else(|e| e.to_syscall_result())
     }
 
     /// Process exit (or kill): stops the ring (cancels every operation in flight and waits

@@ -121,6 +121,39 @@ struct State {
     tokens: BTreeMap<u64, Vec<Arc<CancelToken>>>,
 }
 
+/// Completions of inline entries, gathered on the stack and posted together (one lock,
+/// one CQ tail store, one wake-up per batch rather than per entry).
+#[derive(Default)]
+struct CqeBatch {
+    cqes: [Cqe; 16],
+    len: usize,
+}
+
+impl CqeBatch {
+    fn push(&mut self, ring: &Ring, cqe: Cqe) {
+        if self.len == self.cqes.len() {
+            self.post(ring);
+        }
+        self.cqes[self.len] = cqe;
+        self.len += 1;
+    }
+
+    fn post(&mut self, ring: &Ring) {
+        ring.post_all(&self.cqes[..self.len]);
+        self.len = 0;
+    }
+}
+
+/// What [`Ring::enter_start`] did: the entries it consumed and the absolute deadline of
+/// the wait that may follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnterStarted {
+    /// Entries consumed from the SQ.
+    pub submitted: u32,
+    /// When the wait gives up (monotonic ns), if the caller gave a timeout.
+    pub deadline: Option<u64>,
+}
+
 /// Counters for tests and `ps`-like tools.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RingStats {
@@ -147,6 +180,8 @@ pub struct Ring {
     process: Weak<Process>,
     kernel: Arc<dyn Kernel>,
     state: spin::Mutex<State>,
+    /// Where `submit` copies a batch of `Sqe`s (reused).
+    sqe_buffer: spin::Mutex<Vec<Sqe>>,
     incoming: spin::Mutex<Vec<BoxFuture<()>>>,
     in_flight_set: spin::Mutex<FuturesUnordered<BoxFuture<()>>>,
     task_waker: Arc<AtomicWaker>,
@@ -221,6 +256,7 @@ impl Ring {
                 corrupt: false,
                 tokens: BTreeMap::new(),
             }),
+            sqe_buffer: spin::Mutex::new(Vec::new()),
             incoming: spin::Mutex::new(Vec::new()),
             in_flight_set: spin::Mutex::new(FuturesUnordered::new()),
             task_waker: Arc::new(AtomicWaker::new()),
@@ -291,25 +327,28 @@ impl Ring {
         }
     }
 
+    /// Copies entry `index` out of the SQ: 16 relaxed word loads (one copy; userland may
+    /// be rewriting it, the decoder validates what was read). The region is looked up once
+    /// per entry, not per word.
     fn read_sqe(&self, index: u32) -> Sqe {
-        let base = self.layout.sqe_offset(index);
+        let base = self.layout.sqe_offset(index) as usize / 4;
         let mut words = [0u64; 8];
-        for (i, w) in words.iter_mut().enumerate() {
-            let lo = self.load(base + 8 * i as u32, Ordering::Relaxed) as u64;
-            let hi = self.load(base + 8 * i as u32 + 4, Ordering::Relaxed) as u64;
-            *w = lo | hi << 32;
+        if let Some(src) = self.region.words().get(base..base + 16) {
+            for (w, pair) in words.iter_mut().zip(src.chunks_exact(2)) {
+                let lo = pair[0].load(Ordering::Relaxed) as u64;
+                let hi = pair[1].load(Ordering::Relaxed) as u64;
+                *w = lo | hi << 32;
+            }
         }
         Sqe::from_words(words)
     }
 
     fn write_cqe(&self, index: u32, cqe: &Cqe) {
-        let base = self.layout.cqe_offset(index);
-        for (i, w) in cqe.to_words().iter().enumerate() {
-            if let Some(a) = self.word(base + 8 * i as u32) {
-                a.store(*w as u32, Ordering::Relaxed);
-            }
-            if let Some(a) = self.word(base + 8 * i as u32 + 4) {
-                a.store((*w >> 32) as u32, Ordering::Relaxed);
+        let base = self.layout.cqe_offset(index) as usize / 4;
+        if let Some(dst) = self.region.words().get(base..base + 4) {
+            for (w, pair) in cqe.to_words().iter().zip(dst.chunks_exact(2)) {
+                pair[0].store(*w as u32, Ordering::Relaxed);
+                pair[1].store((*w >> 32) as u32, Ordering::Relaxed);
             }
         }
     }
@@ -381,13 +420,39 @@ impl Ring {
     }
 
     fn post(&self, cqe: Cqe) {
+        self.post_all(&[cqe]);
+    }
+
+    /// Posts `cqes` in order under one lock, publishing the CQ tail once; what does not fit
+    /// goes to the overflow list (behind anything already there).
+    fn post_all(&self, cqes: &[Cqe]) {
+        if cqes.is_empty() {
+            return;
+        }
         let mut st = self.state.lock();
         self.flush_locked(&mut st);
-        if st.overflow.is_empty() && self.cq_space(&st) > 0 {
-            self.push_cqe(&mut st, &cqe);
+        let mut space = if st.overflow.is_empty() {
+            self.cq_space(&st)
         } else {
-            st.overflow.push_back(cqe);
-            st.overflow_total = st.overflow_total.wrapping_add(1);
+            0
+        };
+        let mut overflowed = false;
+        let tail_before = st.cq_tail;
+        for cqe in cqes {
+            if space > 0 {
+                self.write_cqe(st.cq_tail, cqe);
+                st.cq_tail = st.cq_tail.wrapping_add(1);
+                space -= 1;
+            } else {
+                st.overflow.push_back(*cqe);
+                st.overflow_total = st.overflow_total.wrapping_add(1);
+                overflowed = true;
+            }
+        }
+        if st.cq_tail != tail_before {
+            self.store(self.layout.cq_header + ring_header::TAIL, st.cq_tail);
+        }
+        if overflowed {
             self.store(
                 self.layout.cq_header + ring_header::OVERFLOW,
                 st.overflow_total,
@@ -484,7 +549,7 @@ impl Ring {
     // ------------------------------------------------------------------ submission side
 
     /// Copies up to `max` new entries out of the SQ and advances the kernel's head.
-    fn fetch_locked(&self, st: &mut State, max: u32) -> Result<Vec<Sqe>, Errno> {
+    fn fetch_locked(&self, st: &mut State, max: u32, out: &mut Vec<Sqe>) -> Result<(), Errno> {
         if st.corrupt {
             return Err(Errno::Inval);
         }
@@ -500,16 +565,16 @@ impl Ring {
             .max_in_flight
             .saturating_sub(st.in_flight + st.deferred.len()) as u32;
         let n = avail.min(max).min(room);
-        let mut out = Vec::with_capacity(n as usize);
+        out.reserve(n as usize);
         for i in 0..n {
             out.push(self.read_sqe(st.sq_head.wrapping_add(i)));
         }
         st.sq_head = st.sq_head.wrapping_add(n);
         self.store(self.layout.sq_header + ring_header::HEAD, st.sq_head);
-        Ok(out)
+        Ok(())
     }
 
-    fn build_chains(sqes: Vec<Sqe>) -> Vec<Chain> {
+    fn build_chains(sqes: &[Sqe]) -> Vec<Chain> {
         let mut chains = Vec::new();
         let mut cur = Chain {
             entries: Vec::new(),
@@ -517,9 +582,9 @@ impl Ring {
             force_async: false,
         };
         let count = sqes.len();
-        for (i, sqe) in sqes.into_iter().enumerate() {
+        for (i, sqe) in sqes.iter().enumerate() {
             let flags = SqeFlags::from_bits(sqe.flags).unwrap_or(SqeFlags::NONE);
-            let request = decode(&sqe).and_then(|r| match r {
+            let request = decode(sqe).and_then(|r| match r {
                 Request::RingSetup { .. } | Request::RingEnter { .. } | Request::Exit { .. } => {
                     Err(Errno::Inval)
                 }
@@ -633,7 +698,11 @@ impl Ring {
     /// # Context
     /// The process's trap task (`RingEnter`) or the polling task. Never suspends.
     pub fn submit(self: &Arc<Self>, to_submit: u32) -> Result<u32, Errno> {
-        let sqes = {
+        // The copies go into a buffer kept between calls (no allocation per batch once it
+        // has grown to the batch size).
+        let mut sqes = core::mem::take(&mut *self.sqe_buffer.lock());
+        sqes.clear();
+        let mut inline_ok = {
             let mut st = self.state.lock();
             if st.closed {
                 return Err(Errno::Srch);
@@ -642,12 +711,85 @@ impl Ring {
             if !st.overflow.is_empty() {
                 return Err(Errno::Busy);
             }
-            self.fetch_locked(&mut st, to_submit)?
+            self.fetch_locked(&mut st, to_submit, &mut sqes)?;
+            Self::nothing_waits(&st)
         };
         let n = sqes.len() as u32;
         if n > 0 {
             self.sq_consumed.notify();
         }
+        let proc = self.process.upgrade();
+        let mut done = CqeBatch::default();
+        // Entries from here on go the general way (chains), until the next inline one.
+        let mut general_from: Option<usize> = None;
+        for (i, sqe) in sqes.iter().enumerate() {
+            let flags = SqeFlags::from_bits(sqe.flags).unwrap_or(SqeFlags::NONE);
+            let starts_chain = i == 0 || !links(Self::sqe_flags(&sqes[i - 1]));
+            if starts_chain
+                && !flags.contains(SqeFlags::DRAIN)
+                && !flags.contains(SqeFlags::FORCE_ASYNC)
+                && !(links(flags) && i + 1 < sqes.len())
+                && let Some(proc) = &proc
+            {
+                if let Some(from) = general_from.take() {
+                    // Keep submission order: what came before starts first.
+                    done.post(self);
+                    inline_ok = self.start_chains(&sqes[from..i]);
+                }
+                if inline_ok && let Some(res) = Self::run_inline(proc, sqe) {
+                    if !(flags.contains(SqeFlags::SKIP_SUCCESS) && res >= 0) {
+                        log::debug!(target: "syscall", "op={} res={res} inline", sqe.user_data);
+                        done.push(
+                            self,
+                            Cqe {
+                                user_data: sqe.user_data,
+                                res: clamp_res(res),
+                                flags: 0,
+                            },
+                        );
+                    }
+                    continue;
+                }
+            }
+            general_from.get_or_insert(i);
+        }
+        done.post(self);
+        if let Some(from) = general_from {
+            self.start_chains(&sqes[from..]);
+        }
+        sqes.clear();
+        *self.sqe_buffer.lock() = sqes;
+        Ok(n)
+    }
+
+    /// True when a chain may start now without waiting behind a `DRAIN`.
+    fn nothing_waits(st: &State) -> bool {
+        st.deferred.is_empty() && !st.draining
+    }
+
+    fn sqe_flags(sqe: &Sqe) -> SqeFlags {
+        SqeFlags::from_bits(sqe.flags).unwrap_or(SqeFlags::NONE)
+    }
+
+    /// The inline fast path of one unlinked entry: its result if it is an operation that
+    /// never waits (or fails to decode), with no future, token or allocation; `None` if it
+    /// needs the general path.
+    fn run_inline(proc: &Arc<Process>, sqe: &Sqe) -> Option<i64> {
+        let request = match decode(sqe) {
+            Ok(Request::RingSetup { .. } | Request::RingEnter { .. } | Request::Exit { .. }) => {
+                return Some(Errno::Inval.to_syscall_result());
+            }
+            Ok(r) => r,
+            Err(e) => return Some(e.to_syscall_result()),
+        };
+        Some(ops::run_sync(proc, request)?.unwrap_or_else(|e| e.to_syscall_result()))
+    }
+
+    /// The general path: builds the chains of `sqes` (whole chains), registers their
+    /// cancel tokens and starts those that may start. Returns whether the next chain may
+    /// start at once (nothing waits behind a `DRAIN`).
+    fn start_chains(self: &Arc<Self>, sqes: &[Sqe]) -> bool {
+        let mut inline_ok = true;
         for chain in Self::build_chains(sqes) {
             let startable = {
                 let mut st = self.state.lock();
@@ -658,13 +800,15 @@ impl Ring {
                     }
                 }
                 st.deferred.push_back(chain);
-                Self::take_startable(&mut st)
+                let startable = Self::take_startable(&mut st);
+                inline_ok = Self::nothing_waits(&st);
+                startable
             };
             for c in startable {
                 self.launch(c, true);
             }
         }
-        Ok(n)
+        inline_ok
     }
 
     /// `RingEnter`: wakes the polling task (`SQ_WAKEUP`), submits (not in polled mode),
@@ -683,6 +827,25 @@ impl Ring {
         flags: RingEnterFlags,
         timeout_ns: Option<u64>,
     ) -> Result<u32, Errno> {
+        let started = self.enter_start(to_submit, flags, timeout_ns)?;
+        if self.enter_ready(min_complete, flags) {
+            return Ok(started.submitted);
+        }
+        self.enter_wait(started, min_complete, flags).await
+    }
+
+    /// The half of [`Ring::enter`] that never waits: the wake-up and the submission. Then
+    /// [`Ring::enter_ready`] says whether the call is complete, else [`Ring::enter_wait`]
+    /// finishes it (the trap door returns at once when nothing needs waiting for).
+    ///
+    /// # Errors
+    /// As [`Ring::submit`].
+    pub fn enter_start(
+        self: &Arc<Self>,
+        to_submit: u32,
+        flags: RingEnterFlags,
+        timeout_ns: Option<u64>,
+    ) -> Result<EnterStarted, Errno> {
         if flags.contains(RingEnterFlags::SQ_WAKEUP) {
             self.wakeup.notify();
         }
@@ -692,40 +855,66 @@ impl Ring {
             0
         };
         let deadline = timeout_ns.map(|t| self.kernel.now_ns(ClockId::Monotonic).saturating_add(t));
+        Ok(EnterStarted {
+            submitted,
+            deadline,
+        })
+    }
+
+    /// True when a `RingEnter` with `min_complete` and `flags` has nothing to wait for.
+    pub fn enter_ready(&self, min_complete: u32, flags: RingEnterFlags) -> bool {
+        (!(self.polled && flags.contains(RingEnterFlags::SQ_WAIT)) || self.sq_has_room())
+            && (!flags.contains(RingEnterFlags::GETEVENTS) || self.cq_has(min_complete))
+    }
+
+    fn sq_has_room(&self) -> bool {
+        let st = self.state.lock();
+        let tail = self.load(self.layout.sq_header + ring_header::TAIL, Ordering::Acquire);
+        st.closed || st.corrupt || tail.wrapping_sub(st.sq_head) < self.layout.sq_entries
+    }
+
+    fn cq_has(&self, min_complete: u32) -> bool {
+        self.cq_ready() >= min_complete.min(self.layout.cq_entries) || self.state.lock().closed
+    }
+
+    /// The waiting half of [`Ring::enter`]: for SQ room (`SQ_WAIT`, polled mode) and for
+    /// `min_complete` completions (`GETEVENTS`), until the deadline. Returns the entries
+    /// consumed by [`Ring::enter_start`].
+    ///
+    /// # Errors
+    /// `Time` if the deadline passed and nothing had been submitted.
+    ///
+    /// # Context
+    /// The process's trap task; may suspend.
+    pub async fn enter_wait(
+        self: &Arc<Self>,
+        started: EnterStarted,
+        min_complete: u32,
+        flags: RingEnterFlags,
+    ) -> Result<u32, Errno> {
         let waits = async {
             if self.polled && flags.contains(RingEnterFlags::SQ_WAIT) {
                 self.sq_consumed
-                    .wait_until(|| {
-                        let st = self.state.lock();
-                        let tail =
-                            self.load(self.layout.sq_header + ring_header::TAIL, Ordering::Acquire);
-                        (st.closed
-                            || st.corrupt
-                            || tail.wrapping_sub(st.sq_head) < self.layout.sq_entries)
-                            .then_some(())
-                    })
+                    .wait_until(|| self.sq_has_room().then_some(()))
                     .await;
             }
             if flags.contains(RingEnterFlags::GETEVENTS) {
-                let want = min_complete.min(self.layout.cq_entries);
                 self.cq_posted
-                    .wait_until(|| {
-                        (self.cq_ready() >= want || self.state.lock().closed).then_some(())
-                    })
+                    .wait_until(|| self.cq_has(min_complete).then_some(()))
                     .await;
             }
         };
-        match deadline {
+        match started.deadline {
             None => waits.await,
             Some(d) => {
                 if let Either::Right(()) = race(waits, self.kernel.sleep_until(d)).await
-                    && submitted == 0
+                    && started.submitted == 0
                 {
                     return Err(Errno::Time);
                 }
             }
         }
-        Ok(submitted)
+        Ok(started.submitted)
     }
 
     // ------------------------------------------------------------------ tasks

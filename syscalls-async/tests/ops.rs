@@ -409,6 +409,30 @@ fn spawn_passes_the_foreground_flag_and_refuses_unknown_flags() {
 }
 
 #[test]
+fn spawn_on_a_cpu_is_checked_and_passed_to_the_kernel() {
+    use abi::ring::{SPAWN_CPU_SHIFT, spawn_on_cpu};
+    both(|t| {
+        let fd = t.open(b"/true", OpenFlags::CREATE | OpenFlags::WRITE_ONLY, 0o755) as i32;
+        t.close(fd);
+        let mut spawn = |flags: u64| {
+            let mut s = Sqe::new(Opcode::Spawn);
+            s.addr = spawn_args_with_flags(&t.w, b"/true", &[b"true"], &[], &[], flags);
+            s.len = 72;
+            t.run(s)
+        };
+        assert!(spawn(spawn_on_cpu(0)) >= 100, "CPU 0 exists");
+        // The fake kernel has one CPU: it sees the number and refuses CPU 3.
+        assert_eq!(spawn(spawn_on_cpu(3)), ERR(Errno::Inval));
+        assert_eq!(
+            spawn(3 << SPAWN_CPU_SHIFT),
+            ERR(Errno::Inval),
+            "a CPU without SPAWN_CPU"
+        );
+        assert_eq!(spawn(1 << 2), ERR(Errno::Inval), "an unknown flag");
+    });
+}
+
+#[test]
 fn spawn_wait_kill_getpid() {
     both(|t| {
         let fd = t.open(b"/true", OpenFlags::CREATE | OpenFlags::WRITE_ONLY, 0o755) as i32;

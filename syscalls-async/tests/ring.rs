@@ -474,3 +474,66 @@ fn ring_enter_times_out() {
     assert_eq!(w.enter(0, 1, GETEVENTS, 0), 0);
     assert_eq!(ring.reap()[0].user_data, 1);
 }
+
+#[test]
+fn inline_entries_keep_submission_order_around_async_ones() {
+    let mut w = World::new();
+    let ring = w.setup_ring(8, 0, 0, 0);
+    ring.push(nop(1));
+    ring.push(sleep_sqe(2, 5_000_000)); // the general path, pending
+    ring.push(nop(3));
+    ring.push(sqe(Opcode::Getpid, 4));
+    ring.push(bad_read(5)); // the general path, completes when first polled
+    ring.push(nop(6));
+    assert_eq!(w.enter(6, 0, 0, 0), 6);
+    let ids: Vec<u64> = ring.reap().iter().map(|c| c.user_data).collect();
+    assert_eq!(
+        ids,
+        vec![1, 3, 4, 5, 6],
+        "inline completions in submission order"
+    );
+    assert_eq!(w.enter(0, 1, GETEVENTS, 0), 0);
+    assert_eq!(ring.reap()[0].user_data, 2);
+}
+
+#[test]
+fn a_cancel_on_the_inline_path_finds_an_op_started_earlier_in_the_batch() {
+    let mut w = World::new();
+    let ring = w.setup_ring(8, 0, 0, 0);
+    ring.push(sleep_sqe(1, 1_000_000_000));
+    let mut cancel = sqe(Opcode::Cancel, 2);
+    cancel.addr = 1;
+    ring.push(cancel);
+    assert_eq!(w.enter(2, 2, GETEVENTS, 0), 2);
+    let c = by_user_data(&ring.reap());
+    assert_eq!(c[&2], 0);
+    assert_eq!(c[&1], e(Errno::Canceled));
+    assert_eq!(w.now(), 0, "cancelled, not slept");
+}
+
+#[test]
+fn a_trap_ring_enter_finishes_without_a_future_only_when_nothing_needs_waiting() {
+    let mut w = World::new();
+    let ring = w.setup_ring(8, 0, 0, 0);
+    let mut enter = abi::Sqe::new(Opcode::RingEnter);
+    enter.op_flags = GETEVENTS;
+    enter.len = 1;
+    enter.off = 1;
+    ring.push(nop(1));
+    match w.proc.start(&enter) {
+        syscalls_async::Trap::Done(n) => assert_eq!(n, 1),
+        syscalls_async::Trap::Wait(_) => panic!("a nop leaves nothing to wait for"),
+    }
+    assert_eq!(ring.reap()[0].user_data, 1);
+    ring.push(sleep_sqe(2, 1_000_000));
+    let wait = match w.proc.start(&enter) {
+        syscalls_async::Trap::Done(n) => panic!("the sleep is not done, yet got {n}"),
+        syscalls_async::Trap::Wait(wait) => wait,
+    };
+    assert_eq!(ring.sq(ring_header::HEAD), 2, "submitted before waiting");
+    let proc = w.proc.clone();
+    assert_eq!(w.block_on(async move { proc.finish(wait).await }), 1);
+    assert_eq!(w.now(), 1_000_000);
+    let ids: Vec<u64> = ring.reap().iter().map(|c| c.user_data).collect();
+    assert_eq!(ids, vec![2]);
+}

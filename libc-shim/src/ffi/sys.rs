@@ -8,7 +8,7 @@
 
 use abi::ring::{
     self, DUP_TO, FdMapEntry, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, ProcInfo,
-    SpawnArgs, UserSlice, WAIT_NOHANG,
+    SpawnArgs, SysInfo, UserSlice, WAIT_NOHANG,
 };
 use abi::{Errno, Opcode, OpenFlags, Sqe, Stat, Timespec, Whence};
 use alloc::vec::Vec;
@@ -227,8 +227,9 @@ pub fn spawn(
     spawn_with_flags(path, argv, envp, fd_map, 0)
 }
 
-/// [`spawn`] with `SpawnArgs::flags` (`abi::ring::SPAWN_*`, e.g. `SPAWN_FOREGROUND`:
-/// ^C on the console terminates the child).
+/// [`spawn`] with `SpawnArgs::flags` (`abi::ring::SPAWN_*`): `SPAWN_FOREGROUND` (^C on the
+/// console terminates the child), `abi::ring::spawn_on_cpu(1)` to run the child on CPU 1
+/// (`EINVAL` if that CPU is not online); or both.
 pub fn spawn_with_flags(
     path: &str,
     argv: &[&str],
@@ -433,6 +434,16 @@ pub fn proc_list(out: &mut [ProcInfo]) -> Result<usize, Errno> {
     s.addr = out.as_mut_ptr() as u64;
     s.len = out.len().min(u32::MAX as usize) as u32;
     call(&s).map(|n| n as usize)
+}
+
+/// The kernel's memory and process counters (`SysInfo`), for leak checks.
+pub fn sys_info() -> Result<SysInfo, Errno> {
+    let mut info = SysInfo::default();
+    let mut s = Sqe::new(Opcode::SysInfo);
+    s.addr = &mut info as *mut SysInfo as u64;
+    s.len = size_of::<SysInfo>() as u32;
+    call(&s)?;
+    Ok(info)
 }
 
 /// Creates a user message port: its descriptor.

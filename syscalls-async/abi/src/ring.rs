@@ -88,6 +88,7 @@
 //! | `ProcList` | | `*mut ProcInfo` array | capacity (entries) | | | | | | entries written |
 //! | `Chdir` | | path | path len | | | | | | 0 |
 //! | `Getcwd` | | buffer | buffer len | | | | | | length including the NUL (`-ERANGE` if too small) |
+//! | `SysInfo` | | `*mut SysInfo` | `size_of::<SysInfo>()` | | | | | | 0 |
 //!
 //! `Exit`, `RingSetup` and `RingEnter` are trap-door only: on the ring they complete with
 //! `-EINVAL`.
@@ -366,6 +367,7 @@ opcodes! {
     ProcList = 36, "List processes into a `ProcInfo` array.";
     Chdir = 37, "`chdir(path)`.";
     Getcwd = 38, "`getcwd(buf, len)`.";
+    SysInfo = 39, "Kernel counters (memory, processes) into a `SysInfo`.";
 }
 
 /// Flags of an `Sqe` (`Sqe::flags`). Unknown bits are `EINVAL`.
@@ -522,8 +524,23 @@ pub struct SpawnArgs {
     pub fd_map: u64,
     /// Number of `FdMapEntry`s.
     pub fd_map_len: u64,
-    /// `SPAWN_*` flags ([`SPAWN_FOREGROUND`]); an unknown bit is `EINVAL`.
+    /// `SPAWN_*` flags: [`SPAWN_FOREGROUND`], [`SPAWN_CPU`] with a CPU number
+    /// ([`spawn_on_cpu`]); an unknown bit is `EINVAL`.
     pub flags: u64,
+}
+
+/// `SpawnArgs::flags`: run the child on one CPU, the one numbered in bits
+/// [`SPAWN_CPU_SHIFT`]`..+16` (see [`spawn_on_cpu`]), instead of the kernel's round-robin
+/// placement. `EINVAL` if no such CPU is online, or if those bits are set without this flag.
+pub const SPAWN_CPU: u64 = 1 << 1;
+/// Where [`SPAWN_CPU`]'s CPU number sits in `SpawnArgs::flags` (16 bits).
+pub const SPAWN_CPU_SHIFT: u32 = 32;
+/// The 16 bits of `SpawnArgs::flags` that hold [`SPAWN_CPU`]'s CPU number.
+pub const SPAWN_CPU_FIELD: u64 = 0xffff << SPAWN_CPU_SHIFT;
+
+/// The `SpawnArgs::flags` bits that place the child on CPU `cpu`.
+pub const fn spawn_on_cpu(cpu: u16) -> u64 {
+    SPAWN_CPU | (cpu as u64) << SPAWN_CPU_SHIFT
 }
 
 /// Most argv (and, separately, envp) strings a `Spawn` accepts.
@@ -582,6 +599,60 @@ impl ProcInfo {
         let n = name.len().min(self.name.len());
         self.name = [0; 32];
         self.name[..n].copy_from_slice(&name[..n]);
+    }
+}
+
+/// What `SysInfo` reports: the kernel's memory and process counters, for leak checks and
+/// tools. 64 bytes.
+///
+/// The heap counters are exact whichever CPU allocated or freed (an object freed on another
+/// CPU than its owner's counts as freed at once), so two snapshots taken with nothing
+/// running in between are equal when nothing leaked. Frames are split into those the heap
+/// holds (slabs kept as caches included) and all others (page tables, user pages, ring
+/// pages, kernel stacks): the second figure does not move when a slab cache grows or
+/// shrinks.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SysInfo {
+    /// Frames usable at boot.
+    pub frames_usable: u64,
+    /// Frames free now.
+    pub frames_free: u64,
+    /// Frames in use outside the kernel heap: `usable - free - heap_pages`.
+    pub frames_other: u64,
+    /// Pages the kernel heap holds (slabs, large allocations, the early heap).
+    pub heap_pages: u64,
+    /// Heap allocations live (slab objects plus large allocations).
+    pub heap_objects: u64,
+    /// Bytes of those (whole slab objects, whole pages of large allocations).
+    pub heap_bytes: u64,
+    /// Processes in the process table (zombies included).
+    pub processes: u32,
+    /// CPUs online.
+    pub cpus: u32,
+    /// Monotonic time since boot, ns.
+    pub uptime_ns: u64,
+}
+
+impl SysInfo {
+    /// The record's 64 bytes in memory order.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        let words = [
+            self.frames_usable,
+            self.frames_free,
+            self.frames_other,
+            self.heap_pages,
+            self.heap_objects,
+            self.heap_bytes,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            out[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        out[48..52].copy_from_slice(&self.processes.to_le_bytes());
+        out[52..56].copy_from_slice(&self.cpus.to_le_bytes());
+        out[56..64].copy_from_slice(&self.uptime_ns.to_le_bytes());
+        out
     }
 }
 
@@ -844,6 +915,15 @@ mod tests {
         assert_eq!(offset_of!(ProcInfo, state), 8);
         assert_eq!(offset_of!(ProcInfo, cpu), 12);
         assert_eq!(offset_of!(ProcInfo, name), 16);
+        assert_eq!(size_of::<SysInfo>(), 64);
+        assert_eq!(offset_of!(SysInfo, frames_free), 8);
+        assert_eq!(offset_of!(SysInfo, frames_other), 16);
+        assert_eq!(offset_of!(SysInfo, heap_pages), 24);
+        assert_eq!(offset_of!(SysInfo, heap_objects), 32);
+        assert_eq!(offset_of!(SysInfo, heap_bytes), 40);
+        assert_eq!(offset_of!(SysInfo, processes), 48);
+        assert_eq!(offset_of!(SysInfo, cpus), 52);
+        assert_eq!(offset_of!(SysInfo, uptime_ns), 56);
         assert_eq!(size_of::<RingParams>(), 64);
         assert_eq!(offset_of!(RingParams, cq_entries), 4);
         assert_eq!(offset_of!(RingParams, flags), 8);
@@ -855,6 +935,33 @@ mod tests {
         assert_eq!(offset_of!(RingParams, sqes), 40);
         assert_eq!(offset_of!(RingParams, cqes), 44);
         assert_eq!(offset_of!(RingParams, reserved), 48);
+    }
+
+    #[test]
+    fn sys_info_bytes_follow_the_field_offsets() {
+        let info = SysInfo {
+            frames_usable: 1,
+            frames_free: 2,
+            frames_other: 3,
+            heap_pages: 4,
+            heap_objects: 5,
+            heap_bytes: 6,
+            processes: 7,
+            cpus: 8,
+            uptime_ns: 9,
+        };
+        let b = info.to_bytes();
+        let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+        let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+        assert_eq!(u64_at(offset_of!(SysInfo, frames_usable)), 1);
+        assert_eq!(u64_at(offset_of!(SysInfo, frames_free)), 2);
+        assert_eq!(u64_at(offset_of!(SysInfo, frames_other)), 3);
+        assert_eq!(u64_at(offset_of!(SysInfo, heap_pages)), 4);
+        assert_eq!(u64_at(offset_of!(SysInfo, heap_objects)), 5);
+        assert_eq!(u64_at(offset_of!(SysInfo, heap_bytes)), 6);
+        assert_eq!(u32_at(offset_of!(SysInfo, processes)), 7);
+        assert_eq!(u32_at(offset_of!(SysInfo, cpus)), 8);
+        assert_eq!(u64_at(offset_of!(SysInfo, uptime_ns)), 9);
     }
 
     #[test]

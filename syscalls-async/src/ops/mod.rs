@@ -28,7 +28,6 @@ use crate::{
 pub(crate) async fn run(proc: &Arc<Process>, request: Request) -> Result<i64, Errno> {
     use Request as R;
     match request {
-        R::Nop => Ok(0),
         R::Read { fd, buf } => file::read(proc, fd, buf, None).await,
         R::Pread { fd, buf, offset } => file::read(proc, fd, buf, Some(offset)).await,
         R::Write { fd, buf } => file::write(proc, fd, buf, None).await,
@@ -39,7 +38,6 @@ pub(crate) async fn run(proc: &Arc<Process>, request: Request) -> Result<i64, Er
             flags,
             mode,
         } => file::openat(proc, dir, path, flags, mode).await,
-        R::Close { fd } => process::close(proc, fd),
         R::Fstat { fd, out } => file::fstat(proc, fd, out).await,
         R::Statat {
             dir,
@@ -68,6 +66,50 @@ pub(crate) async fn run(proc: &Arc<Process>, request: Request) -> Result<i64, Er
             whence,
             out,
         } => file::lseek(proc, fd, offset, whence, out).await,
+        R::Spawn { args } => process::spawn(proc, args).await,
+        R::Wait {
+            pid,
+            status,
+            no_hang,
+        } => process::wait(proc, pid, status, no_hang).await,
+        R::Exit { status } => process::exit(proc, status).await,
+        R::Sleep { deadline } => time::sleep(proc, deadline).await.map(|()| 0),
+        R::Timeout { deadline } | R::LinkTimeout { deadline } => {
+            time::sleep(proc, deadline).await?;
+            Err(Errno::Time)
+        }
+        R::PortCall { fd, msg, reply } => port::call(proc, fd, msg, reply).await,
+        R::PortReceive { fd, buf, token_out } => port::receive(proc, fd, buf, token_out).await,
+        R::RingSetup { params } => ring::setup(proc, params),
+        R::RingEnter {
+            to_submit,
+            min_complete,
+            flags,
+            timeout_ns,
+        } => ring::enter(proc, to_submit, min_complete, flags, timeout_ns).await,
+        R::Chdir { path } => process::chdir(proc, path).await,
+        sync => match run_sync(proc, sync) {
+            Some(result) => result,
+            // `run_sync` takes every opcode the arms above do not.
+            None => Err(Errno::NoSys),
+        },
+    }
+}
+
+/// Performs `request` at once if it is one of the operations that never wait (`Nop`,
+/// `Getpid`, `ClockGettime`, descriptor-table and memory-map changes, port sends and
+/// replies, ...); `None` for the others, which need [`run`]. Both doors use it to skip
+/// building, polling and dropping a future for the cheap operations.
+///
+/// # Context
+/// Never suspends; takes only leaf locks (descriptor table, ring state, process table).
+pub(crate) fn run_sync(proc: &Arc<Process>, request: Request) -> Option<Result<i64, Errno>> {
+    use Request as R;
+    Some(match request {
+        R::Nop => Ok(0),
+        R::Getpid { parent } => Ok(if parent { proc.ppid() } else { proc.pid() } as i64),
+        R::ClockGettime { clock, out } => time::clock_gettime(proc, clock, out),
+        R::Close { fd } => process::close(proc, fd),
         R::Dup {
             fd,
             to,
@@ -78,21 +120,7 @@ pub(crate) async fn run(proc: &Arc<Process>, request: Request) -> Result<i64, Er
             close_on_exec,
             non_blocking,
         } => process::pipe(proc, out, close_on_exec, non_blocking),
-        R::Spawn { args } => process::spawn(proc, args).await,
-        R::Wait {
-            pid,
-            status,
-            no_hang,
-        } => process::wait(proc, pid, status, no_hang).await,
-        R::Exit { status } => process::exit(proc, status).await,
         R::Kill { pid, signal } => proc.kernel.kill(proc.pid(), pid, signal).map(|()| 0),
-        R::Getpid { parent } => Ok(if parent { proc.ppid() } else { proc.pid() } as i64),
-        R::ClockGettime { clock, out } => time::clock_gettime(proc, clock, out),
-        R::Sleep { deadline } => time::sleep(proc, deadline).await.map(|()| 0),
-        R::Timeout { deadline } | R::LinkTimeout { deadline } => {
-            time::sleep(proc, deadline).await?;
-            Err(Errno::Time)
-        }
         R::Cancel { user_data } => match proc.ring() {
             Some(ring) => ring.cancel_matching(user_data, None).map(|()| 0),
             None => Err(Errno::NoEnt),
@@ -111,20 +139,12 @@ pub(crate) async fn run(proc: &Arc<Process>, request: Request) -> Result<i64, Er
             .map(|()| 0),
         R::PortCreate => port::create(proc),
         R::PortSend { fd, msg } => port::send(proc, fd, msg),
-        R::PortCall { fd, msg, reply } => port::call(proc, fd, msg, reply).await,
-        R::PortReceive { fd, buf, token_out } => port::receive(proc, fd, buf, token_out).await,
         R::PortReply { fd, token, msg } => port::reply(proc, fd, token, msg),
-        R::RingSetup { params } => ring::setup(proc, params),
-        R::RingEnter {
-            to_submit,
-            min_complete,
-            flags,
-            timeout_ns,
-        } => ring::enter(proc, to_submit, min_complete, flags, timeout_ns).await,
         R::ProcList { out, capacity } => process::proc_list(proc, out, capacity),
-        R::Chdir { path } => process::chdir(proc, path).await,
         R::Getcwd { buf } => process::getcwd(proc, buf),
-    }
+        R::SysInfo { out } => process::sys_info(proc, out),
+        _ => return None,
+    })
 }
 
 /// Copies a user buffer into a new `Vec`.

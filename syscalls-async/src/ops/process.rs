@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Descriptor and process operations: `Close`, `Dup`, `Pipe`, `Spawn`, `Wait`, `Exit`,
-//! `ProcList`, `Chdir`, `Getcwd`.
+//! `ProcList`, `SysInfo`, `Chdir`, `Getcwd`.
 
 use alloc::{sync::Arc, vec::Vec};
 
 use abi::{
     Errno, FileType, OpenFlags,
-    ring::{SPAWN_MAX_ARGS, SPAWN_MAX_FDS, SPAWN_MAX_STRING_BYTES},
+    ring::{
+        SPAWN_CPU, SPAWN_CPU_FIELD, SPAWN_CPU_SHIFT, SPAWN_MAX_ARGS, SPAWN_MAX_FDS,
+        SPAWN_MAX_STRING_BYTES,
+    },
 };
 
 use super::{copy_in, copy_out};
@@ -119,9 +122,12 @@ pub(crate) async fn spawn(proc: &Arc<Process>, args: UserBuf) -> Result<i64, Err
         le_u64(&a, 40),
     );
     let (fd_map, fd_map_len, flags) = (le_u64(&a, 48), le_u64(&a, 56), le_u64(&a, 64));
-    if flags & !abi::ring::SPAWN_FOREGROUND != 0 {
+    if flags & !(abi::ring::SPAWN_FOREGROUND | SPAWN_CPU | SPAWN_CPU_FIELD) != 0
+        || (flags & SPAWN_CPU == 0 && flags & SPAWN_CPU_FIELD != 0)
+    {
         return Err(Errno::Inval);
     }
+    let cpu = (flags & SPAWN_CPU != 0).then_some((flags >> SPAWN_CPU_SHIFT) as u16);
     if path_len >= abi::ring::PATH_MAX as u64 {
         return Err(Errno::NameTooLong);
     }
@@ -170,7 +176,8 @@ pub(crate) async fn spawn(proc: &Arc<Process>, args: UserBuf) -> Result<i64, Err
         argv,
         envp,
         init: ProcessInit { files, cwd },
-        flags,
+        flags: flags & abi::ring::SPAWN_FOREGROUND,
+        cpu,
     };
     proc.kernel
         .spawn(proc.pid(), request)
@@ -211,6 +218,11 @@ pub(crate) fn proc_list(proc: &Process, out: UserBuf, capacity: usize) -> Result
     }
     copy_out(&*proc.memory, out, &bytes)?;
     Ok(n as i64)
+}
+
+pub(crate) fn sys_info(proc: &Process, out: UserBuf) -> Result<i64, Errno> {
+    copy_out(&*proc.memory, out, &proc.kernel.sys_info().to_bytes())?;
+    Ok(0)
 }
 
 pub(crate) async fn chdir(proc: &Process, path: UserBuf) -> Result<i64, Errno> {

@@ -255,6 +255,10 @@ impl Kernel for FakeKernel {
     }
 
     fn spawn(&self, parent: Pid, request: SpawnRequest) -> BoxFuture<Result<Pid, Errno>> {
+        // The fake has one CPU, number 0.
+        if request.cpu.is_some_and(|cpu| cpu != 0) {
+            return Box::pin(async { Err(Errno::Inval) });
+        }
         let pid = self.next_pid.fetch_add(1, Ordering::SeqCst);
         // "/bin/true" exits at once with argc - 1; anything else runs until `finish_child`.
         let status = (request.path.ends_with(b"true"))
@@ -356,6 +360,20 @@ impl Kernel for FakeKernel {
         }
         list.truncate(max);
         list
+    }
+
+    fn sys_info(&self) -> abi::ring::SysInfo {
+        abi::ring::SysInfo {
+            frames_usable: 1000,
+            frames_free: 900,
+            frames_other: 60,
+            heap_pages: 40,
+            heap_objects: 12,
+            heap_bytes: 768,
+            processes: 3,
+            cpus: 1,
+            uptime_ns: self.now_ns(ClockId::Monotonic),
+        }
     }
 
     fn map_ring(&self, pid: Pid, len: usize) -> Result<(u64, Arc<dyn SharedRegion>), Errno> {

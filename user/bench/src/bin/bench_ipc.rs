@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Round trips between two processes: `pipe_rtt_samecpu` (1 byte each way over two
-//! pipes; the kernel places both processes, so "samecpu" is the name peer-linux uses for
-//! the comparable case) and `port_rtt` (user-port call/reply).
+//! Round trips between two processes, both pinned with `SPAWN_CPU`: `pipe_rtt_samecpu` and
+//! `pipe_rtt_crosscpu` (1 byte each way over two pipes, as peer-linux's b_ipc), and
+//! `port_rtt_samecpu` and `port_rtt_crosscpu` (user-port call/reply).
 #![no_std]
 #![no_main]
 
@@ -10,6 +10,7 @@ extern crate alloc;
 #[path = "../common.rs"]
 mod common;
 
+use libc_shim::abi::ring::spawn_on_cpu;
 use libc_shim::sys;
 
 libc_shim::entry!(main);
@@ -39,69 +40,116 @@ fn echo_port() -> i32 {
     }
 }
 
+/// Pipe round trips with the echo child on CPU `echo_cpu` (this process was placed by
+/// its parent).
+fn pipe_bench(name: &str, s: &common::Settings, echo_cpu: u16) {
+    let (a_r, a_w, b_r, b_w) = match (sys::pipe(), sys::pipe()) {
+        (Ok((a_r, a_w)), Ok((b_r, b_w))) => (a_r, a_w, b_r, b_w),
+        (Err(e), _) | (_, Err(e)) => return common::fail(name, &e),
+    };
+    let pid = match sys::spawn_with_flags(
+        "/bin/bench/bench_ipc",
+        &["bench_ipc", "echo-pipe"],
+        &[],
+        &[(0, a_r), (1, b_w), (2, 2)],
+        spawn_on_cpu(echo_cpu),
+    ) {
+        Ok(pid) => pid,
+        Err(e) => return common::fail(name, &e),
+    };
+    let _ = sys::close(a_r);
+    let _ = sys::close(b_w);
+    common::run(name, s, 1, |iters| {
+        let mut b = [b'x'];
+        let t0 = sys::now_ns();
+        for _ in 0..iters {
+            if sys::write(a_w, &b) != Ok(1) || sys::read(b_r, &mut b) != Ok(1) {
+                break;
+            }
+        }
+        sys::now_ns() - t0
+    });
+    let _ = sys::close(a_w);
+    let _ = sys::close(b_r);
+    let _ = sys::waitpid(pid);
+}
+
+/// User-port call/reply round trips with the server child on CPU `echo_cpu`.
+fn port_bench(name: &str, s: &common::Settings, echo_cpu: u16) {
+    let port = match sys::port_create() {
+        Ok(port) => port,
+        Err(e) => return common::fail(name, &e),
+    };
+    let pid = match sys::spawn_with_flags(
+        "/bin/bench/bench_ipc",
+        &["bench_ipc", "echo-port"],
+        &[],
+        &[(0, 0), (1, 1), (2, 2), (3, port)],
+        spawn_on_cpu(echo_cpu),
+    ) {
+        Ok(pid) => pid,
+        Err(e) => return common::fail(name, &e),
+    };
+    common::run(name, s, 1, |iters| {
+        let mut reply = [0u8; 8];
+        let t0 = sys::now_ns();
+        for _ in 0..iters {
+            if sys::port_call(port, b"ping", &mut reply).is_err() {
+                break;
+            }
+        }
+        sys::now_ns() - t0
+    });
+    let _ = sys::port_send(port, b"stop");
+    let _ = sys::waitpid(pid);
+}
+
 fn main(args: libc_shim::Args) -> i32 {
+    let s = common::Settings::from_env(&args);
+    let echo_cpu = || args.get(2).and_then(|c| c.parse().ok()).unwrap_or(0u16);
     match args.get(1) {
         Some("echo-pipe") => return echo_pipe(),
         Some("echo-port") => return echo_port(),
+        Some(name) if name.starts_with("pipe_") => {
+            pipe_bench(name, &s, echo_cpu());
+            return 0;
+        }
+        Some(name) if name.starts_with("port_") => {
+            port_bench(name, &s, echo_cpu());
+            return 0;
+        }
         _ => {}
     }
-    let s = common::Settings::from_env(&args);
-    // Pipes.
-    match (sys::pipe(), sys::pipe()) {
-        (Ok((a_r, a_w)), Ok((b_r, b_w))) => {
-            match sys::spawn(
-                "/bin/bench/bench_ipc",
-                &["bench_ipc", "echo-pipe"],
-                &[],
-                &[(0, a_r), (1, b_w), (2, 2)],
-            ) {
-                Ok(pid) => {
-                    let _ = sys::close(a_r);
-                    let _ = sys::close(b_w);
-                    common::run("pipe_rtt_samecpu", &s, 1, |iters| {
-                        let mut b = [b'x'];
-                        let t0 = sys::now_ns();
-                        for _ in 0..iters {
-                            if sys::write(a_w, &b) != Ok(1) || sys::read(b_r, &mut b) != Ok(1) {
-                                break;
-                            }
-                        }
-                        sys::now_ns() - t0
-                    });
-                    let _ = sys::close(a_w);
-                    let _ = sys::close(b_r);
-                    let _ = sys::waitpid(pid);
-                }
-                Err(e) => common::fail("pipe_rtt_samecpu", &e),
-            }
+    // Each measurement runs in a child pinned to CPU 0, its echo pinned to CPU 0 (same
+    // CPU) or CPU 1 (across CPUs), as peer-linux pins with sched_setaffinity.
+    let cpus = sys::sys_info().map_or(1, |i| i.cpus);
+    let env: alloc::vec::Vec<&str> = args
+        .env()
+        .filter_map(|e| core::str::from_utf8(e).ok())
+        .collect();
+    for (name, echo) in [
+        ("pipe_rtt_samecpu", 0u16),
+        ("pipe_rtt_crosscpu", 1),
+        ("port_rtt_samecpu", 0),
+        ("port_rtt_crosscpu", 1),
+    ] {
+        if u32::from(echo) >= cpus {
+            common::fail(name, &"only one CPU");
+            continue;
         }
-        (Err(e), _) | (_, Err(e)) => common::fail("pipe_rtt_samecpu", &e),
-    }
-    // User port.
-    match sys::port_create() {
-        Ok(port) => match sys::spawn(
+        let echo_arg = alloc::format!("{echo}");
+        match sys::spawn_with_flags(
             "/bin/bench/bench_ipc",
-            &["bench_ipc", "echo-port"],
+            &["bench_ipc", name, &echo_arg],
+            &env,
             &[],
-            &[(0, 0), (1, 1), (2, 2), (3, port)],
+            spawn_on_cpu(0),
         ) {
             Ok(pid) => {
-                common::run("port_rtt", &s, 1, |iters| {
-                    let mut reply = [0u8; 8];
-                    let t0 = sys::now_ns();
-                    for _ in 0..iters {
-                        if sys::port_call(port, b"ping", &mut reply).is_err() {
-                            break;
-                        }
-                    }
-                    sys::now_ns() - t0
-                });
-                let _ = sys::port_send(port, b"stop");
                 let _ = sys::waitpid(pid);
             }
-            Err(e) => common::fail("port_rtt", &e),
-        },
-        Err(e) => common::fail("port_rtt", &e),
+            Err(e) => common::fail(name, &e),
+        }
     }
     0
 }

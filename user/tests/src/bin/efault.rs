@@ -9,7 +9,7 @@ extern crate alloc;
 #[path = "../common.rs"]
 mod common;
 
-use common::{Outcome, expect_eq, report};
+use common::{Outcome, expect_eq, report, without_leaks};
 use libc_shim::abi::{Errno, Opcode, Sqe};
 use libc_shim::sys;
 
@@ -50,5 +50,5 @@ fn run() -> Outcome {
 }
 
 fn main(_args: libc_shim::Args) -> i32 {
-    report("efault", run())
+    report("efault", without_leaks(run))
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! A child exits with 1000 operations in flight (long timeouts and nops it never reaps);
-//! the parent sees a clean exit status and the system keeps working.
+//! the parent sees a clean exit status, the system keeps working, and nothing leaked
+//! (`common::without_leaks`).
 #![no_std]
 #![no_main]
 
@@ -9,7 +10,7 @@ extern crate alloc;
 #[path = "../common.rs"]
 mod common;
 
-use common::{Outcome, ctx, expect_eq, report};
+use common::{Outcome, ctx, expect_eq, report, without_leaks};
 use libc_shim::abi::{Opcode, Sqe};
 use libc_shim::sys::{self, ExitStatus};
 use libc_shim::{Ring, RingOptions};
@@ -61,5 +62,5 @@ fn main(args: libc_shim::Args) -> i32 {
     if args.get(1) == Some("child") {
         return child();
     }
-    report("exit_inflight", run())
+    report("exit_inflight", without_leaks(run))
 }

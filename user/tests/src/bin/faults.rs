@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Faulting children die alone: null dereference, ud2, divide by zero, a jump into the
 //! kernel half, and a write to read-only text. The parent checks each was killed by a
-//! signal (not exited) and that it itself still runs.
+//! signal (not exited) and that it itself still runs, and that the kernel's memory and
+//! process counters come back to where they were (`common::without_leaks`).
 #![no_std]
 #![no_main]
 
@@ -10,7 +11,7 @@ extern crate alloc;
 #[path = "../common.rs"]
 mod common;
 
-use common::{Outcome, ctx, report};
+use common::{Outcome, ctx, report, without_leaks};
 use libc_shim::sys::{self, ExitStatus};
 
 libc_shim::entry!(main);
@@ -70,5 +71,5 @@ fn main(args: libc_shim::Args) -> i32 {
     if let Some(kind) = args.get(1) {
         return fault(kind);
     }
-    report("faults", run())
+    report("faults", without_leaks(run))
 }

@@ -14,7 +14,7 @@ mod common;
 use alloc::format;
 use alloc::vec::Vec;
 
-use common::{Outcome, ctx, expect_eq, report};
+use common::{Outcome, ctx, expect_eq, report, without_leaks};
 use libc_shim::abi::ring::SqeFlags;
 use libc_shim::abi::{Cqe, Errno, Opcode, Sqe};
 use libc_shim::sys::{self, ExitStatus};
@@ -231,15 +231,18 @@ fn main(args: libc_shim::Args) -> i32 {
             }
         };
     }
-    let outcome = CASES.iter().try_for_each(|case| {
-        let pid = ctx(
-            "spawn",
-            sys::spawn("/bin/tests/ring", &["ring", case], &[], &[]),
-        )?;
-        match ctx("wait", sys::waitpid(pid))? {
-            (_, ExitStatus::Exited(0)) => Ok(()),
-            (_, st) => Err(format!("case {case} ended {st:?}")),
-        }
+    // Every case (the CQ-full flood among them) in a child, with a leak check around all.
+    let outcome = without_leaks(|| {
+        CASES.iter().try_for_each(|case| {
+            let pid = ctx(
+                "spawn",
+                sys::spawn("/bin/tests/ring", &["ring", case], &[], &[]),
+            )?;
+            match ctx("wait", sys::waitpid(pid))? {
+                (_, ExitStatus::Exited(0)) => Ok(()),
+                (_, st) => Err(format!("case {case} ended {st:?}")),
+            }
+        })
     });
     report("ring", outcome)
 }

@@ -227,9 +227,10 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
     let queue = SplitQueue::try_new(region, size, features & VIRTIO_F_EVENT_IDX != 0)
         .map_err(|e| alloc::format!("{e:?}"))?;
 
-    // The driver task and its interrupt run on the last CPU (CPU 0 takes
-    // the console and most boot work).
-    let cpu = CpuId(hal::arch::smp::online_cpus().max(1) as u32 - 1);
+    // The driver task and its interrupt run on CPU 0, beside the devfs task
+    // that serves /dev/vdX and its block cache: a request from a program
+    // crosses CPUs at most once (to devfs), not twice.
+    let cpu = CpuId(0);
     let irq_slot: Arc<spin::Once<virtio_blk::BlkInterrupt<Window>>> = Arc::new(spin::Once::new());
     let route = {
         let slot = irq_slot.clone();

@@ -11,8 +11,9 @@ pub fn publish() {
         return;
     };
     let root = vfs.root();
+    let devfs = crate::rootfs::devfs();
     for disk in crate::blk::disks() {
-        let Some(devfs) = crate::rootfs::devfs() else {
+        let Some(devfs) = devfs else {
             log::warn!(target: "blk", "{}: no task-served devfs; not in /dev", disk.name);
             continue;
         };

@@ -55,7 +55,9 @@ pub fn prepare_test_disk(label: &str) -> Result<PathBuf, String> {
 pub fn prepare_bench_disk() -> Result<PathBuf, String> {
     let path = build::out_dir().join("bench-disk.img");
     std::fs::create_dir_all(build::out_dir()).map_err(|e| e.to_string())?;
-    let chunk: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let chunk: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     for _ in 0..qemu::DEFAULT_DISK_BYTES >> 20 {
         f.write_all(&chunk)

@@ -329,38 +329,14 @@ pub fn run_session(
     done: &str,
     timeout: Duration,
 ) -> Result<Outcome, String> {
-    use std::io::Write;
     let start = Instant::now();
-    let mut child = boot
-        .command("stdio")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", prereq::QEMU))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
+    let mut qemu = PipedQemu::start(boot)?;
     let mut output: Vec<u8> = Vec::new();
     let mut line_times: Vec<Duration> = Vec::new();
     let mut prompts_seen = 0;
     let mut next = 0;
     let finished = loop {
-        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(5)) {
+        if let Ok(chunk) = qemu.output.recv_timeout(Duration::from_millis(5)) {
             for &b in &chunk {
                 if b == b'\n' {
                     line_times.push(start.elapsed());
@@ -372,30 +348,18 @@ pub fn run_session(
         let prompts = text.matches("$ ").count();
         if prompts > prompts_seen && next < commands.len() {
             prompts_seen = prompts;
-            // Type slowly enough for a polled-or-interrupt console FIFO.
-            for byte in commands[next].bytes().chain(std::iter::once(b'\r')) {
-                let _ = stdin.write_all(&[byte]);
-                let _ = stdin.flush();
-                std::thread::sleep(Duration::from_micros(300));
-            }
+            qemu.type_slowly(commands[next].bytes().chain(std::iter::once(b'\r')));
             next += 1;
         }
         if next == commands.len() && text.lines().any(|l| l.trim_end_matches('\r') == done) {
             break true;
         }
-        if let Ok(Some(_)) = child.try_wait() {
-            break false;
-        }
-        if start.elapsed() > timeout {
+        if qemu.has_exited() || start.elapsed() > timeout {
             break false;
         }
     };
-    let _ = child.kill();
-    let status = child.wait().ok().and_then(|s| s.code());
-    let _ = reader.join();
-    for chunk in rx.try_iter() {
-        output.extend_from_slice(&chunk);
-    }
+    let (status, rest, stderr) = qemu.stop();
+    output.extend_from_slice(&rest);
     let text = String::from_utf8_lossy(&output).replace('\r', "");
     let lines = text
         .split('\n')
@@ -417,7 +381,87 @@ pub fn run_session(
             status.filter(|_| start.elapsed() <= timeout)
         },
         lines,
-        stderr: err_reader.join().unwrap_or_default(),
+        stderr,
         elapsed: start.elapsed(),
     })
+}
+
+/// A QEMU whose serial port is on pipes: what the guest writes arrives on
+/// `output` in chunks (read by a thread of its own, so writing to the guest
+/// can never deadlock against its output); QEMU's stderr is collected too.
+pub struct PipedQemu {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    /// The guest's serial output, as it comes.
+    pub output: mpsc::Receiver<Vec<u8>>,
+    reader: std::thread::JoinHandle<()>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl PipedQemu {
+    /// Boots `boot` with the serial port on the pipes.
+    pub fn start(boot: &Boot) -> Result<PipedQemu, String> {
+        let mut child = boot
+            .command("stdio")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", prereq::QEMU))?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, output) = mpsc::channel::<Vec<u8>>();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        Ok(PipedQemu {
+            child,
+            stdin,
+            output,
+            reader,
+            stderr,
+        })
+    }
+
+    /// Types `bytes` one at a time, 300 µs apart, as a person would (slow
+    /// enough for the guest's UART FIFO).
+    pub fn type_slowly(&mut self, bytes: impl IntoIterator<Item = u8>) {
+        for byte in bytes {
+            self.write(&[byte]);
+            std::thread::sleep(Duration::from_micros(300));
+        }
+    }
+
+    /// Writes `bytes` to the serial port in one go.
+    pub fn write(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let _ = self.stdin.write_all(bytes);
+        let _ = self.stdin.flush();
+    }
+
+    /// Whether QEMU has exited.
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Kills QEMU; returns its exit status (`None` when killed), the output
+    /// not yet taken from `output`, and its stderr.
+    pub fn stop(mut self) -> (Option<i32>, Vec<u8>, String) {
+        let _ = self.child.kill();
+        let status = self.child.wait().ok().and_then(|s| s.code());
+        let _ = self.reader.join();
+        let rest = self.output.try_iter().flatten().collect();
+        (status, rest, self.stderr.join().unwrap_or_default())
+    }
 }

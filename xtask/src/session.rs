@@ -4,13 +4,9 @@
 //! control keys and waits that `qemu::run_session` (command, prompt,
 //! command) does not express.
 
-use std::io::{Read, Write};
-use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::prereq;
-use crate::qemu::Boot;
+use crate::qemu::{Boot, PipedQemu};
 
 /// One step of a script.
 pub enum Step {
@@ -40,45 +36,19 @@ pub struct Transcript {
 /// script must finish within `timeout`. QEMU is killed at the end.
 pub fn run(boot: &Boot, steps: &[Step], timeout: Duration) -> Result<Transcript, String> {
     let start = Instant::now();
-    let mut child = boot
-        .command("stdio")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", prereq::QEMU))?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
+    let mut qemu = PipedQemu::start(boot)?;
     let mut output: Vec<u8> = Vec::new();
     let mut mark = 0; // where the next Expect starts looking
     let mut checks = Vec::new();
     'steps: for step in steps {
         match step {
-            Step::Type(text) => {
-                for byte in text.bytes() {
-                    let _ = stdin.write_all(&[byte]);
-                    let _ = stdin.flush();
-                    std::thread::sleep(Duration::from_micros(300));
-                }
-            }
-            Step::Burst(bytes) => {
-                // The stdout reader runs on its own thread, so a full pipe here
-                // cannot deadlock against QEMU's output.
-                let _ = stdin.write_all(bytes);
-                let _ = stdin.flush();
-            }
+            Step::Type(text) => qemu.type_slowly(text.bytes()),
+            // QEMU's output is read on its own thread, so a full pipe here
+            // cannot deadlock against it.
+            Step::Burst(bytes) => qemu.write(bytes),
             Step::Pause(d) => std::thread::sleep(*d),
             Step::Expect { label, text } => loop {
-                for chunk in rx.try_iter() {
+                for chunk in qemu.output.try_iter() {
                     output.extend(chunk.into_iter().filter(|&b| b != b'\r'));
                 }
                 let found = output[mark..]
@@ -89,22 +59,18 @@ pub fn run(boot: &Boot, steps: &[Step], timeout: Duration) -> Result<Transcript,
                     checks.push((label.clone(), true));
                     break;
                 }
-                if start.elapsed() > timeout || matches!(child.try_wait(), Ok(Some(_))) {
+                if start.elapsed() > timeout || qemu.has_exited() {
                     checks.push((label.clone(), false));
                     break 'steps;
                 }
-                if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(5)) {
+                if let Ok(chunk) = qemu.output.recv_timeout(Duration::from_millis(5)) {
                     output.extend(chunk.into_iter().filter(|&b| b != b'\r'));
                 }
             },
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = reader.join();
-    for chunk in rx.try_iter() {
-        output.extend(chunk.into_iter().filter(|&b| b != b'\r'));
-    }
+    let (_, rest, _) = qemu.stop();
+    output.extend(rest.into_iter().filter(|&b| b != b'\r'));
     Ok(Transcript {
         checks,
         output: String::from_utf8_lossy(&output).into_owned(),

@@ -54,65 +54,62 @@ impl DmaMemory {
         self.len == 0
     }
 
+    /// A volatile load of a `T` at `offset`.
+    ///
     /// # Panics
     /// If the access is out of bounds or misaligned (a driver bug).
-    fn at(&self, offset: usize, size: usize) -> u64 {
-        assert!(
-            offset.checked_add(size).is_some_and(|end| end <= self.len) && offset % size == 0,
-            "DMA access of {size} bytes at {offset:#x} outside a {:#x}-byte region (or misaligned)",
-            self.len
-        );
-        phys_to_virt(self.phys) + offset as u64
+    fn read<T: Copy>(&self, offset: usize) -> T {
+        let base = phys_to_virt(self.phys);
+        let p = super::checked_address(base, self.len, offset, size_of::<T>(), "DMA");
+        // SAFETY: inside frames this handle owns, aligned (`checked_address`;
+        // the invariants on `DmaMemory`).
+        unsafe { (p as *const T).read_volatile() }
     }
 
-    /// Reads the 16-bit value at `offset`.
-    pub fn read_u16(&self, offset: usize) -> u16 {
-        let p = self.at(offset, 2) as *const u16;
-        // SAFETY: inside frames this handle owns, aligned (`at`; the
-        // invariants on `DmaMemory`).
-        unsafe { p.read_volatile() }
-    }
-
-    /// Reads the 32-bit value at `offset`.
-    pub fn read_u32(&self, offset: usize) -> u32 {
-        let p = self.at(offset, 4) as *const u32;
-        // SAFETY: as in `read_u16`.
-        unsafe { p.read_volatile() }
+    /// A volatile store of a `T` at `offset`.
+    ///
+    /// # Panics
+    /// As `read`.
+    fn write<T: Copy>(&self, offset: usize, value: T) {
+        let base = phys_to_virt(self.phys);
+        let p = super::checked_address(base, self.len, offset, size_of::<T>(), "DMA");
+        // SAFETY: as in `read`.
+        unsafe { (p as *mut T).write_volatile(value) }
     }
 
     /// Reads the byte at `offset`.
     pub fn read_u8(&self, offset: usize) -> u8 {
-        let p = self.at(offset, 1) as *const u8;
-        // SAFETY: as in `read_u16`.
-        unsafe { p.read_volatile() }
+        self.read(offset)
+    }
+
+    /// Reads the 16-bit value at `offset`.
+    pub fn read_u16(&self, offset: usize) -> u16 {
+        self.read(offset)
+    }
+
+    /// Reads the 32-bit value at `offset`.
+    pub fn read_u32(&self, offset: usize) -> u32 {
+        self.read(offset)
     }
 
     /// Writes the byte at `offset`.
     pub fn write_u8(&self, offset: usize, value: u8) {
-        let p = self.at(offset, 1) as *mut u8;
-        // SAFETY: as in `read_u16`.
-        unsafe { p.write_volatile(value) }
+        self.write(offset, value)
     }
 
     /// Writes the 16-bit value at `offset`.
     pub fn write_u16(&self, offset: usize, value: u16) {
-        let p = self.at(offset, 2) as *mut u16;
-        // SAFETY: as in `read_u16`.
-        unsafe { p.write_volatile(value) }
+        self.write(offset, value)
     }
 
     /// Writes the 32-bit value at `offset`.
     pub fn write_u32(&self, offset: usize, value: u32) {
-        let p = self.at(offset, 4) as *mut u32;
-        // SAFETY: as in `read_u16`.
-        unsafe { p.write_volatile(value) }
+        self.write(offset, value)
     }
 
     /// Writes the 64-bit value at `offset`.
     pub fn write_u64(&self, offset: usize, value: u64) {
-        let p = self.at(offset, 8) as *mut u64;
-        // SAFETY: as in `read_u16`.
-        unsafe { p.write_volatile(value) }
+        self.write(offset, value)
     }
 
     /// A full fence: accesses before it are visible to the device before

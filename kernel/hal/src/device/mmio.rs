@@ -61,60 +61,54 @@ impl Mmio {
         self.len == 0
     }
 
-    /// A sub-window's address check: the virtual address of `offset` for an
-    /// access of `size` bytes.
+    /// A volatile load of a `T` at `offset`.
     ///
     /// # Panics
     /// If the access is out of bounds or misaligned (a driver bug).
-    fn at(&self, offset: usize, size: usize) -> u64 {
-        assert!(
-            offset.checked_add(size).is_some_and(|end| end <= self.len) && offset % size == 0,
-            "MMIO access of {size} bytes at {offset:#x} outside a {:#x}-byte window (or misaligned)",
-            self.len
-        );
-        self.va + offset as u64
+    fn read<T: Copy>(&self, offset: usize) -> T {
+        let p = super::checked_address(self.va, self.len, offset, size_of::<T>(), "MMIO");
+        // SAFETY: `p` is inside the mapped window and aligned
+        // (`checked_address`; the invariants on `Mmio`).
+        unsafe { (p as *const T).read_volatile() }
+    }
+
+    /// A volatile store of a `T` at `offset`.
+    ///
+    /// # Panics
+    /// As `read`.
+    fn write<T: Copy>(&self, offset: usize, value: T) {
+        let p = super::checked_address(self.va, self.len, offset, size_of::<T>(), "MMIO");
+        // SAFETY: as in `read`; device registers, not Rust memory.
+        unsafe { (p as *mut T).write_volatile(value) }
     }
 
     /// Reads the byte at `offset`.
     pub fn read_u8(&self, offset: usize) -> u8 {
-        let p = self.at(offset, 1) as *const u8;
-        // SAFETY: `p` is inside the mapped window and aligned (`at`; the
-        // invariants on `Mmio`).
-        unsafe { p.read_volatile() }
+        self.read(offset)
     }
 
     /// Reads the 16-bit register at `offset`.
     pub fn read_u16(&self, offset: usize) -> u16 {
-        let p = self.at(offset, 2) as *const u16;
-        // SAFETY: as in `read_u8`.
-        unsafe { p.read_volatile() }
+        self.read(offset)
     }
 
     /// Reads the 32-bit register at `offset`.
     pub fn read_u32(&self, offset: usize) -> u32 {
-        let p = self.at(offset, 4) as *const u32;
-        // SAFETY: as in `read_u8`.
-        unsafe { p.read_volatile() }
+        self.read(offset)
     }
 
     /// Writes the byte at `offset`.
     pub fn write_u8(&self, offset: usize, value: u8) {
-        let p = self.at(offset, 1) as *mut u8;
-        // SAFETY: as in `read_u8`; device registers, not Rust memory.
-        unsafe { p.write_volatile(value) }
+        self.write(offset, value)
     }
 
     /// Writes the 16-bit register at `offset`.
     pub fn write_u16(&self, offset: usize, value: u16) {
-        let p = self.at(offset, 2) as *mut u16;
-        // SAFETY: as in `write_u8`.
-        unsafe { p.write_volatile(value) }
+        self.write(offset, value)
     }
 
     /// Writes the 32-bit register at `offset`.
     pub fn write_u32(&self, offset: usize, value: u32) {
-        let p = self.at(offset, 4) as *mut u32;
-        // SAFETY: as in `write_u8`.
-        unsafe { p.write_volatile(value) }
+        self.write(offset, value)
     }
 }

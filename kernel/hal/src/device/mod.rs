@@ -12,6 +12,19 @@ mod mmio;
 pub use dma::DmaMemory;
 pub use mmio::Mmio;
 
+/// The address of an access of `size` bytes at `offset` of a `len`-byte
+/// region at `base` (`what` names the region in the panic).
+///
+/// # Panics
+/// If the access is out of bounds or misaligned (a driver bug).
+fn checked_address(base: u64, len: usize, offset: usize, size: usize, what: &str) -> u64 {
+    assert!(
+        offset.checked_add(size).is_some_and(|end| end <= len) && offset % size == 0,
+        "{what} access of {size} bytes at {offset:#x} outside a {len:#x}-byte region (or misaligned)",
+    );
+    base + offset as u64
+}
+
 /// Why a device handle could not be made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceError {

@@ -43,6 +43,13 @@ impl Platform for KernelPlatform {
     }
 
     fn send_ipi(&self, target: CpuId) {
+        // Signalling ourselves (an MSI handler posting to this CPU's
+        // executor): no IPI needed. `npoll` is set already, and this CPU
+        // looks at it before it next halts (the sleep protocol re-checks
+        // with interrupts off) or at its next interrupt point.
+        if target.index() == hal::cpu_index() {
+            return;
+        }
         if let Some(apic_id) = smp::apic_id_of(target.index()) {
             apic::send_ipi(apic_id, VECTOR_WAKE);
         }

@@ -134,6 +134,10 @@ impl Boot {
         if self.gdb {
             qemu.args(["-s", "-S"]);
         }
+        // Extra arguments for debugging (a monitor socket, tracing), split on spaces.
+        if let Ok(extra) = std::env::var("XTASK_QEMU_ARGS") {
+            qemu.args(extra.split_whitespace());
+        }
         qemu
     }
 

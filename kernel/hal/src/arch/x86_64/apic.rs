@@ -152,13 +152,20 @@ fn send_icr(apic_id: u32, low: u32) {
         // sends the interrupt and has no memory effects.
         unsafe { Msr::new(0x830).write((u64::from(apic_id) << 32) | u64::from(low)) };
     } else {
-        write(REG_ICR_HIGH, apic_id << 24);
-        write(REG_ICR_LOW, low);
-        let mut spins = 0;
-        while read(REG_ICR_LOW) & ICR_DELIVERY_PENDING != 0 && spins < 1_000_000 {
-            spins += 1;
-            core::hint::spin_loop();
-        }
+        // Two writes: the destination, then the command that sends. An
+        // interrupt between them whose handler sends an IPI of its own
+        // (an MSI posting to this CPU's executor) would rewrite the
+        // destination, and this IPI would go to the wrong CPU: a lost
+        // wake-up. So the pair runs with interrupts off.
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            write(REG_ICR_HIGH, apic_id << 24);
+            write(REG_ICR_LOW, low);
+            let mut spins = 0;
+            while read(REG_ICR_LOW) & ICR_DELIVERY_PENDING != 0 && spins < 1_000_000 {
+                spins += 1;
+                core::hint::spin_loop();
+            }
+        });
     }
 }
 

@@ -458,7 +458,50 @@ impl Devfs {
         self: Arc<Self>,
         cpu: CpuId,
     ) -> (FsPort, impl Future<Output = ()> + Send + 'static) {
-        let inline = self.clone();
+        let (port, server) = self.clone().member_port(cpu);
+        (
+            FsPort::from_port(port, "devfs", ROOT_INO),
+            self.serve_queued(server, None),
+        )
+    }
+
+    /// Serves this devfs on every one of `cpus` CPUs: one executor port and one devfs
+    /// task per CPU, joined in a per-CPU port (`Port::per_cpu`), so an operation is
+    /// served on the CPU that asks: a block device read or write, cached or not, never
+    /// crosses CPUs (and reaches the driver's queue of that CPU when the driver's port
+    /// is per CPU too). Console reads that must wait are forwarded to CPU 0's task, so
+    /// they still queue in one place in arrival order. Returns the port to mount and,
+    /// per CPU in order, the task to spawn there.
+    ///
+    /// # Context
+    /// Any CPU; allocates the ports. The tasks run forever (until the machine stops).
+    pub fn serve_per_cpu(
+        self: Arc<Self>,
+        cpus: usize,
+    ) -> (
+        FsPort,
+        Vec<impl Future<Output = ()> + Send + 'static + use<>>,
+    ) {
+        let cpus = cpus.max(1);
+        let (members, servers): (Vec<_>, Vec<_>) = (0..cpus)
+            .map(|cpu| self.clone().member_port(CpuId(cpu as u32)))
+            .unzip();
+        let home = members[0].clone();
+        let tasks = servers
+            .into_iter()
+            .enumerate()
+            .map(|(cpu, server)| {
+                let home = (cpu != 0).then(|| home.clone());
+                self.clone().serve_queued(server, home)
+            })
+            .collect();
+        let port = Port::per_cpu(members).expect("at least one CPU");
+        (FsPort::from_port(port, "devfs", ROOT_INO), tasks)
+    }
+
+    /// One executor port on `cpu` with devfs's inline handler, and its server.
+    fn member_port(self: Arc<Self>, cpu: CpuId) -> (Port<VnodeMsg>, Server<VnodeMsg>) {
+        let inline = self;
         let (port, server) = Port::executor(cpu, move |mut msg: VnodeMsg| {
             if let Some(device) = inline.block_device_of(&msg.op) {
                 return if Devfs::block_inline(&device, &mut msg) {
@@ -478,15 +521,17 @@ impl Devfs {
             msg.result = Some(result);
             Handled::Done(msg)
         });
-        (
-            FsPort::from_port(port, "devfs", ROOT_INO),
-            self.serve_queued(server),
-        )
+        (port, server)
     }
 
     /// The devfs task: serves what the handler queued. Console reads wait in arrival
-    /// order for input; each block request runs as its own future, all at once.
-    async fn serve_queued(self: Arc<Self>, mut server: Server<VnodeMsg>) {
+    /// order for input (or go to `console_home`, CPU 0's port, when this task is
+    /// another CPU's); each block request runs as its own future, all at once.
+    async fn serve_queued(
+        self: Arc<Self>,
+        mut server: Server<VnodeMsg>,
+        console_home: Option<Port<VnodeMsg>>,
+    ) {
         let mut block_requests = FuturesUnordered::new();
         let mut console_reads: VecDeque<Request<VnodeMsg>> = VecDeque::new();
         poll_fn(|cx| {
@@ -494,9 +539,10 @@ impl Devfs {
                 let mut progress = false;
                 while let Poll::Ready(request) = server.poll_recv(cx) {
                     progress = true;
-                    match self.block_device_of(&request.msg().op) {
-                        Some(device) => block_requests.push(serve_block(device, request)),
-                        None => console_reads.push_back(request),
+                    match (self.block_device_of(&request.msg().op), &console_home) {
+                        (Some(device), _) => block_requests.push(serve_block(device, request)),
+                        (None, Some(home)) => request.forward(home),
+                        (None, None) => console_reads.push_back(request),
                     }
                 }
                 while let Some(request) = console_reads.front_mut() {

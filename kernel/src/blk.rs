@@ -20,7 +20,7 @@ use virtio::transport::{CapRegion, CommonCfg, NO_VECTOR, Notifier, VIRTIO_F_EVEN
 use virtio::{DmaDirection, DmaMapper, DmaRegion, DmaSegment, QueueLayout, Registers, SplitQueue};
 
 /// A register window inside a mapped BAR (a virtio capability's region).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Window {
     bar: &'static Mmio,
     base: usize,
@@ -145,7 +145,8 @@ impl DmaMapper for HeapMapper {
 pub struct Disk {
     /// `vda`, `vdb`, ...
     pub name: String,
-    /// The driver's port.
+    /// The driver's port: per CPU (`Port::per_cpu`), so a request goes to the queue
+    /// of the CPU it is made on.
     pub port: Port<BlockMsg>,
     /// Its geometry.
     pub info: BlockInfo,
@@ -214,9 +215,81 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
 
     let (features, info) =
         virtio_blk::negotiate(&common, &device_cfg).map_err(|e| e.to_string())?;
-    let size = common.queue_max_size(0).min(QUEUE_SIZE);
+    let runtime = crate::sched::runtime().ok_or("no executor")?;
+    // One request queue per CPU (as many as the device offers and the MSI-X table
+    // holds), each served by a driver task on its CPU with its completion interrupt
+    // there: a program's request never crosses CPUs (Linux's blk-mq does the same).
+    let wanted = usize::from(virtio_blk::num_queues(features, &device_cfg))
+        .min(runtime.cpu_count())
+        .min(usize::from(msix.vector_count))
+        .max(1);
+    msix.set_enabled(cfg, bdf, true, true);
+    common.set_config_vector(NO_VECTOR);
+    let mut queues = Vec::new();
+    for q in 0..wanted {
+        match setup_queue(
+            &common, &msix, &table, &notify, &isr, &caps, q as u16, features, info,
+        ) {
+            Ok(queue) => queues.push(queue),
+            // Out of MSI vectors (16 for the whole machine): serve with fewer queues.
+            Err(e) if q > 0 => {
+                log::warn!(target: "virtio-blk", "{bdf}: queue {q}: {e}; using {q} queues");
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    msix.set_enabled(cfg, bdf, true, false);
+    common.driver_ok().map_err(|e| e.to_string())?;
+
+    let mut members = Vec::new();
+    let mut vectors = Vec::new();
+    for (q, (driver, vector)) in queues.into_iter().enumerate() {
+        let cpu = CpuId(q as u32);
+        let (port, server) = Port::executor(cpu, ports::AlwaysQueue);
+        runtime
+            .spawn_on(cpu, driver.run(server))
+            .map_err(|e| alloc::format!("spawn: {e:?}"))?;
+        members.push(port);
+        vectors.push(vector);
+    }
+    let queues = members.len();
+    let port = Port::per_cpu(members).ok_or("no queue")?;
+    let mut disks = DISKS.lock();
+    let name = alloc::format!("vd{}", (b'a' + disks.len() as u8) as char);
+    log::info!(
+        target: "virtio-blk",
+        "{bdf} {name}: {} MiB ({} sectors of {}){}{}, {queues} queue(s) (one per CPU from 0), MSI-X vectors {vectors:x?}",
+        info.len_bytes() >> 20,
+        info.sectors,
+        info.sector_size,
+        if info.read_only { ", read-only" } else { "" },
+        if info.has_flush { ", write cache (flush)" } else { "" },
+    );
+    disks.push(Disk { name, port, info });
+    Ok(())
+}
+
+/// A queue's driver (not yet running) and its CPU vector.
+type QueueDriver = (virtio_blk::VirtioBlk<Dma, Window, HeapMapper>, u8);
+
+/// Sets up request queue `q`: its rings and header slots in DMA memory, an MSI
+/// vector on CPU `q` in MSI-X table entry `q`, the queue registers, and its driver.
+#[allow(clippy::too_many_arguments)] // the probe's locals, passed once
+fn setup_queue(
+    common: &CommonCfg<Window>,
+    msix: &Msix,
+    table: &Window,
+    notify: &Window,
+    isr: &Window,
+    caps: &virtio::transport::VirtioPciCaps,
+    q: u16,
+    features: u64,
+    info: BlockInfo,
+) -> Result<QueueDriver, String> {
+    let size = common.queue_max_size(q).min(QUEUE_SIZE);
     if size == 0 {
-        return Err("queue 0 unavailable".into());
+        return Err(alloc::format!("queue {q} unavailable"));
     }
     let size = 1 << (15 - size.leading_zeros()); // a power of two
     let layout = QueueLayout::try_new(size).map_err(|e| alloc::format!("{e:?}"))?;
@@ -226,11 +299,7 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
     );
     let queue = SplitQueue::try_new(region, size, features & VIRTIO_F_EVENT_IDX != 0)
         .map_err(|e| alloc::format!("{e:?}"))?;
-
-    // The driver task and its interrupt run on CPU 0, beside the devfs task
-    // that serves /dev/vdX and its block cache: a request from a program
-    // crosses CPUs at most once (to devfs), not twice.
-    let cpu = CpuId(0);
+    let cpu = CpuId(u32::from(q));
     let irq_slot: Arc<spin::Once<virtio_blk::BlkInterrupt<Window>>> = Arc::new(spin::Once::new());
     let route = {
         let slot = irq_slot.clone();
@@ -244,41 +313,18 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
         )
         .map_err(|e| alloc::format!("no interrupt: {e:?}"))?
     };
-    msix.set_enabled(cfg, bdf, true, true);
     let entry = pci::msix_entry(route.address, route.data, false);
     let offset =
-        msix.entry_offset(0).ok_or("no MSI-X entry 0")? as usize - msix.table_offset as usize;
+        msix.entry_offset(q).ok_or("no MSI-X entry")? as usize - msix.table_offset as usize;
     for (i, word) in entry.iter().enumerate() {
         table.write_u32(offset + 4 * i, *word);
     }
-    common.set_config_vector(NO_VECTOR);
     let notify_off = common
-        .setup_queue(0, &queue, 0)
+        .setup_queue(q, &queue, q)
         .map_err(|e| e.to_string())?;
-    msix.set_enabled(cfg, bdf, true, false);
-    let notifier = Notifier::new(notify, notify_off, caps.notify_off_multiplier, 0);
-    common.driver_ok().map_err(|e| e.to_string())?;
-
-    let (driver, irq) = virtio_blk::VirtioBlk::new(queue, headers, notifier, HeapMapper, info, isr);
+    let notifier = Notifier::new(notify.clone(), notify_off, caps.notify_off_multiplier, q);
+    let (driver, irq) =
+        virtio_blk::VirtioBlk::new(queue, headers, notifier, HeapMapper, info, isr.clone());
     irq_slot.call_once(|| irq);
-    let (port, server) = Port::executor(cpu, ports::AlwaysQueue);
-    let runtime = crate::sched::runtime().ok_or("no executor")?;
-    runtime
-        .spawn_on(cpu, driver.run(server))
-        .map_err(|e| alloc::format!("spawn: {e:?}"))?;
-    let mut disks = DISKS.lock();
-    let name = alloc::format!("vd{}", (b'a' + disks.len() as u8) as char);
-    log::info!(
-        target: "virtio-blk",
-        "{bdf} {name}: {} MiB ({} sectors of {}){}{}, queue {size}, MSI-X vector {:#x} on CPU {}",
-        info.len_bytes() >> 20,
-        info.sectors,
-        info.sector_size,
-        if info.read_only { ", read-only" } else { "" },
-        if info.has_flush { ", write cache (flush)" } else { "" },
-        route.vector,
-        cpu.0,
-    );
-    disks.push(Disk { name, port, info });
-    Ok(())
+    Ok((driver, route.vector))
 }

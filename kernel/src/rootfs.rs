@@ -229,22 +229,25 @@ pub fn devfs() -> Option<&'static Arc<fs::devfs::Devfs>> {
     DEVFS.get()
 }
 
-/// Remounts `/dev` as a devfs served by a port on CPU 0 plus its task.
+/// Remounts `/dev` as a devfs served on every CPU (a per-CPU port, one
+/// devfs task per CPU; console reads that wait go to CPU 0's).
 fn serve_devfs_from_a_task(vfs: &Vfs, devfs: fs::devfs::Devfs) {
     let Some(runtime) = crate::sched::runtime() else {
         return;
     };
     let root = vfs.root();
     let devfs = DEVFS.call_once(|| Arc::new(devfs));
-    let (port, task) = devfs.clone().serve_on(executor::CpuId(0));
+    let (port, tasks) = devfs.clone().serve_per_cpu(runtime.cpu_count());
     let remounted = fs::service::try_complete_inline(async {
         vfs.unmount(&root, b"/dev").await?;
         vfs.mount(&root, b"/dev", port).await
     });
     match remounted {
         Some(Ok(_)) => {
-            if let Err(e) = runtime.spawn_on(executor::CpuId(0), task) {
-                log::error!(target: "vfs", "devfs task: {e:?}");
+            for (cpu, task) in tasks.into_iter().enumerate() {
+                if let Err(e) = runtime.spawn_on(executor::CpuId(cpu as u32), task) {
+                    log::error!(target: "vfs", "devfs task on CPU {cpu}: {e:?}");
+                }
             }
         }
         other => {

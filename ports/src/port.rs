@@ -225,6 +225,8 @@ enum Kind<M> {
     Executor(Arc<ExecPort<M>>),
     Spin(Arc<SpinHandler<M>>),
     Function(Arc<FunctionHandler<M>>),
+    /// One member per CPU; a put goes to the caller's CPU's member.
+    PerCpu(Arc<[Port<M>]>),
 }
 
 /// A message port: where requests of type `M` are put. Cheap to clone (one `Arc`).
@@ -243,6 +245,7 @@ impl<M> Clone for Port<M> {
                 Kind::Executor(port) => Kind::Executor(port.clone()),
                 Kind::Spin(handler) => Kind::Spin(handler.clone()),
                 Kind::Function(handler) => Kind::Function(handler.clone()),
+                Kind::PerCpu(members) => Kind::PerCpu(members.clone()),
             },
         }
     }
@@ -258,6 +261,11 @@ impl<M> fmt::Debug for Port<M> {
                 .finish(),
             Kind::Spin(_) => f.debug_struct("Port").field("kind", &"spin").finish(),
             Kind::Function(_) => f.debug_struct("Port").field("kind", &"function").finish(),
+            Kind::PerCpu(members) => f
+                .debug_struct("Port")
+                .field("kind", &"per-cpu")
+                .field("members", &members.len())
+                .finish(),
         }
     }
 }
@@ -331,7 +339,49 @@ impl<M: Send + 'static> Port<M> {
         }
     }
 
-    /// The CPU an executor port is bound to; `None` for spin and function ports.
+    /// Creates a per-CPU port from `members`, one per CPU in CPU order: a put, send, call
+    /// or forward goes to the member of the CPU it is made on (CPU `c` uses member
+    /// `c % members.len()`; off-CPU callers use member 0). So a service that keeps one
+    /// executor port and task per CPU (a driver with a queue per CPU, a filesystem
+    /// serving block I/O where it is asked) is reached without crossing CPUs, as
+    /// DragonFly's per-CPU message ports are, while its users hold one `Port`.
+    ///
+    /// `None` if `members` is empty.
+    ///
+    /// # Cancel safety
+    /// Not a future; moves no message.
+    ///
+    /// # Context
+    /// Any CPU; allocates the member list.
+    pub fn per_cpu(members: alloc::vec::Vec<Port<M>>) -> Option<Port<M>> {
+        if members.is_empty() {
+            return None;
+        }
+        Some(Port {
+            kind: Kind::PerCpu(members.into()),
+        })
+    }
+
+    /// The port a message put here from this CPU goes to: the member of this CPU for a
+    /// per-CPU port, else the port itself.
+    ///
+    /// # Cancel safety
+    /// Not a future; moves no message.
+    ///
+    /// # Context
+    /// Any CPU; never suspends.
+    pub fn local(&self) -> &Port<M> {
+        match &self.kind {
+            Kind::PerCpu(members) => {
+                let cpu = current_cpu_checked().map_or(0, CpuId::index);
+                members[cpu % members.len()].local()
+            }
+            _ => self,
+        }
+    }
+
+    /// The CPU an executor port is bound to (for a per-CPU port, the CPU of this CPU's
+    /// member); `None` for spin and function ports.
     ///
     /// # Cancel safety
     /// Not a future; moves no message.
@@ -339,9 +389,9 @@ impl<M: Send + 'static> Port<M> {
     /// # Context
     /// Any CPU; never suspends.
     pub fn cpu(&self) -> Option<CpuId> {
-        match &self.kind {
+        match &self.local().kind {
             Kind::Executor(port) => Some(port.cpu),
-            Kind::Spin(_) | Kind::Function(_) => None,
+            Kind::Spin(_) | Kind::Function(_) | Kind::PerCpu(_) => None,
         }
     }
 
@@ -352,12 +402,14 @@ impl<M: Send + 'static> Port<M> {
             Kind::Executor(port) => port.try_inline(msg),
             Kind::Spin(handler) => Attempt::Done(Ok((handler.lock())(msg))),
             Kind::Function(handler) => Attempt::Done(Ok(handler(msg))),
+            Kind::PerCpu(_) => self.local().attempt(msg),
         }
     }
 
     /// Queues an envelope after `attempt` said `Local` or `Remote`.
+    /// (A task stays on its CPU between the two, so a per-CPU port picks the same member.)
     pub(crate) fn enqueue(&self, env: sync::Arc<Envelope<M>>, remote: bool) {
-        let Kind::Executor(port) = &self.kind else {
+        let Kind::Executor(port) = &self.local().kind else {
             unreachable!("ports: spin and function ports complete every message inline");
         };
         if remote {

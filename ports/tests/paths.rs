@@ -740,3 +740,59 @@ fn dropping_a_whole_port_with_messages_in_flight_bounces_them_and_stale_ipis_are
     });
     assert!(errors.iter().all(|e| *e == PortError::Closed), "{errors:?}");
 }
+
+#[test]
+fn per_cpu_port_serves_each_caller_on_its_own_cpu_and_forwards_keep_working() {
+    let machine = machine();
+    // Member i lives on CPU i and queues (a server task per CPU), so "served on" shows
+    // which member took the message.
+    let (m0, s0) = Port::<Msg>::executor(CPU0, AlwaysQueue);
+    let (m1, s1) = Port::<Msg>::executor(CPU1, AlwaysQueue);
+    let port = Port::per_cpu(vec![m0, m1]).expect("two members");
+    assert!(
+        Port::<Msg>::per_cpu(Vec::new()).is_none(),
+        "no members, no port"
+    );
+    spawn_on_machine(&machine, CPU0, s0);
+    spawn_on_machine(&machine, CPU1, s1);
+    for cpu in [CPU0, CPU1, CPU0] {
+        let port = port.clone();
+        let (served_on, local_cpu) = run(&machine, cpu, async move {
+            let reply = port.call(Msg::new(1)).await.expect("served");
+            (reply.served_on, port.cpu())
+        });
+        assert_eq!(
+            served_on,
+            Some(cpu),
+            "a call from {cpu:?} is served by its member"
+        );
+        assert_eq!(local_cpu, Some(cpu), "cpu() names the caller's member");
+    }
+    // A put from CPU1 is queued locally (Pending), its reply arrives on the reply port.
+    let port2 = port.clone();
+    let served_on = run(&machine, CPU1, async move {
+        let mut reply_port = ReplyPort::new();
+        let polled = port2.put(Msg::new(2), &reply_port);
+        assert!(polled.is_pending(), "the member queues");
+        reply_port.recv().await.expect("served").served_on
+    });
+    assert_eq!(served_on, Some(CPU1));
+}
+
+/// Serves forever on `cpu` (detached).
+fn spawn_on_machine(
+    machine: &executor::hosted::Machine,
+    cpu: CpuId,
+    mut server: ports::Server<Msg>,
+) {
+    let task = machine
+        .spawn_on(cpu, async move {
+            loop {
+                let mut req = server.recv().await;
+                req.msg_mut().serve();
+                req.reply();
+            }
+        })
+        .expect("test CPUs exist");
+    drop(task); // detached
+}

@@ -13,6 +13,11 @@ pub const VIRTIO_BLK_F_RO: u64 = 1 << 5;
 pub const VIRTIO_BLK_F_BLK_SIZE: u64 = 1 << 6;
 /// Feature: the flush command exists (the device has a write cache).
 pub const VIRTIO_BLK_F_FLUSH: u64 = 1 << 9;
+/// Feature: more than one request queue (`num_queues` is valid).
+pub const VIRTIO_BLK_F_MQ: u64 = 1 << 12;
+
+/// Offset of `num_queues` (u16) in the device configuration.
+const CONFIG_NUM_QUEUES: usize = 34;
 
 /// Request type: read.
 pub const VIRTIO_BLK_T_IN: u32 = 0;
@@ -74,7 +79,20 @@ pub(crate) fn read_status(headers: &impl DmaRegion, slot: usize) -> u8 {
 
 /// The features this driver asks for.
 pub const fn wanted_features() -> u64 {
-    VIRTIO_BLK_F_RO | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH | VIRTIO_F_EVENT_IDX
+    VIRTIO_BLK_F_RO
+        | VIRTIO_BLK_F_BLK_SIZE
+        | VIRTIO_BLK_F_FLUSH
+        | VIRTIO_BLK_F_MQ
+        | VIRTIO_F_EVENT_IDX
+}
+
+/// The request queues the device offers: `num_queues` when `VIRTIO_BLK_F_MQ` was
+/// negotiated (a device that says 0 gets 1), else 1. Queue `i` is virtqueue `i`.
+pub fn num_queues<D: Registers>(features: u64, device_cfg: &D) -> u16 {
+    if features & VIRTIO_BLK_F_MQ == 0 {
+        return 1;
+    }
+    device_cfg.read_u16(CONFIG_NUM_QUEUES).max(1)
 }
 
 /// Handshake steps (1)-(6) for a block device, then reads its configuration (capacity

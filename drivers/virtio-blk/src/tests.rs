@@ -448,6 +448,31 @@ fn negotiation_reads_capacity_and_read_only() {
 }
 
 #[test]
+fn queue_count_comes_from_the_config_only_with_the_multi_queue_feature() {
+    let dev = FakeCommonCfg::new(VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_MQ, &[256, 256, 256]);
+    let config = FakeWindow::new(64, false);
+    config.set(34, &3u16.to_le_bytes());
+    let (features, _) = negotiate(&CommonCfg::new(&dev), &config).unwrap();
+    assert_eq!(
+        features & VIRTIO_BLK_F_MQ,
+        VIRTIO_BLK_F_MQ,
+        "MQ is asked for"
+    );
+    assert_eq!(num_queues(features, &config), 3);
+    assert_eq!(
+        num_queues(features & !VIRTIO_BLK_F_MQ, &config),
+        1,
+        "no MQ: queue 0 only"
+    );
+    config.set(34, &0u16.to_le_bytes());
+    assert_eq!(
+        num_queues(features, &config),
+        1,
+        "a device saying 0 still has queue 0"
+    );
+}
+
+#[test]
 fn on_interrupt_claims_only_its_own_interrupts() {
     let memory = FakeMemory::new();
     let region = memory.region(QueueLayout::try_new(4).unwrap().len_bytes);

@@ -174,6 +174,10 @@ pub fn init(usable: &[Range], direct_map_top: u64) {
         .max(super::frame::FRAME_SIZE);
     let top = ram_top.max(direct_map_top);
     let huge = 2 * 1024 * 1024;
+    DIRECT_MAP_TOP.store(
+        top.next_multiple_of(huge),
+        core::sync::atomic::Ordering::Relaxed,
+    );
     let mut phys = 0;
     while phys < top.next_multiple_of(huge) {
         let page = Page::<Size2MiB>::containing_address(VirtAddr::new(DIRECT_MAP_BASE + phys));
@@ -334,8 +338,35 @@ pub unsafe fn protect_page(va: u64, prot: Prot) -> Result<(), MemError> {
     })
 }
 
+/// End of the physical range the direct map covers (set once by [`init`]).
+static DIRECT_MAP_TOP: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
 /// The physical address `va` maps to, if any.
+///
+/// A direct-map address is translated by arithmetic (no lock: drivers lend
+/// heap buffers to devices this way from every CPU at once); anything else
+/// walks the kernel tables under their lock, waiting for it.
+///
+/// # Context
+/// Any CPU, not an interrupt handler (it may wait for the page-table lock,
+/// which the interrupted code could hold).
 pub fn translate(va: u64) -> Option<u64> {
+    let top = DIRECT_MAP_TOP.load(core::sync::atomic::Ordering::Relaxed);
+    if let Some(phys) = va.checked_sub(DIRECT_MAP_BASE)
+        && phys < top
+    {
+        return Some(phys);
+    }
+    let guard = KERNEL_PT.lock();
+    guard
+        .as_ref()?
+        .translate_addr(VirtAddr::try_new(va).ok()?)
+        .map(|p| p.as_u64())
+}
+
+/// [`translate`] that never waits: `None` also when the page-table lock is
+/// held (the panic path uses it).
+fn try_translate(va: u64) -> Option<u64> {
     let guard = KERNEL_PT.try_lock()?;
     guard
         .as_ref()?
@@ -355,7 +386,7 @@ pub fn is_stack_address(addr: u64, len: u64) -> bool {
         return true;
     }
     let in_area = addr >= super::STACK_BASE && last < super::STACK_BASE + super::STACK_AREA_BYTES;
-    in_area && translate(addr).is_some() && translate(last).is_some()
+    in_area && try_translate(addr).is_some() && try_translate(last).is_some()
 }
 
 /// Maps `len` bytes of device registers at physical `phys` (uncached) into

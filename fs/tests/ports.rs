@@ -250,3 +250,71 @@ fn console_read_through_the_devfs_task_waits_for_input() {
     assert_eq!((r, data.as_slice()), (Ok(3), &b"ls\n"[..]));
     machine.shutdown();
 }
+
+#[test]
+fn devfs_served_per_cpu_answers_inline_on_every_cpu_and_console_reads_wait_on_cpu_0() {
+    let _serial = serial();
+    let machine = Machine::start(2);
+    let console = Arc::new(WaitingConsole::default());
+    let devfs = Arc::new(Devfs::new(
+        clock(),
+        Arc::new(TestEntropy::new(1)),
+        console.clone(),
+    ));
+    let (port, tasks) = devfs.serve_per_cpu(2);
+    assert_eq!(tasks.len(), 2, "one devfs task per CPU");
+    for (cpu, task) in tasks.into_iter().enumerate() {
+        drop(machine.spawn_on(CpuId(cpu as u32), task).unwrap()); // detached
+    }
+    let (vfs, _) = tmpfs_vfs();
+    let root = vfs.root();
+    inline(vfs.mkdir(&root, b"/dev", 0o755)).unwrap();
+    inline(vfs.mount(&root, b"/dev", port)).unwrap();
+
+    // Served on the CPU that asks: inline on either CPU (a port on one CPU would
+    // make the other CPU's call cross, and so not complete inline).
+    for cpu in [0, 1] {
+        let v = vfs.clone();
+        let inline_write = run_on(&machine, cpu, async move {
+            let null = v
+                .open(&v.root(), b"/dev/null", OpenFlags::READ_WRITE, 0)
+                .await
+                .unwrap();
+            try_complete_inline(v.write(&null, b"x".to_vec())).map(|(r, _)| r)
+        });
+        assert_eq!(inline_write, Some(Ok(1)), "CPU {cpu}");
+    }
+
+    // Console reads from both CPUs wait (CPU 1's is forwarded to CPU 0's task) and are
+    // answered in arrival order, one line each.
+    let mut readers = Vec::new();
+    for cpu in [1u32, 0] {
+        let v = vfs.clone();
+        readers.push(
+            machine
+                .spawn_on(CpuId(cpu), async move {
+                    let tty = v
+                        .open(&v.root(), b"/dev/console", OpenFlags::READ_ONLY, 0)
+                        .await
+                        .unwrap();
+                    v.read(&tty, Vec::new(), 64).await
+                })
+                .unwrap(),
+        );
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert!(
+        readers.iter().all(|r| !r.is_finished()),
+        "both reads wait for input"
+    );
+    console.type_in(b"first\n");
+    std::thread::sleep(Duration::from_millis(30));
+    console.type_in(b"second\n");
+    let got: Vec<_> = readers.into_iter().map(join).collect();
+    assert_eq!(
+        got,
+        vec![(Ok(6), b"first\n".to_vec()), (Ok(7), b"second\n".to_vec())],
+        "CPU 1's read (first to ask) gets the first line"
+    );
+    machine.shutdown();
+}

@@ -426,6 +426,35 @@ mod tests {
     }
 
     #[test]
+    fn external_slices_cut_segments_and_share_the_owner() {
+        let owner: Arc<()> = Arc::new(());
+        let buf = ExternalBuf::new(
+            vec![
+                PhysSegment { addr: 0x1000, len: 100 },
+                PhysSegment { addr: 0x5000, len: 0 },
+                PhysSegment { addr: 0x9000, len: 4096 },
+            ],
+            owner.clone(),
+        );
+        assert_eq!((buf.len(), buf.segments().len()), (4196, 2));
+        let piece = buf.slice(50, 1000);
+        assert_eq!(
+            piece.segments(),
+            &[
+                PhysSegment { addr: 0x1000 + 50, len: 50 },
+                PhysSegment { addr: 0x9000, len: 950 },
+            ]
+        );
+        assert_eq!(buf.slice(100, 4096).segments(), &[PhysSegment { addr: 0x9000, len: 4096 }]);
+        assert!(buf.slice(4196, 0).is_empty());
+        assert_eq!(Arc::strong_count(&owner), 3);
+        let msg = BlockMsg::read_external(7, piece);
+        assert_eq!((msg.data_len(), msg.buf.len()), (1000, 0));
+        drop((buf, msg));
+        assert_eq!(Arc::strong_count(&owner), 1, "the last piece releases the owner");
+    }
+
+    #[test]
     fn errno_values_are_linux_numbers() {
         assert_eq!(BlockError::Io.errno(), 5);
         assert_eq!(BlockError::ReadOnly.errno(), 30);

@@ -525,7 +525,11 @@ impl BlockDevice {
     ///
     /// # Context
     /// A task (the devfs task); suspends on device I/O.
-    pub async fn read_external(self: Arc<Self>, offset: u64, buf: ExternalBuf) -> Result<usize, Errno> {
+    pub async fn read_external(
+        self: Arc<Self>,
+        offset: u64,
+        buf: ExternalBuf,
+    ) -> Result<usize, Errno> {
         self.check_direct(offset, buf.len())?;
         let len = match self.read_len(offset, buf.len()) {
             None | Some(0) => return Ok(0),
@@ -549,7 +553,11 @@ impl BlockDevice {
     ///
     /// # Context
     /// A task (the devfs task); suspends on device I/O and on overlapping writes.
-    pub async fn write_external(self: Arc<Self>, offset: u64, buf: ExternalBuf) -> Result<usize, Errno> {
+    pub async fn write_external(
+        self: Arc<Self>,
+        offset: u64,
+        buf: ExternalBuf,
+    ) -> Result<usize, Errno> {
         let n = match self.check_write(offset, buf.len(), true)? {
             0 => return Ok(0),
             n => n,
@@ -570,7 +578,12 @@ impl BlockDevice {
 
     /// One read or write of whole sectors from `lba` on caller memory, split into
     /// requests of at most [`MAX_DEVICE_REQUEST`] bytes, all sent at once.
-    async fn device_io_external(&self, write: bool, lba: u64, buf: ExternalBuf) -> Result<(), Errno> {
+    async fn device_io_external(
+        &self,
+        write: bool,
+        lba: u64,
+        buf: ExternalBuf,
+    ) -> Result<(), Errno> {
         let chunk_sectors = (MAX_DEVICE_REQUEST as u64) / self.sector_size();
         let calls = (0..buf.len())
             .step_by(MAX_DEVICE_REQUEST)

@@ -328,10 +328,12 @@ impl Devfs {
                 len,
                 direct: false,
                 ..
-            } if msg.external.is_none() => match device.try_read_inline(offset, len, &mut msg.buf) {
-                Some(result) => result.map(VnodeDone::Count),
-                None => return false,
-            },
+            } if msg.external.is_none() => {
+                match device.try_read_inline(offset, len, &mut msg.buf) {
+                    Some(result) => result.map(VnodeDone::Count),
+                    None => return false,
+                }
+            }
             VnodeOp::Write { offset, direct, .. } => {
                 match device.check_write(offset, msg.data_len(), direct || msg.external.is_some()) {
                     Ok(0) => Ok(VnodeDone::Written {
@@ -662,13 +664,15 @@ async fn serve_block(device: Arc<BlockDevice>, mut request: Request<VnodeMsg>) {
                     Either::Right(((), _)) => Err(Errno::Intr),
                 }
             }
-            VnodeOp::Write { offset, .. } => device
-                .write_external(offset, external)
-                .await
-                .map(|count| VnodeDone::Written {
-                    count,
-                    end: offset + count as u64,
-                }),
+            VnodeOp::Write { offset, .. } => {
+                device
+                    .write_external(offset, external)
+                    .await
+                    .map(|count| VnodeDone::Written {
+                        count,
+                        end: offset + count as u64,
+                    })
+            }
             _ => Err(Errno::Inval),
         };
         request.msg_mut().result = Some(result);

@@ -298,7 +298,9 @@ impl VnodeMsg {
 
     /// The bytes a `Write` carries: the external buffer's length, else `buf`'s.
     pub fn data_len(&self) -> usize {
-        self.external.as_ref().map_or(self.buf.len(), ExternalBuf::len)
+        self.external
+            .as_ref()
+            .map_or(self.buf.len(), ExternalBuf::len)
     }
 
     /// A message carrying `buf`.

@@ -31,7 +31,9 @@ use fs::{
 };
 use ports::{
     AlwaysQueue, Port, Request, Server,
-    proto::block::{BlockDone, BlockError, BlockInfo, BlockMsg, BlockRequest, ExternalBuf, PhysSegment},
+    proto::block::{
+        BlockDone, BlockError, BlockInfo, BlockMsg, BlockRequest, ExternalBuf, PhysSegment,
+    },
 };
 
 // ===================================================================================
@@ -176,7 +178,9 @@ impl FakeDisk {
                 self.info.check_range(lba, ext.len()).map(|()| {
                     let start = lba as usize * 512;
                     let data = self.data.lock().unwrap()[start..start + ext.len()].to_vec();
-                    self.dma(ext, |phys, at| phys.copy_from_slice(&data[at..at + phys.len()]));
+                    self.dma(ext, |phys, at| {
+                        phys.copy_from_slice(&data[at..at + phys.len()])
+                    });
                     BlockDone::Done
                 })
             }
@@ -184,7 +188,9 @@ impl FakeDisk {
                 let ext = msg.external.as_ref().unwrap();
                 let result = self.info.check_range(lba, ext.len()).map(|()| {
                     let mut data = vec![0; ext.len()];
-                    self.dma(ext, |phys, at| data[at..at + phys.len()].copy_from_slice(phys));
+                    self.dma(ext, |phys, at| {
+                        data[at..at + phys.len()].copy_from_slice(phys)
+                    });
                     let start = lba as usize * 512;
                     self.data.lock().unwrap()[start..start + data.len()].copy_from_slice(&data);
                     BlockDone::Done
@@ -907,7 +913,9 @@ fn zero_copy_direct_io_moves_caller_memory_and_forgets_overlapped_cached_blocks(
     let read_ext = |file: &Arc<OpenFile>, buf: ExternalBuf, at: u64| {
         let (vfs, file) = (s.vfs.clone(), file.clone());
         s.machine
-            .spawn_on(CpuId(1), async move { vfs.read_external(&file, buf, Some(at)).await })
+            .spawn_on(CpuId(1), async move {
+                vfs.read_external(&file, buf, Some(at)).await
+            })
             .unwrap()
     };
     let write_ext = |buf: ExternalBuf, at: u64| {
@@ -919,10 +927,22 @@ fn zero_copy_direct_io_moves_caller_memory_and_forgets_overlapped_cached_blocks(
 
     // The alignment rules of O_DIRECT, checked before the device sees anything; only
     // O_DIRECT block-device files take caller memory.
-    assert_eq!(join(read_ext(&d, s.fake.external(0, 100, &owner), 0)), Err(Errno::Inval));
-    assert_eq!(join(read_ext(&d, s.fake.external(0, 512, &owner), 7)), Err(Errno::Inval));
-    assert_eq!(write_ext(s.fake.external(0, 100, &owner), 0), Err(Errno::Inval));
-    assert_eq!(join(read_ext(&f, s.fake.external(0, 512, &owner), 0)), Err(Errno::BadF));
+    assert_eq!(
+        join(read_ext(&d, s.fake.external(0, 100, &owner), 0)),
+        Err(Errno::Inval)
+    );
+    assert_eq!(
+        join(read_ext(&d, s.fake.external(0, 512, &owner), 7)),
+        Err(Errno::Inval)
+    );
+    assert_eq!(
+        write_ext(s.fake.external(0, 100, &owner), 0),
+        Err(Errno::Inval)
+    );
+    assert_eq!(
+        join(read_ext(&f, s.fake.external(0, 512, &owner), 0)),
+        Err(Errno::BadF)
+    );
     assert_eq!(s.fake.requests(), 0);
 
     // A cached block, then a direct 1 MiB write over it from caller memory (an odd
@@ -931,7 +951,10 @@ fn zero_copy_direct_io_moves_caller_memory_and_forgets_overlapped_cached_blocks(
     assert_eq!(s.pread(1, &f, 0, 4096).0, Ok(4096));
     let data: Vec<u8> = (0..MIB as usize).map(|i| (i % 251) as u8).collect();
     s.fake.phys.lock().unwrap()[3..3 + MIB as usize].copy_from_slice(&data);
-    assert_eq!(write_ext(s.fake.external(3, MIB as usize, &owner), 0), Ok(MIB as usize));
+    assert_eq!(
+        write_ext(s.fake.external(3, MIB as usize, &owner), 0),
+        Ok(MIB as usize)
+    );
     assert_eq!(s.fake.bytes(0, MIB as usize), data);
     let writes = s
         .fake
@@ -948,10 +971,17 @@ fn zero_copy_direct_io_moves_caller_memory_and_forgets_overlapped_cached_blocks(
     // memory's owner is held until the device answered every one.
     s.fake.hold();
     let before = s.fake.requests();
-    let reader = read_ext(&d, s.fake.external(2 * MIB + 512, MIB as usize, &owner), MIB);
+    let reader = read_ext(
+        &d,
+        s.fake.external(2 * MIB + 512, MIB as usize, &owner),
+        MIB,
+    );
     s.fake.wait_outstanding(4);
     assert_eq!(s.fake.requests() - before, 4);
-    assert!(Arc::strong_count(&owner) > 1, "the device's pieces hold the memory");
+    assert!(
+        Arc::strong_count(&owner) > 1,
+        "the device's pieces hold the memory"
+    );
     s.fake.release();
     assert_eq!(join(reader), Ok(MIB as usize));
     assert_eq!(
@@ -959,12 +989,22 @@ fn zero_copy_direct_io_moves_caller_memory_and_forgets_overlapped_cached_blocks(
         s.expected(MIB as usize, MIB as usize)
     );
     assert_eq!(Arc::strong_count(&owner), 1);
-    assert_eq!(s.devfs.block_cache().stats().resident, 1, "direct reads cache nothing");
+    assert_eq!(
+        s.devfs.block_cache().stats().resident,
+        1,
+        "direct reads cache nothing"
+    );
 
     // Across the end: short; at the end: end of file.
     let end = 8192 * 512;
-    assert_eq!(join(read_ext(&d, s.fake.external(0, 8192, &owner), end - 4096)), Ok(4096));
-    assert_eq!(join(read_ext(&d, s.fake.external(0, 512, &owner), end)), Ok(0));
+    assert_eq!(
+        join(read_ext(&d, s.fake.external(0, 8192, &owner), end - 4096)),
+        Ok(4096)
+    );
+    assert_eq!(
+        join(read_ext(&d, s.fake.external(0, 512, &owner), end)),
+        Ok(0)
+    );
     s.machine.shutdown();
 }
 

@@ -35,9 +35,7 @@ use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::task::Poll;
 
-use ports::proto::block::{
-    BlockDone, BlockError, BlockInfo, BlockMsg, BlockRequest, ExternalBuf,
-};
+use ports::proto::block::{BlockDone, BlockError, BlockInfo, BlockMsg, BlockRequest, ExternalBuf};
 use ports::{Request, Server};
 use virtio::queue::{DeviceError, Segment};
 use virtio::transport::Notifier;

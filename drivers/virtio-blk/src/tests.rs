@@ -509,8 +509,9 @@ fn external(rig: &Rig, data: Vec<u8>, owner: &Arc<()>) -> (ExternalBuf, u64) {
 
 fn call_msg(rig: &Rig, msg: BlockMsg) -> BlockMsg {
     let port = rig.port.clone();
-    rig.machine
-        .block_on(CpuId(1), async move { BlockMsg::from_reply(port.call(msg).await) })
+    rig.machine.block_on(CpuId(1), async move {
+        BlockMsg::from_reply(port.call(msg).await)
+    })
 }
 
 #[test]
@@ -534,7 +535,11 @@ fn external_memory_is_read_into_and_written_from_in_place() {
     drop(back);
     assert_eq!(rig.memory.read(addr, 512 * 12), Some(data));
     assert_eq!(Arc::strong_count(&owner), 1, "the driver kept no piece");
-    assert_eq!(rig.memory.mapped_buffers(), 2, "nothing was mapped (only the parked memory)");
+    assert_eq!(
+        rig.memory.mapped_buffers(),
+        2,
+        "nothing was mapped (only the parked memory)"
+    );
 }
 
 #[test]
@@ -592,7 +597,11 @@ fn a_cancelled_external_request_keeps_its_memory_until_the_device_is_done() {
         .is_err()
     });
     assert!(timed_out, "the call was dropped while the device held it");
-    assert_eq!(Arc::strong_count(&owner), 2, "the driver still holds the memory");
+    assert_eq!(
+        Arc::strong_count(&owner),
+        2,
+        "the driver still holds the memory"
+    );
     rig.disk.behaviour.lock().paused = false;
     for i in 0..20 {
         assert_eq!(
@@ -600,7 +609,11 @@ fn a_cancelled_external_request_keeps_its_memory_until_the_device_is_done() {
             (Ok(BlockDone::Done), vec![i as u8; 512])
         );
     }
-    assert_eq!(Arc::strong_count(&owner), 1, "released once the device answered");
+    assert_eq!(
+        Arc::strong_count(&owner),
+        1,
+        "released once the device answered"
+    );
     assert_eq!(rig.memory.read(addr, 512), Some(vec![4; 512]));
 }
 

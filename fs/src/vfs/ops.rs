@@ -367,10 +367,13 @@ impl Vfs {
             non_blocking: file.flags().contains(OpenFlags::NON_BLOCK),
             direct: true,
         };
-        let n = self.call_external(file, op, buf, offset).await.and_then(|done| match done {
-            VnodeDone::Count(n) => Ok(n),
-            _ => Err(Errno::Io),
-        })?;
+        let n = self
+            .call_external(file, op, buf, offset)
+            .await
+            .and_then(|done| match done {
+                VnodeDone::Count(n) => Ok(n),
+                _ => Err(Errno::Io),
+            })?;
         if at.is_none() {
             file.set_offset(offset + n as u64);
         }
@@ -407,10 +410,13 @@ impl Vfs {
             append: false,
             direct: true,
         };
-        let (n, end) = self.call_external(file, op, buf, offset).await.and_then(|done| match done {
-            VnodeDone::Written { count, end } => Ok((count, end)),
-            _ => Err(Errno::Io),
-        })?;
+        let (n, end) =
+            self.call_external(file, op, buf, offset)
+                .await
+                .and_then(|done| match done {
+                    VnodeDone::Written { count, end } => Ok((count, end)),
+                    _ => Err(Errno::Io),
+                })?;
         if at.is_none() {
             file.set_offset(end);
         }

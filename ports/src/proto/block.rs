@@ -334,7 +334,9 @@ impl BlockMsg {
 
     /// The bytes a `Read` or `Write` moves: the external buffer's length, else `buf`'s.
     pub fn data_len(&self) -> usize {
-        self.external.as_ref().map_or(self.buf.len(), ExternalBuf::len)
+        self.external
+            .as_ref()
+            .map_or(self.buf.len(), ExternalBuf::len)
     }
 
     /// Read `buf.len()` bytes at `lba`.
@@ -430,9 +432,18 @@ mod tests {
         let owner: Arc<()> = Arc::new(());
         let buf = ExternalBuf::new(
             vec![
-                PhysSegment { addr: 0x1000, len: 100 },
-                PhysSegment { addr: 0x5000, len: 0 },
-                PhysSegment { addr: 0x9000, len: 4096 },
+                PhysSegment {
+                    addr: 0x1000,
+                    len: 100,
+                },
+                PhysSegment {
+                    addr: 0x5000,
+                    len: 0,
+                },
+                PhysSegment {
+                    addr: 0x9000,
+                    len: 4096,
+                },
             ],
             owner.clone(),
         );
@@ -441,17 +452,33 @@ mod tests {
         assert_eq!(
             piece.segments(),
             &[
-                PhysSegment { addr: 0x1000 + 50, len: 50 },
-                PhysSegment { addr: 0x9000, len: 950 },
+                PhysSegment {
+                    addr: 0x1000 + 50,
+                    len: 50
+                },
+                PhysSegment {
+                    addr: 0x9000,
+                    len: 950
+                },
             ]
         );
-        assert_eq!(buf.slice(100, 4096).segments(), &[PhysSegment { addr: 0x9000, len: 4096 }]);
+        assert_eq!(
+            buf.slice(100, 4096).segments(),
+            &[PhysSegment {
+                addr: 0x9000,
+                len: 4096
+            }]
+        );
         assert!(buf.slice(4196, 0).is_empty());
         assert_eq!(Arc::strong_count(&owner), 3);
         let msg = BlockMsg::read_external(7, piece);
         assert_eq!((msg.data_len(), msg.buf.len()), (1000, 0));
         drop((buf, msg));
-        assert_eq!(Arc::strong_count(&owner), 1, "the last piece releases the owner");
+        assert_eq!(
+            Arc::strong_count(&owner),
+            1,
+            "the last piece releases the owner"
+        );
     }
 
     #[test]

@@ -121,7 +121,10 @@ impl UserMemory for FakeMemory {
             });
             at = next;
         }
-        Ok(ExternalBuf::new(segments, Arc::new(PinCount::new(&self.pins))))
+        Ok(ExternalBuf::new(
+            segments,
+            Arc::new(PinCount::new(&self.pins)),
+        ))
     }
 }
 

@@ -582,12 +582,6 @@ impl AddressSpace {
         })
     }
 
-    /// Whether any page of `[addr, addr + len)` is pinned now.
-    pub fn is_pinned(&self, addr: u64, len: u64) -> bool {
-        let end = addr.saturating_add(len);
-        pinned(&self.lock.lock(), addr & !(PAGE_SIZE - 1), end).is_some()
-    }
-
     /// Copies `dst.len()` bytes from user address `src`.
     ///
     /// # Errors

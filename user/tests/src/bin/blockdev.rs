@@ -189,7 +189,11 @@ fn direct_zero_copy(fd: i32) -> Outcome {
     }
     let mut cached = vec![0u8; 4096];
     let plain = ctx("open", sys::open("/dev/vda", OpenFlags::READ_WRITE, 0))?;
-    expect_eq("cached read", sys::pread(plain, &mut cached, SCRATCH), Ok(4096))?;
+    expect_eq(
+        "cached read",
+        sys::pread(plain, &mut cached, SCRATCH),
+        Ok(4096),
+    )?;
     ctx("close", sys::close(plain))?;
     if first_difference(&cached, &data[1..4097]).is_some() {
         return Err("the cache does not see the direct write".into());
@@ -213,12 +217,19 @@ fn direct_zero_copy(fd: i32) -> Outcome {
         raw_io(Opcode::Pread, fd, two, 8192, SCRATCH),
         Err(Errno::Fault),
     )?;
-    expect_eq("direct read back", sys::pread(fd, &mut back[..8192], SCRATCH), Ok(8192))?;
+    expect_eq(
+        "direct read back",
+        sys::pread(fd, &mut back[..8192], SCRATCH),
+        Ok(8192),
+    )?;
     if first_difference(&back[..8192], &data[1..8193]).is_some() {
         return Err("a faulting direct write changed the disk".into());
     }
     // The device would store into read-only memory: EFAULT.
-    ctx("mprotect", sys::mprotect(two, 4096, libc_shim::abi::ring::PROT_READ))?;
+    ctx(
+        "mprotect",
+        sys::mprotect(two, 4096, libc_shim::abi::ring::PROT_READ),
+    )?;
     expect_eq(
         "direct read into read-only memory",
         raw_io(Opcode::Pread, fd, two, 4096, SCRATCH),
@@ -263,7 +274,12 @@ fn direct_zero_copy(fd: i32) -> Outcome {
     for _ in 0..2 {
         let pid = ctx(
             "spawn",
-            sys::spawn("/bin/tests/blockdev", &["blockdev", "exit-inflight"], &[], &[]),
+            sys::spawn(
+                "/bin/tests/blockdev",
+                &["blockdev", "exit-inflight"],
+                &[],
+                &[],
+            ),
         )?;
         expect_eq(
             "child status",
@@ -271,7 +287,11 @@ fn direct_zero_copy(fd: i32) -> Outcome {
             (pid, ExitStatus::Exited(7)),
         )?;
     }
-    expect_eq("direct read after", sys::pread(fd, &mut back[..MIB], SCRATCH), Ok(MIB))?;
+    expect_eq(
+        "direct read after",
+        sys::pread(fd, &mut back[..MIB], SCRATCH),
+        Ok(MIB),
+    )?;
     if first_difference(&back[..MIB], &data[1..]).is_some() {
         return Err("direct read after the exits reads back wrong".into());
     }

@@ -17,7 +17,16 @@
 //! - **Fsync** waits for every write that arrived before it, then sends the device a
 //!   `Flush` (which covers the writes that completed before it was sent).
 //! - **`O_DIRECT`** skips the cache for data (offset and length must be whole sectors,
-//!   else `Inval`); direct writes still patch cached blocks so the cache stays true.
+//!   else `Inval`); direct writes from a kernel buffer still patch cached blocks so the
+//!   cache stays true.
+//! - **Zero-copy `O_DIRECT`** ([`BlockDevice::read_external`],
+//!   [`BlockDevice::write_external`]): the data is the caller's memory, an
+//!   [`ExternalBuf`] (pinned user pages), handed to the driver as it is: no kernel buffer,
+//!   no zeroing, no copy. The same alignment rules (the memory's own address may be
+//!   anything: the device takes byte-granular segments). A direct write from caller
+//!   memory cannot patch the cache without copying the data, so it forgets (invalidates)
+//!   the cached blocks it overlaps, and marks fills in progress for them stale, once the
+//!   device answered.
 //! - Requests larger than [`MAX_DEVICE_REQUEST`] are split into that many bytes per device
 //!   request, all sent at once.
 //!
@@ -37,12 +46,13 @@ use ports::{
 
 use crate::{
     bcache::{BlockCache, CACHE_BLOCK_SIZE, DeviceId, Fill, Lookup},
-    proto::MAX_IO_LEN,
+    proto::{ExternalBuf, MAX_IO_LEN},
 };
 use spin::Mutex;
 
 /// Most bytes in one request to the driver. virtio-blk takes at most 128 data segments
-/// per request; 256 KiB of heap is at most 65 pages, so it always fits.
+/// per request; 256 KiB of heap (or of pinned user pages, at any address) is at most 65
+/// pages, so it always fits.
 pub const MAX_DEVICE_REQUEST: usize = 256 << 10;
 
 /// Writes in progress, for the range lock and for fsync.
@@ -500,6 +510,100 @@ impl BlockDevice {
         }
     }
 
+    // ---------------------------------------------------------------- zero-copy direct I/O
+
+    /// `O_DIRECT` read into caller memory: up to `buf.len()` bytes at `offset`, DMA'd by
+    /// the device straight into `buf`'s segments. Returns the bytes read (short across
+    /// the end of the device, 0 at or past it).
+    ///
+    /// # Errors
+    /// `Inval` unless `offset` and `buf.len()` are whole sectors; `Io` on a device error.
+    ///
+    /// # Cancel safety
+    /// Dropping the future orphans the device reads in flight: the driver keeps their
+    /// pieces of `buf`, and so the memory's owner (the pin), until the device is done.
+    ///
+    /// # Context
+    /// A task (the devfs task); suspends on device I/O.
+    pub async fn read_external(
+        self: Arc<Self>,
+        offset: u64,
+        buf: ExternalBuf,
+    ) -> Result<usize, Errno> {
+        self.check_direct(offset, buf.len())?;
+        let len = match self.read_len(offset, buf.len()) {
+            None | Some(0) => return Ok(0),
+            Some(len) => len,
+        };
+        let lba = offset / self.sector_size();
+        self.device_io_external(false, lba, buf.slice(0, len))
+            .await
+            .map(|()| len)
+    }
+
+    /// `O_DIRECT` write from caller memory: `buf` at `offset` (short across the end).
+    /// Returns the bytes written. Overlapping writes are serialized as for
+    /// [`BlockDevice::write`]; the cached blocks it overlaps are forgotten.
+    ///
+    /// # Errors
+    /// As [`BlockDevice::check_write`] (with `direct`), plus `Io` on a device error.
+    ///
+    /// # Cancel safety
+    /// As [`BlockDevice::write`]; the device keeps `buf`'s pieces until it is done.
+    ///
+    /// # Context
+    /// A task (the devfs task); suspends on device I/O and on overlapping writes.
+    pub async fn write_external(
+        self: Arc<Self>,
+        offset: u64,
+        buf: ExternalBuf,
+    ) -> Result<usize, Errno> {
+        let n = match self.check_write(offset, buf.len(), true)? {
+            0 => return Ok(0),
+            n => n,
+        };
+        let ss = self.sector_size();
+        let (s0, s1) = (offset / ss, (offset + n as u64).div_ceil(ss));
+        let mut ticket = self.begin_write();
+        self.lock_range(&mut ticket, (s0, s1)).await;
+        ticket.unfinished = Some((offset, n));
+        let result = self.device_io_external(true, s0, buf.slice(0, n)).await;
+        // Before the reply (and before a later write to these sectors may start). The
+        // data is only in the caller's memory, so the cache forgets rather than patches.
+        self.cache.invalidate_range(self.id, offset, n);
+        ticket.unfinished = None;
+        drop(ticket);
+        result.map(|()| n)
+    }
+
+    /// One read or write of whole sectors from `lba` on caller memory, split into
+    /// requests of at most [`MAX_DEVICE_REQUEST`] bytes, all sent at once.
+    async fn device_io_external(
+        &self,
+        write: bool,
+        lba: u64,
+        buf: ExternalBuf,
+    ) -> Result<(), Errno> {
+        let chunk_sectors = (MAX_DEVICE_REQUEST as u64) / self.sector_size();
+        let calls = (0..buf.len())
+            .step_by(MAX_DEVICE_REQUEST)
+            .enumerate()
+            .map(|(i, at)| {
+                let piece = buf.slice(at, MAX_DEVICE_REQUEST.min(buf.len() - at));
+                let lba = lba + i as u64 * chunk_sectors;
+                let msg = if write {
+                    BlockMsg::write_external(lba, piece)
+                } else {
+                    BlockMsg::read_external(lba, piece)
+                };
+                self.device_result(write, lba, msg)
+            })
+            .collect::<Vec<_>>();
+        // Our own reference goes now; the pieces in flight hold the memory.
+        drop(buf);
+        join_all(calls).await.into_iter().collect()
+    }
+
     // ---------------------------------------------------------------- the device
 
     /// One read or write of whole sectors from `lba`, split into requests of at most
@@ -551,6 +655,22 @@ impl BlockDevice {
         } else {
             BlockMsg::read(lba, buf)
         };
+        let (result, buf) = self.device_result_parts(write, lba, msg).await;
+        (result, buf)
+    }
+
+    /// Sends `msg` (the reply, with its external memory, is dropped here: the device is
+    /// done with it).
+    async fn device_result(&self, write: bool, lba: u64, msg: BlockMsg) -> Result<(), Errno> {
+        self.device_result_parts(write, lba, msg).await.0
+    }
+
+    async fn device_result_parts(
+        &self,
+        write: bool,
+        lba: u64,
+        msg: BlockMsg,
+    ) -> (Result<(), Errno>, Vec<u8>) {
         let (result, buf) = BlockMsg::from_reply(self.port.call(msg).await).into_parts();
         let result = match result {
             Ok(BlockDone::Done) => Ok(()),

@@ -328,12 +328,14 @@ impl Devfs {
                 len,
                 direct: false,
                 ..
-            } => match device.try_read_inline(offset, len, &mut msg.buf) {
-                Some(result) => result.map(VnodeDone::Count),
-                None => return false,
-            },
+            } if msg.external.is_none() => {
+                match device.try_read_inline(offset, len, &mut msg.buf) {
+                    Some(result) => result.map(VnodeDone::Count),
+                    None => return false,
+                }
+            }
             VnodeOp::Write { offset, direct, .. } => {
-                match device.check_write(offset, msg.buf.len(), direct) {
+                match device.check_write(offset, msg.data_len(), direct || msg.external.is_some()) {
                     Ok(0) => Ok(VnodeDone::Written {
                         count: 0,
                         end: offset,
@@ -671,6 +673,20 @@ impl Filesystem for Devfs {
     }
 
     fn serve(&self, msg: &mut VnodeMsg) {
+        if msg.external.is_some() {
+            // Caller memory: only a block device's task can use it (`serve_block`).
+            let done = self
+                .block_device_of(&msg.op)
+                .is_some_and(|device| Devfs::block_inline(&device, msg));
+            if !done {
+                msg.result = Some(Err(if self.block_device_of(&msg.op).is_some() {
+                    Errno::Again
+                } else {
+                    Errno::Inval
+                }));
+            }
+            return;
+        }
         msg.result = Some(self.serve_op(&msg.op, &mut msg.buf));
     }
 }
@@ -681,6 +697,34 @@ impl Filesystem for Devfs {
 async fn serve_block(device: Arc<BlockDevice>, mut request: Request<VnodeMsg>) {
     let op = request.msg().op.clone();
     let buf = core::mem::take(&mut request.msg_mut().buf);
+    if let Some(external) = request.msg_mut().external.take() {
+        // Zero-copy O_DIRECT on caller memory (the caller's pages stay pinned until the
+        // device is done: the pieces in flight hold `external`'s owner).
+        let result = match op {
+            VnodeOp::Read { offset, .. } => {
+                let read = pin!(device.read_external(offset, external));
+                let aborted = pin!(request.aborted());
+                match select(read, aborted).await {
+                    Either::Left((result, _)) => result.map(VnodeDone::Count),
+                    // As below: the device reads are orphaned with their memory.
+                    Either::Right(((), _)) => Err(Errno::Intr),
+                }
+            }
+            VnodeOp::Write { offset, .. } => {
+                device
+                    .write_external(offset, external)
+                    .await
+                    .map(|count| VnodeDone::Written {
+                        count,
+                        end: offset + count as u64,
+                    })
+            }
+            _ => Err(Errno::Inval),
+        };
+        request.msg_mut().result = Some(result);
+        request.reply();
+        return;
+    }
     let (result, buf) = match op {
         VnodeOp::Read {
             offset,

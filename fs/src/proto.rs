@@ -18,10 +18,17 @@
 //! | `ReadDir` | unused | unchanged | `Entries { .. }` |
 //! | `Rename` | unused | unchanged | `Renamed { .. }` |
 //! | others | unused | unchanged | `Unit` |
+//!
+//! Direct I/O on caller memory: a `Read` or `Write` with `direct` set may carry an
+//! [`ExternalBuf`] in `external` instead of `buf` (pinned user pages, by their physical
+//! segments): a block device then reads into or writes from that memory with no copy
+//! (`crate::blockdev`). The message hands `external` back like `buf`. Only block devices
+//! take it; any other node answers `Inval`.
 
 use alloc::{boxed::Box, vec::Vec};
 
 use abi::{Errno, FileType, Timespec};
+pub use ports::proto::block::{ExternalBuf, PhysSegment};
 
 /// Most bytes one `Read` message returns: a larger request gets a short read (as Linux
 /// caps one read at `MAX_RW_COUNT`), so no request makes a filesystem allocate without
@@ -264,6 +271,8 @@ pub struct VnodeMsg {
     pub op: VnodeOp,
     /// The data buffer (see the module table); always handed back.
     pub buf: Vec<u8>,
+    /// Caller memory for a direct `Read`/`Write` instead of `buf` (see the module docs).
+    pub external: Option<ExternalBuf>,
     /// `None` until served.
     pub result: Option<VnodeResult>,
 }
@@ -274,8 +283,24 @@ impl VnodeMsg {
         VnodeMsg {
             op,
             buf: Vec::new(),
+            external: None,
             result: None,
         }
+    }
+
+    /// A direct `Read`/`Write` message on caller memory.
+    pub fn with_external(op: VnodeOp, external: ExternalBuf) -> VnodeMsg {
+        VnodeMsg {
+            external: Some(external),
+            ..VnodeMsg::new(op)
+        }
+    }
+
+    /// The bytes a `Write` carries: the external buffer's length, else `buf`'s.
+    pub fn data_len(&self) -> usize {
+        self.external
+            .as_ref()
+            .map_or(self.buf.len(), ExternalBuf::len)
     }
 
     /// A message carrying `buf`.
@@ -283,6 +308,7 @@ impl VnodeMsg {
         VnodeMsg {
             op,
             buf,
+            external: None,
             result: None,
         }
     }

@@ -31,7 +31,9 @@ use fs::{
 };
 use ports::{
     AlwaysQueue, Port, Request, Server,
-    proto::block::{BlockDone, BlockError, BlockInfo, BlockMsg, BlockRequest},
+    proto::block::{
+        BlockDone, BlockError, BlockInfo, BlockMsg, BlockRequest, ExternalBuf, PhysSegment,
+    },
 };
 
 // ===================================================================================
@@ -46,9 +48,15 @@ enum Event {
     WriteReplied { lba: u64 },
 }
 
+/// Where the fake "physical memory" for zero-copy requests starts.
+const PHYS_BASE: u64 = 0x4000_0000;
+
 struct FakeDisk {
     info: BlockInfo,
     data: Mutex<Vec<u8>>,
+    /// "Physical memory" at `PHYS_BASE` that external buffers point into (the device
+    /// reads and writes it by segment address, as a DMA would).
+    phys: Mutex<Vec<u8>>,
     events: Mutex<Vec<Event>>,
     held: AtomicBool,
     waker: Mutex<Option<Waker>>,
@@ -73,6 +81,7 @@ impl FakeDisk {
                 has_flush: true,
             },
             data: Mutex::new((0..len).map(pattern).collect()),
+            phys: Mutex::new(vec![0; 4 << 20]),
             events: Mutex::new(Vec::new()),
             held: AtomicBool::new(false),
             waker: Mutex::new(None),
@@ -132,11 +141,11 @@ impl FakeDisk {
                 let event = match request.msg().request {
                     BlockRequest::Read { lba } => Event::Read {
                         lba,
-                        len: request.msg().buf.len(),
+                        len: request.msg().data_len(),
                     },
                     BlockRequest::Write { lba } => Event::Write {
                         lba,
-                        len: request.msg().buf.len(),
+                        len: request.msg().data_len(),
                     },
                     BlockRequest::Flush => Event::Flush,
                     BlockRequest::Info => panic!("devfs does not ask for Info"),
@@ -164,6 +173,34 @@ impl FakeDisk {
                 .is_ok()
         };
         let result = match msg.request {
+            BlockRequest::Read { lba } if msg.external.is_some() => {
+                let ext = msg.external.as_ref().unwrap();
+                self.info.check_range(lba, ext.len()).map(|()| {
+                    let start = lba as usize * 512;
+                    let data = self.data.lock().unwrap()[start..start + ext.len()].to_vec();
+                    self.dma(ext, |phys, at| {
+                        phys.copy_from_slice(&data[at..at + phys.len()])
+                    });
+                    BlockDone::Done
+                })
+            }
+            BlockRequest::Write { lba } if msg.external.is_some() => {
+                let ext = msg.external.as_ref().unwrap();
+                let result = self.info.check_range(lba, ext.len()).map(|()| {
+                    let mut data = vec![0; ext.len()];
+                    self.dma(ext, |phys, at| {
+                        data[at..at + phys.len()].copy_from_slice(phys)
+                    });
+                    let start = lba as usize * 512;
+                    self.data.lock().unwrap()[start..start + data.len()].copy_from_slice(&data);
+                    BlockDone::Done
+                });
+                self.events
+                    .lock()
+                    .unwrap()
+                    .push(Event::WriteReplied { lba });
+                result
+            }
             BlockRequest::Read { lba } => {
                 self.info.check_range(lba, msg.buf.len()).and_then(|()| {
                     if take_failure(&self.fail_reads) {
@@ -202,6 +239,39 @@ impl FakeDisk {
         msg.complete(result);
         self.outstanding.fetch_sub(1, Ordering::SeqCst);
         request.reply();
+    }
+}
+
+impl FakeDisk {
+    /// Calls `f` with each segment's "physical memory" and its offset in the buffer.
+    fn dma(&self, ext: &ExternalBuf, mut f: impl FnMut(&mut [u8], usize)) {
+        let mut phys = self.phys.lock().unwrap();
+        let mut at = 0;
+        for segment in ext.segments() {
+            let start = (segment.addr - PHYS_BASE) as usize;
+            f(&mut phys[start..start + segment.len as usize], at);
+            at += segment.len as usize;
+        }
+    }
+
+    /// `len` bytes of "physical memory" at `offset`, as pinned user pages would come
+    /// (one segment per 4 KiB page), owned by `owner`.
+    fn external(&self, offset: u64, len: usize, owner: &Arc<()>) -> ExternalBuf {
+        let mut segments = Vec::new();
+        let (mut at, end) = (PHYS_BASE + offset, PHYS_BASE + offset + len as u64);
+        while at < end {
+            let next = ((at / 4096 + 1) * 4096).min(end);
+            segments.push(PhysSegment {
+                addr: at,
+                len: (next - at) as u32,
+            });
+            at = next;
+        }
+        ExternalBuf::new(segments, owner.clone())
+    }
+
+    fn phys_bytes(&self, offset: usize, len: usize) -> Vec<u8> {
+        self.phys.lock().unwrap()[offset..offset + len].to_vec()
     }
 }
 
@@ -830,6 +900,111 @@ fn o_direct_bypasses_the_cache_and_wants_whole_sectors() {
         .count();
     assert_eq!(writes, 4);
     assert_eq!(s.pread_inline(&f, 0, 4096), Some(data[..4096].to_vec()));
+    s.machine.shutdown();
+}
+
+#[test]
+fn zero_copy_direct_io_moves_caller_memory_and_forgets_overlapped_cached_blocks() {
+    let _serial = serial();
+    let s = setup(8192, false, 4 << 20);
+    let d = s.open(direct());
+    let f = s.open(rw());
+    let owner = Arc::new(());
+    let read_ext = |file: &Arc<OpenFile>, buf: ExternalBuf, at: u64| {
+        let (vfs, file) = (s.vfs.clone(), file.clone());
+        s.machine
+            .spawn_on(CpuId(1), async move {
+                vfs.read_external(&file, buf, Some(at)).await
+            })
+            .unwrap()
+    };
+    let write_ext = |buf: ExternalBuf, at: u64| {
+        let (vfs, file) = (s.vfs.clone(), d.clone());
+        run_on(&s.machine, 1, async move {
+            vfs.write_external(&file, buf, Some(at)).await
+        })
+    };
+
+    // The alignment rules of O_DIRECT, checked before the device sees anything; only
+    // O_DIRECT block-device files take caller memory.
+    assert_eq!(
+        join(read_ext(&d, s.fake.external(0, 100, &owner), 0)),
+        Err(Errno::Inval)
+    );
+    assert_eq!(
+        join(read_ext(&d, s.fake.external(0, 512, &owner), 7)),
+        Err(Errno::Inval)
+    );
+    assert_eq!(
+        write_ext(s.fake.external(0, 100, &owner), 0),
+        Err(Errno::Inval)
+    );
+    assert_eq!(
+        join(read_ext(&f, s.fake.external(0, 512, &owner), 0)),
+        Err(Errno::BadF)
+    );
+    assert_eq!(s.fake.requests(), 0);
+
+    // A cached block, then a direct 1 MiB write over it from caller memory (an odd
+    // address: the memory's alignment is free): four 256 KiB requests, the disk holds
+    // the data, and the cache forgot the block rather than keeping the old bytes.
+    assert_eq!(s.pread(1, &f, 0, 4096).0, Ok(4096));
+    let data: Vec<u8> = (0..MIB as usize).map(|i| (i % 251) as u8).collect();
+    s.fake.phys.lock().unwrap()[3..3 + MIB as usize].copy_from_slice(&data);
+    assert_eq!(
+        write_ext(s.fake.external(3, MIB as usize, &owner), 0),
+        Ok(MIB as usize)
+    );
+    assert_eq!(s.fake.bytes(0, MIB as usize), data);
+    let writes = s
+        .fake
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Write { len, .. } if *len == 256 << 10))
+        .count();
+    assert_eq!(writes, 4);
+    assert_eq!(s.pread_inline(&f, 0, 4096), None, "the stale block is gone");
+    assert_eq!(s.pread(1, &f, 0, 4096), (Ok(4096), data[..4096].to_vec()));
+    assert_eq!(Arc::strong_count(&owner), 1, "no piece outlives the write");
+
+    // A direct 1 MiB read into caller memory: all pieces in flight at once, and the
+    // memory's owner is held until the device answered every one.
+    s.fake.hold();
+    let before = s.fake.requests();
+    let reader = read_ext(
+        &d,
+        s.fake.external(2 * MIB + 512, MIB as usize, &owner),
+        MIB,
+    );
+    s.fake.wait_outstanding(4);
+    assert_eq!(s.fake.requests() - before, 4);
+    assert!(
+        Arc::strong_count(&owner) > 1,
+        "the device's pieces hold the memory"
+    );
+    s.fake.release();
+    assert_eq!(join(reader), Ok(MIB as usize));
+    assert_eq!(
+        s.fake.phys_bytes(2 * MIB as usize + 512, MIB as usize),
+        s.expected(MIB as usize, MIB as usize)
+    );
+    assert_eq!(Arc::strong_count(&owner), 1);
+    assert_eq!(
+        s.devfs.block_cache().stats().resident,
+        1,
+        "direct reads cache nothing"
+    );
+
+    // Across the end: short; at the end: end of file.
+    let end = 8192 * 512;
+    assert_eq!(
+        join(read_ext(&d, s.fake.external(0, 8192, &owner), end - 4096)),
+        Ok(4096)
+    );
+    assert_eq!(
+        join(read_ext(&d, s.fake.external(0, 512, &owner), end)),
+        Ok(0)
+    );
     s.machine.shutdown();
 }
 

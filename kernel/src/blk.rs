@@ -138,6 +138,12 @@ impl DmaMapper for HeapMapper {
     fn unmap(&self, mapped: Mapped) -> Vec<u8> {
         mapped.buf
     }
+
+    /// Pinned user pages (zero-copy `O_DIRECT`) go to the device by their physical
+    /// address as they are: there is no IOMMU, so physical = device address.
+    fn external_addr(&self, phys: u64, _len: u32, _direction: DmaDirection) -> Option<u64> {
+        Some(phys)
+    }
 }
 
 /// A disk brought up at boot.

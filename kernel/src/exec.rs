@@ -44,6 +44,7 @@ fn map_err(e: hal::mm::MemError) -> Errno {
     match e {
         hal::mm::MemError::NoMemory => Errno::NoMem,
         hal::mm::MemError::BadAddress(_) => Errno::NoExec,
+        hal::mm::MemError::Busy(_) => Errno::Busy,
     }
 }
 

@@ -26,6 +26,7 @@ use executor::CpuId;
 use fs::Vfs;
 use hal::arch::user::{UserContext, UserExit, enter_user};
 use hal::mm::space::{AddressSpace, SharedPages, UserProt};
+use ports::proto::block::{ExternalBuf, PhysSegment};
 use syscalls_async::{BoxFuture, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, UserMemory};
 
 /// Linux's signal numbers for how a process can die here.
@@ -50,6 +51,21 @@ impl UserMemory for ProcMemory {
 
     fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), Errno> {
         self.0.copy_to_user(dst, src).map_err(|_| Errno::Fault)
+    }
+
+    fn pin(&self, addr: u64, len: usize, device_writes: bool) -> Result<ExternalBuf, Errno> {
+        let pin = self
+            .0
+            .pin(addr, len, device_writes)
+            .map_err(|_| Errno::Fault)?;
+        let segments = pin
+            .segments()
+            .iter()
+            .map(|&(addr, len)| PhysSegment { addr, len })
+            .collect();
+        // The pin travels as the buffer's owner: the pages stay pinned until the last
+        // piece of the buffer (and so the last device request on it) is dropped.
+        Ok(ExternalBuf::new(segments, Arc::new(pin)))
     }
 }
 
@@ -492,10 +508,11 @@ impl Kernel for Services {
             if self.overlaps_ring(&proc, hint, len) {
                 return Err(Errno::Inval);
             }
-            // MAP_FIXED replaces what was there.
-            for va in pages(hint, len) {
-                let _ = proc.space.unmap(va);
-            }
+            // MAP_FIXED replaces what was there (not pages a device is using).
+            proc.space.unmap_range(hint, len).map_err(|e| match e {
+                hal::mm::MemError::Busy(_) => Errno::Busy,
+                _ => Errno::Inval,
+            })?;
             hint
         } else {
             let addr = proc.mmap_next.fetch_add(len + 4096, Ordering::Relaxed); // a guard gap
@@ -512,6 +529,7 @@ impl Kernel for Services {
                 return Err(match e {
                     hal::mm::MemError::NoMemory => Errno::NoMem,
                     hal::mm::MemError::BadAddress(_) => Errno::Inval,
+                    hal::mm::MemError::Busy(_) => Errno::Busy,
                 });
             }
         }
@@ -527,10 +545,12 @@ impl Kernel for Services {
         if end > hal::arch::user::USER_TOP {
             return Err(Errno::Inval);
         }
-        for va in pages(addr, len) {
-            let _ = proc.space.unmap(va); // holes are fine
-        }
-        Ok(())
+        // Holes are fine; a range with a page pinned for a device (a direct read or
+        // write in flight) is refused whole.
+        proc.space.unmap_range(addr, len).map_err(|e| match e {
+            hal::mm::MemError::Busy(_) => Errno::Busy,
+            _ => Errno::Inval,
+        })
     }
 
     fn mprotect(&self, pid: Pid, addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
@@ -539,15 +559,13 @@ impl Kernel for Services {
             return Err(Errno::Inval);
         }
         addr.checked_add(len).ok_or(Errno::NoMem)?;
-        if !pages(addr, len).all(|va| proc.space.is_mapped(va)) {
-            return Err(Errno::NoMem);
-        }
-        for va in pages(addr, len) {
-            proc.space
-                .protect(va, user_prot(prot))
-                .map_err(|_| Errno::NoMem)?;
-        }
-        Ok(())
+        // All or nothing: a page not mapped is `NoMem`, one pinned for a device `Busy`.
+        proc.space
+            .protect_range(addr, len, user_prot(prot))
+            .map_err(|e| match e {
+                hal::mm::MemError::Busy(_) => Errno::Busy,
+                _ => Errno::NoMem,
+            })
     }
 
     fn proc_list(&self, max: usize) -> Vec<ProcInfo> {

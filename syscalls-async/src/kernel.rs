@@ -14,6 +14,8 @@ use abi::{
     ring::{ProcInfo, SysInfo},
 };
 
+use fs::proto::ExternalBuf;
+
 use crate::process::ProcessInit;
 
 /// A boxed, sendable, `'static` future: what the async trait methods return.
@@ -39,6 +41,17 @@ pub trait UserMemory: Send + Sync {
     /// # Errors
     /// `Fault` if any byte of `dst..dst + src.len()` is not mapped writable in user mode.
     fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), Errno>;
+
+    /// Pins `addr..addr + len` for a device (zero-copy `O_DIRECT`) and returns it by its
+    /// physical segments; `device_writes` when the device stores into it (a read from
+    /// disk), which needs every page writable. The returned buffer's owner keeps the
+    /// pages where they are until it is dropped: meanwhile the kernel refuses to unmap or
+    /// reprotect them (`Busy`), and process exit does not free them.
+    ///
+    /// # Errors
+    /// `Fault` if any byte is not mapped (writable when `device_writes`) in user mode;
+    /// nothing is pinned then.
+    fn pin(&self, addr: u64, len: usize, device_writes: bool) -> Result<ExternalBuf, Errno>;
 }
 
 /// The kernel's alias of a ring region that is also mapped into a process.

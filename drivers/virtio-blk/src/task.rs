@@ -13,12 +13,20 @@
 //! segments, the status byte (device-writable). A request whose chain does not fit the
 //! free descriptors waits in a FIFO backlog until completions free some.
 //!
+//! The data is either the message's `buf`, lent to the device through the `DmaMapper`,
+//! or the message's `external` memory (pinned user pages: zero-copy `O_DIRECT`), whose
+//! physical segments become descriptors as they are (`DmaMapper::external_addr`), with
+//! no copy. A request with more than `MAX_DATA_SEGMENTS` data segments (or more than
+//! the queue holds) is refused with `Invalid`; callers split large requests
+//! (`fs::blockdev::MAX_DEVICE_REQUEST`). The driver holds the `ExternalBuf` (so its
+//! owner, the pin) exactly as long as it would hold a mapped buffer.
+//!
 //! # Cancel safety
 //! A caller dropping its `call` orphans the message (`ports::Port::call`): the task keeps
 //! the `Request` and the mapped buffer until the device completes the chain; then the
 //! chain's descriptors are reclaimed, the buffer is unmapped and the reply (dropped by
-//! ports) frees it. So a cancelled request never leaves the device writing freed memory
-//! and never leaks descriptors. A request still in the backlog when its caller aborts is
+//! ports) frees it (external memory: drops the last hold on the pin). So a cancelled
+//! request never leaves the device writing freed memory and never leaks descriptors. A request still in the backlog when its caller aborts is
 //! answered with `Aborted` without reaching the device.
 
 use alloc::collections::VecDeque;
@@ -27,11 +35,11 @@ use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::task::Poll;
 
-use ports::proto::block::{BlockDone, BlockError, BlockInfo, BlockMsg, BlockRequest};
+use ports::proto::block::{BlockDone, BlockError, BlockInfo, BlockMsg, BlockRequest, ExternalBuf};
 use ports::{Request, Server};
 use virtio::queue::{DeviceError, Segment};
 use virtio::transport::Notifier;
-use virtio::{ChainId, DmaDirection, DmaMapper, DmaRegion, Registers, SplitQueue};
+use virtio::{ChainId, DmaDirection, DmaMapper, DmaRegion, DmaSegment, Registers, SplitQueue};
 
 use crate::irq::{BlkInterrupt, Signal};
 use crate::request::{
@@ -42,9 +50,17 @@ use crate::request::{
 /// Most data segments one request may use (one chain = 2 + segments descriptors).
 const MAX_DATA_SEGMENTS: usize = 128;
 
+/// A request's data memory while the device may use it.
+enum Lent<P> {
+    /// The message's `buf`, mapped by the `DmaMapper`.
+    Mapped(P),
+    /// The message's `external` memory, held so its owner outlives the DMA.
+    External(ExternalBuf),
+}
+
 struct InFlight<P> {
     request: Request<BlockMsg>,
-    mapped: Option<P>,
+    mapped: Option<Lent<P>>,
     slot: u16,
     /// Bytes the device must report for success (data written by it + status byte).
     expect_len: u32,
@@ -66,9 +82,10 @@ pub struct VirtioBlk<D: DmaRegion, N: Registers, M: DmaMapper> {
     backlog: VecDeque<Request<BlockMsg>>,
     /// The device broke the used ring; every new request fails with `Io`.
     is_broken: bool,
-    /// Buffers of requests failed when the ring broke: the device may still write them,
-    /// so they are never freed (a deliberate leak; see `fail_in_flight`).
-    quarantine: Vec<M::Mapped>,
+    /// Buffers (and external memory, with its pin) of requests failed when the ring
+    /// broke: the device may still write them, so they are never freed or unpinned (a
+    /// deliberate leak; see `fail_in_flight`).
+    quarantine: Vec<Lent<M::Mapped>>,
 }
 
 impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
@@ -200,19 +217,25 @@ impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
             BlockRequest::Read { lba } => (VIRTIO_BLK_T_IN, lba, Some(DmaDirection::FromDevice)),
             BlockRequest::Write { lba } => (VIRTIO_BLK_T_OUT, lba, Some(DmaDirection::ToDevice)),
         };
-        if direction.is_some()
-            && let Err(error) = self.info.check_range(sector, msg.buf.len())
-        {
-            return Ok(answer(request, Err(error)));
+        if direction.is_some() {
+            // External memory replaces `buf`; both at once is a caller bug.
+            let both = msg.external.is_some() && !msg.buf.is_empty();
+            if let Err(error) = self.info.check_range(sector, msg.data_len()) {
+                return Ok(answer(request, Err(error)));
+            }
+            if both {
+                return Ok(answer(request, Err(BlockError::Invalid)));
+            }
         }
         let Some(&slot) = self.free_slots.last() else {
             return Err(request);
         };
-        let data_len = msg.buf.len() as u32;
+        let data_len = msg.data_len() as u32;
         let mapped = match direction {
             None => None,
+            Some(_) if msg.external.is_some() => msg.external.take().map(Lent::External),
             Some(direction) => match self.mapper.map(core::mem::take(&mut msg.buf), direction) {
-                Ok(mapped) => Some(mapped),
+                Ok(mapped) => Some(Lent::Mapped(mapped)),
                 Err(buf) => {
                     msg.buf = buf;
                     log::error!(target: "virtio-blk", "op={} cannot map {} bytes", msg.op_id, data_len);
@@ -220,12 +243,25 @@ impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
                 }
             },
         };
-        let data = mapped.as_ref().map_or(&[][..], |m| self.mapper.segments(m));
-        if data.len() > MAX_DATA_SEGMENTS || data.len() + 2 > self.queue.size() as usize {
-            let buf = mapped.map(|m| self.mapper.unmap(m)).unwrap_or_default();
-            request.msg_mut().buf = buf;
-            return Ok(answer(request, Err(BlockError::Invalid)));
-        }
+        let mut external = [DmaSegment { addr: 0, len: 0 }; MAX_DATA_SEGMENTS];
+        let data = match (&mapped, direction) {
+            (Some(Lent::Mapped(m)), _) => Ok(self.mapper.segments(m)),
+            (Some(Lent::External(buf)), Some(direction)) => {
+                self.external_segments(buf, direction, &mut external)
+            }
+            _ => Ok(&[][..]),
+        };
+        let data = match data {
+            Ok(data) if data.len() + 2 <= self.queue.size() as usize => data,
+            refused => {
+                let error = refused.err().unwrap_or(BlockError::Invalid);
+                log::error!(target: "virtio-blk", "op={} cannot give {} bytes to the device: {error}", request.msg().op_id, data_len);
+                if let Some(lent) = mapped {
+                    self.give_back(request.msg_mut(), lent);
+                }
+                return Ok(answer(request, Err(error)));
+            }
+        };
         let mut chain = [Segment {
             addr: 0,
             len: 0,
@@ -255,8 +291,8 @@ impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
             Ok(head) => head,
             Err(_) => {
                 // Full: give the buffer back to the message and wait for completions.
-                if let Some(m) = mapped {
-                    request.msg_mut().buf = self.mapper.unmap(m);
+                if let Some(lent) = mapped {
+                    self.give_back(request.msg_mut(), lent);
                 }
                 return Err(request);
             }
@@ -270,6 +306,43 @@ impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
             expect_len: if is_read { data_len + 1 } else { 1 },
         });
         Ok(true)
+    }
+
+    /// The device addresses of external memory, into `out`.
+    ///
+    /// # Errors
+    /// `Invalid` for more than `MAX_DATA_SEGMENTS` segments, `Io` for memory the device
+    /// cannot reach.
+    fn external_segments<'a>(
+        &self,
+        buf: &ExternalBuf,
+        direction: DmaDirection,
+        out: &'a mut [DmaSegment; MAX_DATA_SEGMENTS],
+    ) -> Result<&'a [DmaSegment], BlockError> {
+        let segments = buf.segments();
+        if segments.len() > MAX_DATA_SEGMENTS {
+            return Err(BlockError::Invalid);
+        }
+        for (slot, segment) in out.iter_mut().zip(segments) {
+            let addr = self
+                .mapper
+                .external_addr(segment.addr, segment.len, direction)
+                .ok_or(BlockError::Io)?;
+            *slot = DmaSegment {
+                addr,
+                len: segment.len,
+            };
+        }
+        Ok(&out[..segments.len()])
+    }
+
+    /// Hands a request's data memory back to its message (the device is done with it,
+    /// or never got it).
+    fn give_back(&self, msg: &mut BlockMsg, lent: Lent<M::Mapped>) {
+        match lent {
+            Lent::Mapped(m) => msg.buf = self.mapper.unmap(m),
+            Lent::External(buf) => msg.external = Some(buf),
+        }
     }
 
     /// Pops every used chain and answers its request.
@@ -298,7 +371,9 @@ impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
     /// The ring is broken: answers every in-flight request with `Io` so no caller waits
     /// forever. Their buffers stay with the device (kept in `quarantine`, never freed and
     /// not handed back: the one exception to "the buffer comes back", because the device
-    /// may still write them); the message comes back with an empty `buf`.
+    /// may still write them); the message comes back with an empty `buf` and no
+    /// `external` (whose pin, quarantined, then never ends: those user pages stay pinned
+    /// and their address space is kept, for as long as the machine runs).
     fn fail_in_flight(&mut self) {
         for entry in self.in_flight.iter_mut() {
             if let Some(InFlight {
@@ -328,8 +403,8 @@ impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
         } = entry;
         self.free_slots.push(slot);
         let status = read_status(&self.headers, slot as usize);
-        if let Some(m) = mapped {
-            request.msg_mut().buf = self.mapper.unmap(m);
+        if let Some(lent) = mapped {
+            self.give_back(request.msg_mut(), lent);
         }
         let result = match (len, status) {
             (None, _) => Err(BlockError::Io),

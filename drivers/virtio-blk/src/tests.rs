@@ -14,7 +14,7 @@ use std::thread;
 use executor::CpuId;
 use executor::hosted::Machine;
 use ports::Port;
-use ports::proto::block::{BlockDone, BlockError, BlockInfo, BlockMsg};
+use ports::proto::block::{BlockDone, BlockError, BlockInfo, BlockMsg, ExternalBuf};
 use spin::Mutex;
 use virtio::fake::{DeviceQueue, FakeCommonCfg, FakeMemory, FakeWindow};
 use virtio::transport::{CommonCfg, Notifier, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1};
@@ -509,4 +509,148 @@ fn a_device_that_breaks_the_used_ring_fails_requests_instead_of_hanging_them() {
         (Err(BlockError::Io), vec![0; 512])
     );
     assert_eq!(call(&rig, BlockMsg::info()).0, Err(BlockError::Io));
+}
+
+// ---------------------------------------------------------------- external memory
+
+/// `len` bytes of parked caller memory (holding `data`) as an external buffer in page
+/// segments, owned by `owner`; returns it and its address.
+fn external(rig: &Rig, data: Vec<u8>, owner: &Arc<()>) -> (ExternalBuf, u64) {
+    use ports::proto::block::PhysSegment;
+    let len = data.len() as u64;
+    let addr = rig.memory.park(data);
+    let mut segments = Vec::new();
+    let mut at = addr;
+    while at < addr + len {
+        let next = ((at / 4096 + 1) * 4096).min(addr + len);
+        segments.push(PhysSegment {
+            addr: at,
+            len: (next - at) as u32,
+        });
+        at = next;
+    }
+    (ExternalBuf::new(segments, owner.clone()), addr)
+}
+
+fn call_msg(rig: &Rig, msg: BlockMsg) -> BlockMsg {
+    let port = rig.port.clone();
+    rig.machine.block_on(CpuId(1), async move {
+        BlockMsg::from_reply(port.call(msg).await)
+    })
+}
+
+#[test]
+fn external_memory_is_read_into_and_written_from_in_place() {
+    let rig = rig(64, info(false, true), true);
+    let owner = Arc::new(());
+    // A write from caller memory spanning pages, then a read into other caller memory.
+    let data: Vec<u8> = (0..512 * 12).map(|i| (i % 249) as u8).collect();
+    let (buf, _) = external(&rig, data.clone(), &owner);
+    let back = call_msg(&rig, BlockMsg::write_external(20, buf));
+    assert_eq!(back.result, Some(Ok(BlockDone::Done)));
+    assert!(back.buf.is_empty());
+    assert_eq!(back.external.as_ref().map(ExternalBuf::len), Some(512 * 12));
+    drop(back);
+    assert_eq!(rig.disk.data.lock()[20 * 512..32 * 512], data[..]);
+
+    let (buf, addr) = external(&rig, vec![0; 512 * 12], &owner);
+    assert!(buf.segments().len() > 1, "the test covers several segments");
+    let back = call_msg(&rig, BlockMsg::read_external(20, buf));
+    assert_eq!(back.result, Some(Ok(BlockDone::Done)));
+    drop(back);
+    assert_eq!(rig.memory.read(addr, 512 * 12), Some(data));
+    assert_eq!(Arc::strong_count(&owner), 1, "the driver kept no piece");
+    assert_eq!(
+        rig.memory.mapped_buffers(),
+        2,
+        "nothing was mapped (only the parked memory)"
+    );
+}
+
+#[test]
+fn external_memory_errors_hand_it_back_and_refuse_too_many_segments() {
+    let rig = rig(256, info(false, true), true);
+    let owner = Arc::new(());
+    // Not whole sectors, past the end, and both `buf` and `external` at once.
+    let (buf, _) = external(&rig, vec![0; 100], &owner);
+    let back = call_msg(&rig, BlockMsg::read_external(0, buf));
+    assert_eq!(back.result, Some(Err(BlockError::Invalid)));
+    assert!(back.external.is_some(), "the memory comes back");
+    drop(back);
+    let (buf, _) = external(&rig, vec![0; 1024], &owner);
+    let back = call_msg(&rig, BlockMsg::read_external(SECTORS - 1, buf));
+    assert_eq!(back.result, Some(Err(BlockError::OutOfRange)));
+    drop(back);
+    let (buf, _) = external(&rig, vec![0; 512], &owner);
+    let mut msg = BlockMsg::read_external(0, buf);
+    msg.buf = vec![0; 512];
+    assert_eq!(call_msg(&rig, msg).result, Some(Err(BlockError::Invalid)));
+
+    // 129 one-sector segments: more than a request may carry.
+    let (whole, _) = external(&rig, vec![0; 129 * 4096], &owner);
+    let pieces: Vec<_> = (0..129).map(|i| whole.slice(i * 4096, 512)).collect();
+    let segments: Vec<_> = pieces.iter().flat_map(|p| p.segments().to_vec()).collect();
+    let buf = ExternalBuf::new(segments, owner.clone());
+    assert_eq!(buf.segments().len(), 129);
+    let back = call_msg(&rig, BlockMsg::read_external(0, buf));
+    assert_eq!(back.result, Some(Err(BlockError::Invalid)));
+    assert!(back.external.is_some());
+    drop(back);
+
+    // Memory the device cannot reach (the mapper refuses it) is an I/O error.
+    let (buf, addr) = external(&rig, vec![0; 512], &owner);
+    rig.memory.unpark(addr);
+    let back = call_msg(&rig, BlockMsg::write_external(0, buf));
+    assert_eq!(back.result, Some(Err(BlockError::Io)));
+    drop((back, whole, pieces));
+    assert_eq!(Arc::strong_count(&owner), 1);
+}
+
+#[test]
+fn a_cancelled_external_request_keeps_its_memory_until_the_device_is_done() {
+    let rig = rig(16, info(false, true), true);
+    let owner = Arc::new(());
+    rig.disk.behaviour.lock().paused = true;
+    let (buf, addr) = external(&rig, vec![0; 512], &owner);
+    let port = rig.port.clone();
+    let timed_out = rig.machine.block_on(CpuId(1), async move {
+        executor::timeout(
+            Duration::from_millis(20),
+            port.call(BlockMsg::read_external(4, buf)),
+        )
+        .await
+        .is_err()
+    });
+    assert!(timed_out, "the call was dropped while the device held it");
+    assert_eq!(
+        Arc::strong_count(&owner),
+        2,
+        "the driver still holds the memory"
+    );
+    rig.disk.behaviour.lock().paused = false;
+    for i in 0..20 {
+        assert_eq!(
+            call(&rig, BlockMsg::read(i, vec![0; 512])),
+            (Ok(BlockDone::Done), vec![i as u8; 512])
+        );
+    }
+    assert_eq!(
+        Arc::strong_count(&owner),
+        1,
+        "released once the device answered"
+    );
+    assert_eq!(rig.memory.read(addr, 512), Some(vec![4; 512]));
+}
+
+#[test]
+fn a_broken_ring_quarantines_external_memory_forever() {
+    let rig = rig(16, info(false, true), true);
+    let owner = Arc::new(());
+    rig.disk.behaviour.lock().garbage_index_once = true;
+    let (buf, _) = external(&rig, vec![0; 512], &owner);
+    let back = call_msg(&rig, BlockMsg::read_external(1, buf));
+    assert_eq!(back.result, Some(Err(BlockError::Io)));
+    assert!(back.external.is_none(), "the device may still write it");
+    drop(back);
+    assert_eq!(Arc::strong_count(&owner), 2, "the pin is never released");
 }

@@ -228,6 +228,12 @@ pub trait DmaMapper {
     fn segments<'a>(&self, mapped: &'a Self::Mapped) -> &'a [DmaSegment];
     /// Ends the mapping and returns the buffer.
     fn unmap(&self, mapped: Self::Mapped) -> Vec<u8>;
+    /// The device address of `len` bytes of caller memory at physical address `phys`
+    /// that the caller already holds in place for the device (pinned user pages:
+    /// zero-copy `O_DIRECT`); the caller keeps it valid until the device is done. `None`
+    /// if the device cannot reach that memory (then the request fails, nothing is
+    /// copied).
+    fn external_addr(&self, phys: u64, len: u32, direction: DmaDirection) -> Option<u64>;
 }
 
 impl<T: DmaMapper + ?Sized> DmaMapper for alloc::sync::Arc<T> {
@@ -240,5 +246,8 @@ impl<T: DmaMapper + ?Sized> DmaMapper for alloc::sync::Arc<T> {
     }
     fn unmap(&self, mapped: Self::Mapped) -> Vec<u8> {
         (**self).unmap(mapped)
+    }
+    fn external_addr(&self, phys: u64, len: u32, direction: DmaDirection) -> Option<u64> {
+        (**self).external_addr(phys, len, direction)
     }
 }

@@ -165,6 +165,29 @@ impl DmaMapper for FakeMemory {
             .remove(&mapped.addr)
             .expect("fake: unmap of a mapping that exists")
     }
+
+    /// Fake "physical" addresses are device addresses; refused when no buffer parked
+    /// with [`FakeMemory::park`] holds the range (as an IOMMU would).
+    fn external_addr(&self, phys: u64, len: u32, _direction: DmaDirection) -> Option<u64> {
+        self.read(phys, len as usize).map(|_| phys)
+    }
+}
+
+impl FakeMemory {
+    /// Parks `data` at a fresh address, mid-page, as caller memory a test hands to a
+    /// driver by address (zero-copy requests); read it back with [`FakeMemory::read`],
+    /// take it away with [`FakeMemory::unpark`].
+    pub fn park(&self, data: Vec<u8>) -> u64 {
+        let mut inner = self.inner.lock();
+        let addr = Self::alloc_addr(&mut inner, data.len() + 512) + 512;
+        inner.buffers.insert(addr, data);
+        addr
+    }
+
+    /// Removes a parked buffer (the memory is gone: the device can no longer reach it).
+    pub fn unpark(&self, addr: u64) -> Option<Vec<u8>> {
+        self.inner.lock().buffers.remove(&addr)
+    }
 }
 
 impl VecRegion {

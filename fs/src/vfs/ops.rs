@@ -19,7 +19,7 @@ use super::{
 use crate::{
     file::OpenFile,
     path::PATH_MAX,
-    proto::{Attr, DirEntry, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp},
+    proto::{Attr, DirEntry, ExternalBuf, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp},
 };
 
 /// Entries asked for per `ReadDir` message by [`Vfs::getdents`].
@@ -330,6 +330,118 @@ impl Vfs {
             Err(e) => Err(e),
         };
         (result, msg.buf)
+    }
+
+    /// Zero-copy `O_DIRECT` read on a block device: the device DMAs straight into `buf`
+    /// (pinned caller memory) at `at`, or at the file offset (advanced) when `at` is
+    /// `None`. Returns the bytes read. Offset and length must be whole sectors; the
+    /// memory's address may be anything.
+    ///
+    /// # Errors
+    /// `BadF` if not open for reading or without `O_DIRECT`; `Inval` for a file that is
+    /// not a block device, a misaligned offset or length, or an offset past `i64::MAX`;
+    /// `Io`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future leaves `buf`'s owner (the pin) with the device requests in
+    /// flight until the device is done.
+    pub async fn read_external(
+        &self,
+        file: &OpenFile,
+        buf: ExternalBuf,
+        at: Option<u64>,
+    ) -> Result<usize, Errno> {
+        if !file.flags().is_readable() || file.flags().contains(OpenFlags::PATH) {
+            return Err(Errno::BadF);
+        }
+        let _position = match at {
+            None => Some(file.lock_position().await),
+            Some(_) => None,
+        };
+        let offset = at.unwrap_or_else(|| file.offset());
+        let v = file.vnode();
+        let op = VnodeOp::Read {
+            ino: v.ino(),
+            offset,
+            len: buf.len(),
+            non_blocking: file.flags().contains(OpenFlags::NON_BLOCK),
+            direct: true,
+        };
+        let n = self
+            .call_external(file, op, buf, offset)
+            .await
+            .and_then(|done| match done {
+                VnodeDone::Count(n) => Ok(n),
+                _ => Err(Errno::Io),
+            })?;
+        if at.is_none() {
+            file.set_offset(offset + n as u64);
+        }
+        Ok(n)
+    }
+
+    /// Zero-copy `O_DIRECT` write on a block device from `buf` (pinned caller memory), as
+    /// [`Vfs::read_external`]. Returns the bytes written.
+    ///
+    /// # Errors
+    /// `BadF` if not open for writing or without `O_DIRECT`; `Inval` as for
+    /// `read_external`; `NoSpc`, `RoFs`, `Io`.
+    ///
+    /// # Cancel safety
+    /// As [`Vfs::read_external`]; the write may or may not reach the device.
+    pub async fn write_external(
+        &self,
+        file: &OpenFile,
+        buf: ExternalBuf,
+        at: Option<u64>,
+    ) -> Result<usize, Errno> {
+        if !file.flags().is_writable() || file.flags().contains(OpenFlags::PATH) {
+            return Err(Errno::BadF);
+        }
+        let _position = match at {
+            None => Some(file.lock_position().await),
+            Some(_) => None,
+        };
+        let offset = at.unwrap_or_else(|| file.offset());
+        let v = file.vnode();
+        let op = VnodeOp::Write {
+            ino: v.ino(),
+            offset,
+            append: false,
+            direct: true,
+        };
+        let (n, end) =
+            self.call_external(file, op, buf, offset)
+                .await
+                .and_then(|done| match done {
+                    VnodeDone::Written { count, end } => Ok((count, end)),
+                    _ => Err(Errno::Io),
+                })?;
+        if at.is_none() {
+            file.set_offset(end);
+        }
+        Ok(n)
+    }
+
+    async fn call_external(
+        &self,
+        file: &OpenFile,
+        op: VnodeOp,
+        buf: ExternalBuf,
+        offset: u64,
+    ) -> Result<VnodeDone, Errno> {
+        if !file.flags().contains(OpenFlags::DIRECT) {
+            return Err(Errno::BadF);
+        }
+        if file.kind() != FileType::BlockDevice || offset > i64::MAX as u64 {
+            return Err(Errno::Inval);
+        }
+        let mut msg = file
+            .vnode()
+            .port()
+            .call(VnodeMsg::with_external(op, buf))
+            .await;
+        msg.take_result()
     }
 
     /// `lseek`: sets the file offset; returns the new offset.

@@ -8,6 +8,14 @@
 //! | `Flush` | unused | unchanged | `Done` |
 //! | `Info` | unused | unchanged | `Info(BlockInfo)` |
 //!
+//! Instead of `buf`, a `Read` or `Write` may carry an [`ExternalBuf`] in `external`:
+//! memory the caller already holds by its physical segments (pinned user pages for
+//! `O_DIRECT`), which the driver hands to the device as they are, with no copy. `buf` is
+//! then empty; the data length is [`ExternalBuf::len`]. The `ExternalBuf` owns a guard
+//! (the pin) and comes back in the reply like `buf`; the driver keeps it for as long as
+//! the device may touch the memory (also on abort and when the device breaks), so the
+//! guard is never dropped while a DMA into the segments can still happen.
+//!
 //! `lba` counts sectors of [`BlockInfo::sector_size`] bytes. The buffer comes back in
 //! every reply, also on error and also when the port itself failed
 //! ([`BlockMsg::from_reply`]). A driver may serve many messages at once and complete them
@@ -27,7 +35,9 @@
 //! A driver may use `Request::is_abort_requested` to drop a request it has not given to
 //! the device yet, answering [`BlockError::Aborted`].
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::any::Any;
 use core::fmt;
 
 use crate::{PortError, Reply};
@@ -166,6 +176,118 @@ impl From<PortError> for BlockError {
     }
 }
 
+/// One physically contiguous piece of caller memory (a physical address; the driver's DMA
+/// mapper turns it into a device address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhysSegment {
+    /// Physical address of the first byte.
+    pub addr: u64,
+    /// Length in bytes (not zero).
+    pub len: u32,
+}
+
+/// Memory outside the message that a device reads or writes directly: its physical
+/// segments in order, and the owner that keeps them valid (for user pages, the pin).
+///
+/// The owner is shared by every piece cut from one buffer ([`ExternalBuf::slice`]), so
+/// the memory is released (unpinned) when the last piece is dropped. Whoever holds a
+/// piece while a device may access its segments must not drop it before the device is
+/// done: that is the driver's whole duty here.
+#[derive(Clone)]
+pub struct ExternalBuf {
+    segments: Vec<PhysSegment>,
+    len: usize,
+    owner: Arc<dyn Any + Send + Sync>,
+}
+
+impl ExternalBuf {
+    /// A buffer over `segments` kept valid by `owner` (dropped with the last piece).
+    /// Empty segments are dropped.
+    pub fn new(segments: Vec<PhysSegment>, owner: Arc<dyn Any + Send + Sync>) -> ExternalBuf {
+        let segments: Vec<PhysSegment> = segments.into_iter().filter(|s| s.len > 0).collect();
+        let len = segments.iter().map(|s| s.len as usize).sum();
+        ExternalBuf {
+            segments,
+            len,
+            owner,
+        }
+    }
+
+    /// Total bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` if there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The segments, in buffer order.
+    pub fn segments(&self) -> &[PhysSegment] {
+        &self.segments
+    }
+
+    /// The owner (to look at it in tests, or to tell two buffers apart).
+    pub fn owner(&self) -> &Arc<dyn Any + Send + Sync> {
+        &self.owner
+    }
+
+    /// The piece `[offset, offset + len)` of this buffer, sharing its owner.
+    ///
+    /// # Panics
+    /// If the range is not inside the buffer (a caller bug).
+    pub fn slice(&self, offset: usize, len: usize) -> ExternalBuf {
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.len),
+            "ExternalBuf::slice {offset}+{len} of {}",
+            self.len
+        );
+        let (mut skip, mut left) = (offset, len);
+        let mut segments = Vec::new();
+        for s in &self.segments {
+            let s_len = s.len as usize;
+            if skip >= s_len {
+                skip -= s_len;
+                continue;
+            }
+            if left == 0 {
+                break;
+            }
+            let take = (s_len - skip).min(left);
+            segments.push(PhysSegment {
+                addr: s.addr + skip as u64,
+                len: take as u32,
+            });
+            skip = 0;
+            left -= take;
+        }
+        ExternalBuf {
+            segments,
+            len,
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ExternalBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalBuf")
+            .field("len", &self.len)
+            .field("segments", &self.segments.len())
+            .finish()
+    }
+}
+
+/// Two buffers are equal when they name the same memory.
+impl PartialEq for ExternalBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.segments == other.segments
+    }
+}
+
+impl Eq for ExternalBuf {}
+
 /// One block request and, once replied, its result.
 #[derive(Debug)]
 pub struct BlockMsg {
@@ -175,6 +297,10 @@ pub struct BlockMsg {
     pub request: BlockRequest,
     /// The data buffer (see the table in the module docs). Always handed back.
     pub buf: Vec<u8>,
+    /// External memory to read into or write from instead of `buf` (then empty). Always
+    /// handed back, except when the device broke with it in flight (the driver then keeps
+    /// it, and so the memory, forever).
+    pub external: Option<ExternalBuf>,
     /// `None` until served.
     pub result: Option<Result<BlockDone, BlockError>>,
 }
@@ -185,8 +311,32 @@ impl BlockMsg {
             op_id: 0,
             request,
             buf,
+            external: None,
             result: None,
         }
+    }
+
+    /// Read `buf.len()` bytes at `lba` straight into external memory.
+    pub fn read_external(lba: u64, buf: ExternalBuf) -> BlockMsg {
+        BlockMsg {
+            external: Some(buf),
+            ..BlockMsg::new(BlockRequest::Read { lba }, Vec::new())
+        }
+    }
+
+    /// Write external memory at `lba`.
+    pub fn write_external(lba: u64, buf: ExternalBuf) -> BlockMsg {
+        BlockMsg {
+            external: Some(buf),
+            ..BlockMsg::new(BlockRequest::Write { lba }, Vec::new())
+        }
+    }
+
+    /// The bytes a `Read` or `Write` moves: the external buffer's length, else `buf`'s.
+    pub fn data_len(&self) -> usize {
+        self.external
+            .as_ref()
+            .map_or(self.buf.len(), ExternalBuf::len)
     }
 
     /// Read `buf.len()` bytes at `lba`.
@@ -275,6 +425,60 @@ mod tests {
         assert_eq!(info.check_range(100, 512), Err(BlockError::OutOfRange));
         assert_eq!(info.check_range(99, 1024), Err(BlockError::OutOfRange));
         assert_eq!(info.check_range(u64::MAX, 512), Err(BlockError::OutOfRange));
+    }
+
+    #[test]
+    fn external_slices_cut_segments_and_share_the_owner() {
+        let owner: Arc<()> = Arc::new(());
+        let buf = ExternalBuf::new(
+            vec![
+                PhysSegment {
+                    addr: 0x1000,
+                    len: 100,
+                },
+                PhysSegment {
+                    addr: 0x5000,
+                    len: 0,
+                },
+                PhysSegment {
+                    addr: 0x9000,
+                    len: 4096,
+                },
+            ],
+            owner.clone(),
+        );
+        assert_eq!((buf.len(), buf.segments().len()), (4196, 2));
+        let piece = buf.slice(50, 1000);
+        assert_eq!(
+            piece.segments(),
+            &[
+                PhysSegment {
+                    addr: 0x1000 + 50,
+                    len: 50
+                },
+                PhysSegment {
+                    addr: 0x9000,
+                    len: 950
+                },
+            ]
+        );
+        assert_eq!(
+            buf.slice(100, 4096).segments(),
+            &[PhysSegment {
+                addr: 0x9000,
+                len: 4096
+            }]
+        );
+        assert!(buf.slice(4196, 0).is_empty());
+        assert_eq!(Arc::strong_count(&owner), 3);
+        let msg = BlockMsg::read_external(7, piece);
+        assert_eq!((msg.data_len(), msg.buf.len()), (1000, 0));
+        drop((buf, msg));
+        assert_eq!(
+            Arc::strong_count(&owner),
+            1,
+            "the last piece releases the owner"
+        );
     }
 
     #[test]

@@ -42,6 +42,13 @@ fn path_in(proc: &Process, path: UserBuf) -> Result<Vec<u8>, Errno> {
     Ok(bytes)
 }
 
+/// Whether a read or write on `f` goes zero-copy: `O_DIRECT` on a block device. The
+/// device then works on the user's pages, pinned for the duration (`UserMemory::pin`);
+/// everything else is copied through a kernel buffer.
+fn is_zero_copy(f: &fs::OpenFile) -> bool {
+    f.flags().contains(OpenFlags::DIRECT) && f.kind() == abi::FileType::BlockDevice
+}
+
 pub(crate) async fn read(
     proc: &Process,
     fd: Fd,
@@ -49,6 +56,15 @@ pub(crate) async fn read(
     at: Option<u64>,
 ) -> Result<i64, Errno> {
     let data = match proc.descriptor(fd.0)? {
+        Descriptor::File(f) if is_zero_copy(&f) => {
+            // A bad buffer is `Fault` before anything reaches the device.
+            let pinned = proc.memory.pin(buf.addr, buf.len, true)?;
+            return proc
+                .vfs
+                .read_external(&f, pinned, at)
+                .await
+                .map(|n| n as i64);
+        }
         Descriptor::File(f) => {
             let (r, data) = match at {
                 None => proc.vfs.read(&f, Vec::new(), buf.len).await,
@@ -75,6 +91,14 @@ pub(crate) async fn write(
 ) -> Result<i64, Errno> {
     let d = proc.descriptor(fd.0)?;
     match (d, at) {
+        (Descriptor::File(f), at) if is_zero_copy(&f) => {
+            // A bad buffer is `Fault` and nothing is written.
+            let pinned = proc.memory.pin(buf.addr, buf.len, false)?;
+            proc.vfs
+                .write_external(&f, pinned, at)
+                .await
+                .map(|n| n as i64)
+        }
         (Descriptor::File(f), None) => {
             let data = copy_in(&*proc.memory, buf)?;
             proc.vfs.write(&f, data).await.0.map(|n| n as i64)

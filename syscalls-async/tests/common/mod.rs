@@ -17,7 +17,12 @@ use abi::{
     Cqe, Errno, RingLayout, Sqe,
     ring::{ProcInfo, RingParams, ring_header},
 };
-use fs::{Vfs, platform::TickClock, tmpfs::Tmpfs};
+use fs::{
+    Vfs,
+    platform::TickClock,
+    proto::{ExternalBuf, PhysSegment},
+    tmpfs::Tmpfs,
+};
 use syscalls_async::{
     BoxFuture, ClockId, Kernel, Pid, Process, ProcessInit, SharedRegion, SpawnRequest, UserMemory,
 };
@@ -33,6 +38,8 @@ pub const SIZE: usize = 4 << 20;
 pub struct FakeMemory {
     bytes: Mutex<Vec<u8>>,
     holes: Mutex<Vec<(u64, u64)>>,
+    /// Pins alive now.
+    pub pins: Arc<AtomicU32>,
 }
 
 impl FakeMemory {
@@ -40,6 +47,7 @@ impl FakeMemory {
         Arc::new(FakeMemory {
             bytes: Mutex::new(vec![0; SIZE]),
             holes: Mutex::new(Vec::new()),
+            pins: Arc::new(AtomicU32::new(0)),
         })
     }
 
@@ -96,6 +104,43 @@ impl UserMemory for FakeMemory {
         let at = self.range(dst, src.len())?;
         self.bytes.lock().unwrap()[at..at + src.len()].copy_from_slice(src);
         Ok(())
+    }
+
+    /// "Physical" addresses are user addresses here, one segment per 4 KiB page; the
+    /// owner counts live pins in `pins`.
+    fn pin(&self, addr: u64, len: usize, _device_writes: bool) -> Result<ExternalBuf, Errno> {
+        self.range(addr, len)?;
+        let mut segments = Vec::new();
+        let (mut at, end) = (addr, addr + len as u64);
+        while at < end {
+            let next = ((at / 4096) + 1) * 4096;
+            let next = next.min(end);
+            segments.push(PhysSegment {
+                addr: at,
+                len: (next - at) as u32,
+            });
+            at = next;
+        }
+        Ok(ExternalBuf::new(
+            segments,
+            Arc::new(PinCount::new(&self.pins)),
+        ))
+    }
+}
+
+/// One live pin of [`FakeMemory`].
+struct PinCount(Arc<AtomicU32>);
+
+impl PinCount {
+    fn new(count: &Arc<AtomicU32>) -> PinCount {
+        count.fetch_add(1, Ordering::SeqCst);
+        PinCount(count.clone())
+    }
+}
+
+impl Drop for PinCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

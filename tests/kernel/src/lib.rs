@@ -190,6 +190,10 @@ pub static TESTS: &[KernelTest] = &[
         "copies_check_every_page_of_user_memory",
         user::copies_check_every_page_of_user_memory,
     ),
+    KernelTest::new(
+        "pinned_user_pages_cannot_be_unmapped_or_freed",
+        user::pinned_user_pages_cannot_be_unmapped_or_freed,
+    ),
     KernelTest::new("tasks_run_on_every_cpu", sched::tasks_run_on_every_cpu),
     KernelTest::new(
         "port_calls_between_every_pair_of_cpus",

@@ -177,6 +177,75 @@ pub fn copies_check_every_page_of_user_memory() {
     assert!(space.copy_from_user(&mut [0u8; 1], base).is_err());
 }
 
+/// Pinning for zero-copy O_DIRECT: a pin returns the frames' physical
+/// segments, checks every page (present, user, writable when the device
+/// writes), and while it lives the pages cannot be unmapped or reprotected
+/// (`Busy`, nothing changed) and the space outlives its last other owner.
+pub fn pinned_user_pages_cannot_be_unmapped_or_freed() {
+    use hal::mm::MemError;
+    let base = 0x1000_0000;
+    let live = live_spaces();
+    let space = Arc::new(AddressSpace::new().expect("space"));
+    for i in 0..3 {
+        space
+            .map_zeroed(base + i * 4096, UserProt::READ_WRITE)
+            .unwrap();
+    }
+    space.map_zeroed(base + 3 * 4096, UserProt::READ).unwrap();
+    // Bad ranges pin nothing.
+    assert!(
+        space.pin(base + 4000, 12288 + 200, true).is_err(),
+        "read-only page"
+    );
+    assert!(
+        space.pin(base + 4 * 4096 - 8, 16, false).is_err(),
+        "runs into a hole"
+    );
+    assert!(space.pin(0xffff_8000_0000_0000, 8, false).is_err());
+    space.unmap(base + 2 * 4096).unwrap();
+    space
+        .map_zeroed(base + 2 * 4096, UserProt::READ_WRITE)
+        .unwrap();
+    // A good one: the segments cover the range.
+    let pin = space.pin(base + 100, 8192, true).unwrap();
+    let total: u64 = pin.segments().iter().map(|&(_, len)| len as u64).sum();
+    assert_eq!(total, 8192);
+    let (phys, _) = pin.segments()[0];
+    assert_eq!(
+        phys % 4096,
+        100,
+        "the first segment starts where the range does"
+    );
+    assert!(pin.segments().len() <= 3);
+    // Pinned: no unmap, no reprotect, not even as part of a larger range.
+    assert_eq!(space.unmap(base + 4096), Err(MemError::Busy(base + 4096)));
+    assert!(matches!(
+        space.unmap_range(base, 4 * 4096),
+        Err(MemError::Busy(_))
+    ));
+    assert!(matches!(
+        space.protect(base, UserProt::READ),
+        Err(MemError::Busy(_))
+    ));
+    assert!(matches!(
+        space.protect_range(base, 4 * 4096, UserProt::NONE),
+        Err(MemError::Busy(_))
+    ));
+    assert!(space.is_mapped(base) && space.is_mapped(base + 4096));
+    // Pages outside the pin are free to go.
+    space.unmap(base + 3 * 4096).unwrap();
+    // The pin keeps the space alive after its owner let go (process exit).
+    let weak = Arc::downgrade(&space);
+    drop(space);
+    assert_eq!(live_spaces(), live + 1, "the pinned space is still alive");
+    let space = weak.upgrade().expect("alive");
+    drop(pin);
+    space.unmap_range(base, 4 * 4096).unwrap();
+    assert!(!space.is_mapped(base + 4096));
+    drop(space);
+    assert_eq!(live_spaces(), live);
+}
+
 /// `RESULT` line: a bare ring 3 -> ring 0 -> ring 3 round trip (`syscall`,
 /// then `enter_user` again), the floor under every trap-door system call.
 pub fn bench_user_trap_round_trip() {

@@ -56,6 +56,9 @@ pub enum MemError {
     NoMemory,
     /// The address is not mapped (unmap/protect) or already mapped (map).
     BadAddress(u64),
+    /// The page is pinned for a device's DMA (`space::UserPin`): it cannot be unmapped or
+    /// have its permissions changed until the device is done.
+    Busy(u64),
 }
 
 #[cfg(target_os = "none")]

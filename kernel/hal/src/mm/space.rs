@@ -17,6 +17,19 @@
 //! on unmap; a page mapped with [`AddressSpace::map_shared`] (the syscall
 //! rings) is borrowed, marked with a software bit, and never freed here.
 //!
+//! Pinning for DMA: [`AddressSpace::pin`] takes the physical segments of a
+//! user range for a device (`O_DIRECT`: the disk reads or writes the
+//! process's own pages) and records the range in the space's pin list until
+//! the returned [`UserPin`] is dropped. While a page is pinned, `unmap`,
+//! `unmap_range`, `protect` and `protect_range` refuse it with
+//! [`MemError::Busy`] (`EBUSY`), and the pin holds an `Arc` of the space, so
+//! process exit cannot free the frames either: they go when the last pin
+//! (and the process's own reference) is dropped. Refusing was chosen over
+//! deferring the frame free because it needs no per-frame state (the frame
+//! allocator has no reference counts) and the window is one device request;
+//! exit, the case that cannot be refused, is covered by the space outliving
+//! the process.
+//!
 //! TLB: a process and its tasks live on one CPU, so a change is flushed on
 //! this CPU only (and only if the space is loaded); [`AddressSpace::activate`]
 //! reloads CR3 when it switches spaces.
@@ -159,11 +172,22 @@ pub fn live_spaces() -> usize {
     LIVE_SPACES.load(Ordering::Relaxed)
 }
 
+/// Page-aligned user ranges `[start, end)` pinned for DMA, one entry per
+/// live [`UserPin`] (ranges may repeat and overlap).
+type Pins = alloc::vec::Vec<(u64, u64)>;
+
+fn pinned(pins: &Pins, start: u64, end: u64) -> Option<u64> {
+    pins.iter()
+        .find(|&&(s, e)| s < end && start < e)
+        .map(|&(s, _)| s.max(start))
+}
+
 /// A process's page tables.
 pub struct AddressSpace {
     pml4: u64,
-    /// Serialises table changes and walks (a process's tasks share it).
-    lock: spin::Mutex<()>,
+    /// Serialises table changes and walks (a process's tasks share it), and
+    /// holds the pinned ranges, so a pin and an unmap cannot interleave.
+    lock: spin::Mutex<Pins>,
     /// Shared pages mapped here (kept alive until the space is gone).
     shared: spin::Mutex<alloc::vec::Vec<Arc<SharedPages>>>,
 }
@@ -213,7 +237,7 @@ impl AddressSpace {
         LIVE_SPACES.fetch_add(1, Ordering::Relaxed);
         Ok(AddressSpace {
             pml4,
-            lock: spin::Mutex::new(()),
+            lock: spin::Mutex::new(Pins::new()),
             shared: spin::Mutex::new(alloc::vec::Vec::new()),
         })
     }
@@ -339,11 +363,41 @@ impl AddressSpace {
     /// Unmaps the page at `va`, freeing it if the space owns it.
     ///
     /// # Errors
-    /// `BadAddress` if nothing is mapped there.
+    /// `BadAddress` if nothing is mapped there; `Busy` if it is pinned.
     pub fn unmap(&self, va: u64) -> Result<(), MemError> {
         check_user_page(va)?;
-        let _guard = self.lock.lock();
-        // SAFETY: the lock is held and `va` is a user address.
+        let pins = self.lock.lock();
+        if let Some(at) = pinned(&pins, va, va + PAGE_SIZE) {
+            return Err(MemError::Busy(at));
+        }
+        self.unmap_locked(va)
+    }
+
+    /// Unmaps every page of `[addr, addr + len)` (page-aligned; holes are
+    /// fine), all or nothing with respect to pins.
+    ///
+    /// # Errors
+    /// `BadAddress` for a range that is not page-aligned user memory; `Busy`
+    /// (and nothing unmapped) if any page of it is pinned.
+    pub fn unmap_range(&self, addr: u64, len: u64) -> Result<(), MemError> {
+        let end = user_range_end(addr, len)?;
+        let pins = self.lock.lock();
+        if let Some(at) = pinned(&pins, addr, end) {
+            return Err(MemError::Busy(at));
+        }
+        for va in (addr..end).step_by(PAGE_SIZE as usize) {
+            match self.unmap_locked(va) {
+                Ok(()) | Err(MemError::BadAddress(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`unmap`](Self::unmap) with the lock held and the pins checked.
+    fn unmap_locked(&self, va: u64) -> Result<(), MemError> {
+        check_user_page(va)?;
+        // SAFETY: the caller holds the lock and `va` is a user address.
         let Some(entry) = (unsafe { self.leaf(va, false)? }) else {
             return Err(MemError::BadAddress(va));
         };
@@ -364,11 +418,48 @@ impl AddressSpace {
     /// Changes the permissions of the page at `va`.
     ///
     /// # Errors
-    /// `BadAddress` if nothing is mapped there.
+    /// `BadAddress` if nothing is mapped there; `Busy` if it is pinned.
     pub fn protect(&self, va: u64, prot: UserProt) -> Result<(), MemError> {
         check_user_page(va)?;
-        let _guard = self.lock.lock();
-        // SAFETY: the lock is held and `va` is a user address.
+        let pins = self.lock.lock();
+        if let Some(at) = pinned(&pins, va, va + PAGE_SIZE) {
+            return Err(MemError::Busy(at));
+        }
+        self.protect_locked(va, prot)
+    }
+
+    /// Changes the permissions of every page of `[addr, addr + len)`
+    /// (page-aligned), all or nothing.
+    ///
+    /// # Errors
+    /// `BadAddress` if the range is not page-aligned user memory or a page of
+    /// it is not mapped; `Busy` if a page of it is pinned. Nothing changes then.
+    pub fn protect_range(&self, addr: u64, len: u64, prot: UserProt) -> Result<(), MemError> {
+        let end = user_range_end(addr, len)?;
+        let pins = self.lock.lock();
+        if let Some(at) = pinned(&pins, addr, end) {
+            return Err(MemError::Busy(at));
+        }
+        for va in (addr..end).step_by(PAGE_SIZE as usize) {
+            // SAFETY: the lock is held and `va` is a user address (checked).
+            let mapped = match unsafe { self.leaf(va, false) } {
+                // SAFETY: an entry of this space's tables, under the lock.
+                Ok(Some(entry)) => unsafe { !(*entry).is_unused() },
+                _ => false,
+            };
+            if !mapped {
+                return Err(MemError::BadAddress(va));
+            }
+        }
+        for va in (addr..end).step_by(PAGE_SIZE as usize) {
+            self.protect_locked(va, prot)?;
+        }
+        Ok(())
+    }
+
+    /// [`protect`](Self::protect) with the lock held and the pins checked.
+    fn protect_locked(&self, va: u64, prot: UserProt) -> Result<(), MemError> {
+        // SAFETY: the caller holds the lock and `va` is a user address.
         let Some(entry) = (unsafe { self.leaf(va, false)? }) else {
             return Err(MemError::BadAddress(va));
         };
@@ -436,6 +527,61 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Pins `[addr, addr + len)` for a device and returns its physical
+    /// segments (contiguous pages merged). Every page must be present user
+    /// memory, and writable when `device_writes` (the device stores into it:
+    /// a read from disk). Until the [`UserPin`] is dropped the pages cannot be
+    /// unmapped or reprotected (`Busy`) and the space (so every frame) stays
+    /// alive even if the process exits.
+    ///
+    /// # Errors
+    /// [`UserFault`] at the first byte that is not such memory; nothing is
+    /// pinned then.
+    pub fn pin(
+        self: &Arc<AddressSpace>,
+        addr: u64,
+        len: usize,
+        device_writes: bool,
+    ) -> Result<UserPin, UserFault> {
+        let needed = if device_writes { WRITABLE } else { READABLE };
+        let mut segments: alloc::vec::Vec<(u64, u32)> = alloc::vec::Vec::new();
+        let end = addr
+            .checked_add(len as u64)
+            .filter(|end| *end <= USER_TOP)
+            .ok_or(UserFault { addr })?;
+        let mut pins = self.lock.lock();
+        let mut va = addr;
+        while va < end {
+            let page = va & !(PAGE_SIZE - 1);
+            // SAFETY: the lock is held and `page` is a user address.
+            let entry = match unsafe { self.leaf(page, false) } {
+                Ok(Some(entry)) => entry,
+                _ => return Err(UserFault { addr: va }),
+            };
+            // SAFETY: an entry of this space's tables, under the lock.
+            let (flags, frame) = unsafe { ((*entry).flags(), (*entry).addr().as_u64()) };
+            if !flags.contains(needed) {
+                return Err(UserFault { addr: va });
+            }
+            let phys = frame + (va - page);
+            let piece = ((page + PAGE_SIZE).min(end) - va) as u32;
+            match segments.last_mut() {
+                Some(last) if last.0 + last.1 as u64 == phys && last.1 < (1 << 30) => {
+                    last.1 += piece
+                }
+                _ => segments.push((phys, piece)),
+            }
+            va += piece as u64;
+        }
+        let range = (addr & !(PAGE_SIZE - 1), end.next_multiple_of(PAGE_SIZE));
+        pins.push(range);
+        Ok(UserPin {
+            space: self.clone(),
+            range,
+            segments,
+        })
+    }
+
     /// Copies `dst.len()` bytes from user address `src`.
     ///
     /// # Errors
@@ -499,6 +645,52 @@ impl AddressSpace {
             *loaded = Some(self.clone());
         });
     }
+}
+
+/// A user range pinned for a device ([`AddressSpace::pin`]): its frames stay
+/// mapped where they are, and allocated, until this is dropped.
+///
+/// Invariant: `range` is one entry of `space`'s pin list, removed by `drop`
+/// and nowhere else; `segments` are the frames the range mapped when pinned,
+/// which the entry keeps from being unmapped (so freed) in the meantime.
+pub struct UserPin {
+    space: Arc<AddressSpace>,
+    range: (u64, u64),
+    segments: alloc::vec::Vec<(u64, u32)>,
+}
+
+impl UserPin {
+    /// The physical segments `(address, length)`, in user-address order.
+    pub fn segments(&self) -> &[(u64, u32)] {
+        &self.segments
+    }
+}
+
+impl core::fmt::Debug for UserPin {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "UserPin({:#x}..{:#x})", self.range.0, self.range.1)
+    }
+}
+
+impl Drop for UserPin {
+    fn drop(&mut self) {
+        let mut pins = self.space.lock.lock();
+        if let Some(i) = pins.iter().position(|&r| r == self.range) {
+            pins.swap_remove(i);
+        }
+    }
+}
+
+/// The end of the page-aligned user range `[addr, addr + len)`.
+fn user_range_end(addr: u64, len: u64) -> Result<u64, MemError> {
+    let end = addr
+        .checked_add(len)
+        .filter(|&end| end <= USER_TOP && addr.is_multiple_of(PAGE_SIZE))
+        .ok_or(MemError::BadAddress(addr))?;
+    if !end.is_multiple_of(PAGE_SIZE) {
+        return Err(MemError::BadAddress(end));
+    }
+    Ok(end)
 }
 
 /// Loads the kernel's own table on this CPU and drops the reference to the

@@ -2,9 +2,15 @@
 //! `/dev/vda` from a program: the host's pattern read back through the block cache and
 //! with O_DIRECT, a pattern written at odd offsets and lengths (read-modify-write) that
 //! xtask then checks in the image, and the error edges (misaligned O_DIRECT, past the end).
+//! Then zero-copy O_DIRECT (the device works on this program's pinned pages): 1 MiB
+//! written and read back, buffers at odd addresses (allowed: only offset and length must
+//! be whole sectors), a buffer running into an unmapped page (EFAULT, nothing written),
+//! a read into read-only memory (EFAULT), munmap of a buffer a direct read is filling
+//! (EBUSY until the read completed), and a child that exits with direct reads in flight.
 //!
 //! Layout (shared with xtask/src/disk.rs): the host's pattern `H` is at 1 MiB (1 MiB
-//! long); this program writes pattern `U` at 3 MiB (256 KiB).
+//! long); this program writes pattern `U` at 3 MiB (256 KiB) and scratch data from 8 MiB
+//! on (which xtask does not check).
 #![no_std]
 #![no_main]
 
@@ -18,8 +24,9 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use common::{Outcome, ctx, expect_eq, report};
-use libc_shim::abi::{Errno, OpenFlags};
-use libc_shim::sys;
+use libc_shim::abi::{Errno, Opcode, OpenFlags, Sqe};
+use libc_shim::sys::{self, ExitStatus};
+use libc_shim::{Ring, RingOptions};
 
 libc_shim::entry!(main);
 
@@ -143,10 +150,184 @@ fn run() -> Outcome {
         sys::pread(direct, &mut sector, USER_OFFSET + 1),
         Err(Errno::Inval),
     )?;
+    direct_zero_copy(direct)?;
     ctx("close", sys::close(direct))?;
     Ok(())
 }
 
-fn main(_args: libc_shim::Args) -> i32 {
+const MIB: usize = 1 << 20;
+const SCRATCH: u64 = 8 << 20;
+
+/// One trap-door `Pread`/`Pwrite` on raw user addresses.
+fn raw_io(op: Opcode, fd: i32, addr: usize, len: usize, off: u64) -> Result<u64, Errno> {
+    let mut s = Sqe::new(op);
+    s.fd = fd;
+    s.addr = addr as u64;
+    s.len = len as u32;
+    s.off = off;
+    // SAFETY: every caller passes memory this program mapped and owns (or, on purpose,
+    // an unmapped or read-only range the kernel must refuse); nothing else uses it.
+    sys::check(unsafe { sys::trap(&s) })
+}
+
+fn direct_zero_copy(fd: i32) -> Outcome {
+    // 1 MiB out and back in, at different odd (unaligned) user addresses.
+    let data = pattern(b'Z', SCRATCH, MIB + 1);
+    expect_eq(
+        "1 MiB direct write from an odd address",
+        sys::pwrite(fd, &data[1..], SCRATCH),
+        Ok(MIB),
+    )?;
+    let mut back = vec![0u8; MIB + 3];
+    expect_eq(
+        "1 MiB direct read to an odd address",
+        sys::pread(fd, &mut back[3..], SCRATCH),
+        Ok(MIB),
+    )?;
+    if let Some(i) = first_difference(&back[3..], &data[1..]) {
+        return Err(format!("direct 1 MiB reads back wrong at byte {i}"));
+    }
+    let mut cached = vec![0u8; 4096];
+    let plain = ctx("open", sys::open("/dev/vda", OpenFlags::READ_WRITE, 0))?;
+    expect_eq(
+        "cached read",
+        sys::pread(plain, &mut cached, SCRATCH),
+        Ok(4096),
+    )?;
+    ctx("close", sys::close(plain))?;
+    if first_difference(&cached, &data[1..4097]).is_some() {
+        return Err("the cache does not see the direct write".into());
+    }
+    expect_eq(
+        "direct read of a partial sector",
+        sys::pread(fd, &mut back[..700], SCRATCH),
+        Err(Errno::Inval),
+    )?;
+
+    // A buffer running into an unmapped page: EFAULT, and nothing reaches the disk.
+    let two = ctx("mmap", sys::mmap_anonymous(8192))?;
+    ctx("munmap", sys::munmap(two + 4096, 4096))?;
+    expect_eq(
+        "direct write over a hole",
+        raw_io(Opcode::Pwrite, fd, two, 8192, SCRATCH),
+        Err(Errno::Fault),
+    )?;
+    expect_eq(
+        "direct read over a hole",
+        raw_io(Opcode::Pread, fd, two, 8192, SCRATCH),
+        Err(Errno::Fault),
+    )?;
+    expect_eq(
+        "direct read back",
+        sys::pread(fd, &mut back[..8192], SCRATCH),
+        Ok(8192),
+    )?;
+    if first_difference(&back[..8192], &data[1..8193]).is_some() {
+        return Err("a faulting direct write changed the disk".into());
+    }
+    // The device would store into read-only memory: EFAULT.
+    ctx(
+        "mprotect",
+        sys::mprotect(two, 4096, libc_shim::abi::ring::PROT_READ),
+    )?;
+    expect_eq(
+        "direct read into read-only memory",
+        raw_io(Opcode::Pread, fd, two, 4096, SCRATCH),
+        Err(Errno::Fault),
+    )?;
+    ctx("munmap", sys::munmap(two, 4096))?;
+
+    // munmap of a buffer a direct read is filling: EBUSY while it is in flight, then fine.
+    let mut ring = ctx("ring", Ring::setup(RingOptions::new(8)))?;
+    let mut busy = 0;
+    for round in 0..4u64 {
+        let buf = ctx("mmap", sys::mmap_anonymous(MIB))?;
+        let mut s = Sqe::new(Opcode::Pread);
+        s.fd = fd;
+        s.addr = buf as u64;
+        s.len = MIB as u32;
+        s.off = SCRATCH;
+        s.user_data = round;
+        // SAFETY: `buf` is this program's own mapping, unmapped only after the read was
+        // reaped (the kernel refuses an earlier munmap: that is what is tested).
+        if unsafe { ring.try_push(&s) }.is_err() {
+            return Err("SQ full".into());
+        }
+        ctx("submit", ring.submit())?;
+        match sys::munmap(buf, MIB) {
+            Err(Errno::Busy) => busy += 1,
+            Ok(()) => return Err("munmap freed a buffer with a direct read in flight".into()),
+            Err(e) => return Err(format!("munmap in flight: {e}")),
+        }
+        let cqe = loop {
+            if let Some((cqe, _)) = ring.try_reap() {
+                break cqe;
+            }
+            ctx("wait", ring.submit_and_wait(1))?;
+        };
+        expect_eq("in-flight read", cqe.result(), Ok(MIB as u32))?;
+        ctx("munmap after the read", sys::munmap(buf, MIB))?;
+    }
+    expect_eq("munmap refused while in flight", busy, 4)?;
+
+    // A child exits with direct reads in flight; the kernel stays healthy.
+    for _ in 0..2 {
+        let pid = ctx(
+            "spawn",
+            sys::spawn(
+                "/bin/tests/blockdev",
+                &["blockdev", "exit-inflight"],
+                &[],
+                &[],
+            ),
+        )?;
+        expect_eq(
+            "child status",
+            ctx("wait", sys::waitpid(pid))?,
+            (pid, ExitStatus::Exited(7)),
+        )?;
+    }
+    expect_eq(
+        "direct read after",
+        sys::pread(fd, &mut back[..MIB], SCRATCH),
+        Ok(MIB),
+    )?;
+    if first_difference(&back[..MIB], &data[1..]).is_some() {
+        return Err("direct read after the exits reads back wrong".into());
+    }
+    Ok(())
+}
+
+/// The child: eight 1 MiB direct reads submitted, then exit without reaping them.
+fn exit_inflight() -> i32 {
+    let Ok(fd) = sys::open("/dev/vda", OpenFlags::READ_WRITE | OpenFlags::DIRECT, 0) else {
+        return 3;
+    };
+    let Ok(buf) = sys::mmap_anonymous(8 * MIB) else {
+        return 4;
+    };
+    let Ok(mut ring) = Ring::setup(RingOptions::new(8)) else {
+        return 5;
+    };
+    for i in 0..8 {
+        let mut s = Sqe::new(Opcode::Pread);
+        s.fd = fd;
+        s.addr = (buf + i * MIB) as u64;
+        s.len = MIB as u32;
+        s.off = SCRATCH;
+        // SAFETY: the process's own mapping, never unmapped; the process exits with the
+        // reads in flight on purpose.
+        if unsafe { ring.try_push(&s) }.is_err() {
+            return 6;
+        }
+    }
+    let _ = ring.submit();
+    7
+}
+
+fn main(args: libc_shim::Args) -> i32 {
+    if args.get(1) == Some("exit-inflight") {
+        return exit_inflight();
+    }
     report("blockdev", run())
 }

@@ -259,6 +259,10 @@ pub static TESTS: &[KernelTest] = &[
         smp::cross_cpu_ping_pong_loses_no_wakeup,
     ),
     KernelTest::new(
+        "ipis_survive_an_interrupt_flood_on_the_sender",
+        smp::ipis_survive_an_interrupt_flood_on_the_sender,
+    ),
+    KernelTest::new(
         "cross_cpu_ping_pong_million_messages",
         smp::cross_cpu_ping_pong_million_messages,
     )

@@ -351,33 +351,7 @@ impl Vfs {
         buf: ExternalBuf,
         at: Option<u64>,
     ) -> Result<usize, Errno> {
-        if !file.flags().is_readable() || file.flags().contains(OpenFlags::PATH) {
-            return Err(Errno::BadF);
-        }
-        let _position = match at {
-            None => Some(file.lock_position().await),
-            Some(_) => None,
-        };
-        let offset = at.unwrap_or_else(|| file.offset());
-        let v = file.vnode();
-        let op = VnodeOp::Read {
-            ino: v.ino(),
-            offset,
-            len: buf.len(),
-            non_blocking: file.flags().contains(OpenFlags::NON_BLOCK),
-            direct: true,
-        };
-        let n = self
-            .call_external(file, op, buf, offset)
-            .await
-            .and_then(|done| match done {
-                VnodeDone::Count(n) => Ok(n),
-                _ => Err(Errno::Io),
-            })?;
-        if at.is_none() {
-            file.set_offset(offset + n as u64);
-        }
-        Ok(n)
+        self.external_io(file, buf, at, false).await
     }
 
     /// Zero-copy `O_DIRECT` write on a block device from `buf` (pinned caller memory), as
@@ -395,7 +369,24 @@ impl Vfs {
         buf: ExternalBuf,
         at: Option<u64>,
     ) -> Result<usize, Errno> {
-        if !file.flags().is_writable() || file.flags().contains(OpenFlags::PATH) {
+        self.external_io(file, buf, at, true).await
+    }
+
+    /// The body of [`Vfs::read_external`] and [`Vfs::write_external`].
+    async fn external_io(
+        &self,
+        file: &OpenFile,
+        buf: ExternalBuf,
+        at: Option<u64>,
+        write: bool,
+    ) -> Result<usize, Errno> {
+        let flags = file.flags();
+        let allowed = if write {
+            flags.is_writable()
+        } else {
+            flags.is_readable()
+        };
+        if !allowed || flags.contains(OpenFlags::PATH) || !flags.contains(OpenFlags::DIRECT) {
             return Err(Errno::BadF);
         }
         let _position = match at {
@@ -403,45 +394,40 @@ impl Vfs {
             Some(_) => None,
         };
         let offset = at.unwrap_or_else(|| file.offset());
-        let v = file.vnode();
-        let op = VnodeOp::Write {
-            ino: v.ino(),
-            offset,
-            append: false,
-            direct: true,
-        };
-        let (n, end) =
-            self.call_external(file, op, buf, offset)
-                .await
-                .and_then(|done| match done {
-                    VnodeDone::Written { count, end } => Ok((count, end)),
-                    _ => Err(Errno::Io),
-                })?;
-        if at.is_none() {
-            file.set_offset(end);
-        }
-        Ok(n)
-    }
-
-    async fn call_external(
-        &self,
-        file: &OpenFile,
-        op: VnodeOp,
-        buf: ExternalBuf,
-        offset: u64,
-    ) -> Result<VnodeDone, Errno> {
-        if !file.flags().contains(OpenFlags::DIRECT) {
-            return Err(Errno::BadF);
-        }
         if file.kind() != FileType::BlockDevice || offset > i64::MAX as u64 {
             return Err(Errno::Inval);
         }
+        let ino = file.vnode().ino();
+        let op = if write {
+            VnodeOp::Write {
+                ino,
+                offset,
+                append: false,
+                direct: true,
+            }
+        } else {
+            VnodeOp::Read {
+                ino,
+                offset,
+                len: buf.len(),
+                non_blocking: flags.contains(OpenFlags::NON_BLOCK),
+                direct: true,
+            }
+        };
         let mut msg = file
             .vnode()
             .port()
             .call(VnodeMsg::with_external(op, buf))
             .await;
-        msg.take_result()
+        let (n, end) = match (write, msg.take_result()?) {
+            (false, VnodeDone::Count(n)) => (n, offset + n as u64),
+            (true, VnodeDone::Written { count, end }) => (count, end),
+            _ => return Err(Errno::Io),
+        };
+        if at.is_none() {
+            file.set_offset(end);
+        }
+        Ok(n)
     }
 
     /// `lseek`: sets the file offset; returns the new offset.

@@ -131,9 +131,9 @@ impl AcpiHandler for DirectMap {
         size: usize,
     ) -> PhysicalMapping<Self, T> {
         let virt = phys_to_virt(physical_address as u64) as *mut T;
-        // SAFETY: the direct map covers every memory-map entry, which is
-        // where firmware puts ACPI tables; the mapping lives as long as the
-        // kernel and is read-only in use. NonNull: DIRECT_MAP_BASE is not 0.
+        // The direct map covers every memory-map entry, which is where
+        // firmware puts ACPI tables, for as long as the kernel runs.
+        // SAFETY: mapped (above), read-only in use; NonNull: DIRECT_MAP_BASE is not 0.
         unsafe {
             PhysicalMapping::new(
                 physical_address,
@@ -154,8 +154,8 @@ impl AcpiHandler for DirectMap {
 /// [`AcpiError`] when there are no tables or they do not validate.
 pub fn read(rsdp: Option<u64>) -> Result<AcpiInfo, AcpiError> {
     let rsdp = rsdp.ok_or(AcpiError::NoRsdp)?;
-    // SAFETY: the RSDP address comes from the PVH loader and lies in the
-    // direct map; `from_rsdp` validates its checksum and signature.
+    // The RSDP address comes from the PVH loader and lies in the direct map.
+    // SAFETY: mapped (above); `from_rsdp` validates its checksum and signature.
     let tables = unsafe { AcpiTables::from_rsdp(DirectMap, rsdp as usize) };
     let tables = tables.map_err(AcpiError::Tables)?;
     let mut info = AcpiInfo::default();

@@ -182,9 +182,9 @@ unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let Some(p) = NonNull::new(ptr) else { return };
         if is_early(ptr) {
-            // SAFETY: the caller passes a block this allocator returned with
-            // this layout (GlobalAlloc's contract), and blocks at these
-            // addresses come from the early heap (condition 2).
+            // The caller passes a block this allocator returned with this
+            // layout (GlobalAlloc's contract).
+            // SAFETY: blocks at these addresses come from the early heap (condition 2).
             without_interrupts(|| unsafe { EARLY.lock().deallocate(p, layout) });
         } else {
             // SAFETY: as above, the block came from the slab allocator

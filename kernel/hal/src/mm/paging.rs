@@ -357,18 +357,18 @@ pub fn translate(va: u64) -> Option<u64> {
     {
         return Some(phys);
     }
-    let guard = KERNEL_PT.lock();
-    guard
-        .as_ref()?
-        .translate_addr(VirtAddr::try_new(va).ok()?)
-        .map(|p| p.as_u64())
+    walk(&*KERNEL_PT.lock(), va)
 }
 
 /// [`translate`] that never waits: `None` also when the page-table lock is
 /// held (the panic path uses it).
 fn try_translate(va: u64) -> Option<u64> {
-    let guard = KERNEL_PT.try_lock()?;
-    guard
+    walk(&*KERNEL_PT.try_lock()?, va)
+}
+
+/// The kernel tables' translation of `va` (the caller holds their lock).
+fn walk(tables: &Option<OffsetPageTable<'static>>, va: u64) -> Option<u64> {
+    tables
         .as_ref()?
         .translate_addr(VirtAddr::try_new(va).ok()?)
         .map(|p| p.as_u64())

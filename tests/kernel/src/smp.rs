@@ -559,12 +559,21 @@ pub fn ipis_survive_an_interrupt_flood_on_the_sender() {
             }
         }
     });
+    // The flood is on before the first ping (it hit the window at round trip 1
+    // when the ICR pair was unprotected).
+    assert!(
+        wait_for(10_000, || FLOOD_SEEN.load(SeqCst) > 0),
+        "the flood reached CPU 0"
+    );
+    let before = FLOOD_SEEN.load(SeqCst);
     let ns = run_ping_pong(FLOOD_ROUND_TRIPS);
     FLOOD_ON.store(false, SeqCst);
-    let (flood, echo) = (FLOOD_SEEN.load(SeqCst), ECHO_SEEN.load(SeqCst));
-    log::info!(target: "ktest", "ping-pong under {flood} flood interrupts on CPU 0 ({echo} echoes): {ns} ns per round trip");
+    let (during, echo) = (FLOOD_SEEN.load(SeqCst) - before, ECHO_SEEN.load(SeqCst));
+    log::info!(target: "ktest", "ping-pong under {during} flood interrupts on CPU 0 ({echo} echoes): {ns} ns per round trip");
+    // About one interrupt per round trip under TCG on the shared host (4885
+    // and 5986 seen); a tenth of that still means the flood lasted throughout.
     assert!(
-        flood > FLOOD_ROUND_TRIPS && echo > 0,
-        "the flood ran through the ping-pong ({flood} interrupts, {echo} echoes)"
+        during >= FLOOD_ROUND_TRIPS / 10 && echo > 0,
+        "the flood ran through the ping-pong ({during} interrupts, {echo} echoes)"
     );
 }

@@ -3,8 +3,14 @@
 //! task serving a block port.
 //!
 //! The driver itself (drivers/virtio-blk) is host-tested and hardware-free;
-//! this file only maps the BARs, allocates DMA memory, routes the MSI-X
-//! vector and spawns the task.
+//! this file only maps the BARs, allocates DMA memory, routes the interrupts
+//! and spawns the tasks.
+//!
+//! Interrupts: MSI-X when the function has it (one vector and one request
+//! queue per CPU), else its legacy INTx line through the IOAPIC (one queue,
+//! served on CPU 0, whose line handler reads the ISR status, which is what
+//! acknowledges the device). virtio's PCI transport defines no plain-MSI
+//! mode, so MSI is not a choice for it.
 
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
@@ -13,7 +19,7 @@ use alloc::vec::Vec;
 
 use executor::CpuId;
 use hal::device::{DmaMemory, Mmio};
-use pci::{Bar, Msix, PciDevice};
+use pci::{Bar, ConfigSpace, Msix, PciDevice};
 use ports::Port;
 use ports::proto::block::{BlockInfo, BlockMsg};
 use virtio::transport::{CapRegion, CommonCfg, NO_VECTOR, Notifier, VIRTIO_F_EVENT_IDX};
@@ -146,6 +152,34 @@ impl DmaMapper for HeapMapper {
     }
 }
 
+/// How a disk's completions interrupt the CPUs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Interrupts {
+    /// One MSI-X vector per queue (queue `i` on CPU `i`).
+    MsiX {
+        /// The CPU vectors, by queue.
+        vectors: Vec<u8>,
+    },
+    /// The function's INTx line (one queue).
+    Intx {
+        /// The IOAPIC input.
+        gsi: u32,
+        /// The CPU vector.
+        vector: u8,
+    },
+}
+
+impl core::fmt::Display for Interrupts {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Interrupts::MsiX { vectors } => write!(f, "MSI-X vectors {vectors:x?}"),
+            Interrupts::Intx { gsi, vector } => {
+                write!(f, "INTx on GSI {gsi} (vector {vector:#x}, no MSI-X)")
+            }
+        }
+    }
+}
+
 /// A disk brought up at boot.
 #[derive(Clone)]
 pub struct Disk {
@@ -156,6 +190,10 @@ pub struct Disk {
     pub port: Port<BlockMsg>,
     /// Its geometry.
     pub info: BlockInfo,
+    /// How its completions interrupt.
+    pub interrupts: Interrupts,
+    /// Its PCI function.
+    pub bdf: pci::Bdf,
 }
 
 static DISKS: spin::Mutex<Vec<Disk>> = spin::Mutex::new(Vec::new());
@@ -211,12 +249,17 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
     let isr = window(caps.isr)?;
     let device_cfg = window(caps.device.ok_or("no device configuration capability")?)?;
     // The MSI-X table's BAR, mapped through the same cache.
-    let msix = Msix::read(cfg, bdf).ok_or("no MSI-X capability")?;
-    let table = window(CapRegion {
-        bar: msix.table_bar,
-        offset: msix.table_offset,
-        length: 16 * u32::from(msix.vector_count),
-    })?;
+    let msix = match Msix::read(cfg, bdf) {
+        Some(msix) => {
+            let table = window(CapRegion {
+                bar: msix.table_bar,
+                offset: msix.table_offset,
+                length: 16 * u32::from(msix.vector_count),
+            })?;
+            Some((msix, table))
+        }
+        None => None,
+    };
     pci::enable(cfg, bdf, true, false, true);
 
     let (features, info) =
@@ -225,16 +268,34 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
     // One request queue per CPU (as many as the device offers and the MSI-X table
     // holds), each served by a driver task on its CPU with its completion interrupt
     // there: a program's request never crosses CPUs (Linux's blk-mq does the same).
+    // Without MSI-X, one queue on the INTx line.
     let wanted = usize::from(virtio_blk::num_queues(features, &device_cfg))
         .min(runtime.cpu_count())
-        .min(usize::from(msix.vector_count))
+        .min(
+            msix.as_ref()
+                .map_or(1, |(m, _)| usize::from(m.vector_count)),
+        )
         .max(1);
-    msix.set_enabled(cfg, bdf, true, true);
-    common.set_config_vector(NO_VECTOR);
+    let mut irq = match &msix {
+        Some((msix, table)) => {
+            msix.set_enabled(cfg, bdf, true, true);
+            common.set_config_vector(NO_VECTOR);
+            QueueIrq::MsiX { msix, table }
+        }
+        None => {
+            let command = cfg.read_u16(bdf, pci::reg::COMMAND);
+            cfg.write_u16(
+                bdf,
+                pci::reg::COMMAND,
+                command & !pci::reg::COMMAND_INTX_DISABLE,
+            );
+            QueueIrq::Intx { device, line: None }
+        }
+    };
     let mut queues = Vec::new();
     for q in 0..wanted {
         match setup_queue(
-            &common, &msix, &table, &notify, &isr, &caps, q as u16, features, info,
+            &common, &mut irq, &notify, &isr, &caps, q as u16, features, info,
         ) {
             Ok(queue) => queues.push(queue),
             // Out of MSI vectors (16 for the whole machine): serve with fewer queues.
@@ -245,7 +306,9 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
             Err(e) => return Err(e),
         }
     }
-    msix.set_enabled(cfg, bdf, true, false);
+    if let Some((msix, _)) = &msix {
+        msix.set_enabled(cfg, bdf, true, false);
+    }
     common.driver_ok().map_err(|e| e.to_string())?;
 
     let mut members = Vec::new();
@@ -261,31 +324,57 @@ pub fn probe(device: &PciDevice) -> Result<(), String> {
     }
     let queues = members.len();
     let port = Port::per_cpu(members).ok_or("no queue")?;
+    let interrupts = match irq {
+        QueueIrq::Intx {
+            line: Some(line), ..
+        } => Interrupts::Intx {
+            gsi: line.gsi,
+            vector: line.vector,
+        },
+        _ => Interrupts::MsiX { vectors },
+    };
     let mut disks = DISKS.lock();
     let name = alloc::format!("vd{}", (b'a' + disks.len() as u8) as char);
     log::info!(
         target: "virtio-blk",
-        "{bdf} {name}: {} MiB ({} sectors of {}){}{}, {queues} queue(s) (one per CPU from 0), MSI-X vectors {vectors:x?}",
+        "{bdf} {name}: {} MiB ({} sectors of {}){}{}, {queues} queue(s) (one per CPU from 0), {interrupts}",
         info.len_bytes() >> 20,
         info.sectors,
         info.sector_size,
         if info.read_only { ", read-only" } else { "" },
         if info.has_flush { ", write cache (flush)" } else { "" },
     );
-    disks.push(Disk { name, port, info });
+    disks.push(Disk {
+        name,
+        port,
+        info,
+        interrupts,
+        bdf,
+    });
     Ok(())
 }
 
 /// A queue's driver (not yet running) and its CPU vector.
 type QueueDriver = (virtio_blk::VirtioBlk<Dma, Window, HeapMapper>, u8);
 
-/// Sets up request queue `q`: its rings and header slots in DMA memory, an MSI
-/// vector on CPU `q` in MSI-X table entry `q`, the queue registers, and its driver.
+/// How the probe routes its queues' interrupts.
+enum QueueIrq<'a> {
+    /// A vector per queue, in the MSI-X table.
+    MsiX { msix: &'a Msix, table: &'a Window },
+    /// The function's INTx line, routed with the first (only) queue.
+    Intx {
+        device: &'a PciDevice,
+        line: Option<crate::irq::IntxLine>,
+    },
+}
+
+/// Sets up request queue `q`: its rings and header slots in DMA memory, its
+/// interrupt (an MSI vector on CPU `q` in MSI-X table entry `q`, or the INTx
+/// line), the queue registers, and its driver.
 #[allow(clippy::too_many_arguments)] // the probe's locals, passed once
 fn setup_queue(
     common: &CommonCfg<Window>,
-    msix: &Msix,
-    table: &Window,
+    irq: &mut QueueIrq<'_>,
     notify: &Window,
     isr: &Window,
     caps: &virtio::transport::VirtioPciCaps,
@@ -307,30 +396,48 @@ fn setup_queue(
         .map_err(|e| alloc::format!("{e:?}"))?;
     let cpu = CpuId(u32::from(q));
     let irq_slot: Arc<spin::Once<virtio_blk::BlkInterrupt<Window>>> = Arc::new(spin::Once::new());
-    let route = {
-        let slot = irq_slot.clone();
-        crate::irq::route_msi(
-            cpu,
-            Box::new(move || {
-                if let Some(irq) = slot.get() {
-                    irq.on_interrupt_msix();
-                }
-            }),
-        )
-        .map_err(|e| alloc::format!("no interrupt: {e:?}"))?
+    let slot = irq_slot.clone();
+    let (msix_vector, cpu_vector) = match irq {
+        QueueIrq::MsiX { msix, table } => {
+            let route = crate::irq::route_msi(
+                cpu,
+                Box::new(move || {
+                    if let Some(irq) = slot.get() {
+                        irq.on_interrupt_msix();
+                    }
+                }),
+            )
+            .map_err(|e| alloc::format!("no interrupt: {e:?}"))?;
+            let entry = pci::msix_entry(route.address, route.data, false);
+            let offset =
+                msix.entry_offset(q).ok_or("no MSI-X entry")? as usize - msix.table_offset as usize;
+            for (i, word) in entry.iter().enumerate() {
+                table.write_u32(offset + 4 * i, *word);
+            }
+            (q, route.vector)
+        }
+        QueueIrq::Intx { line: Some(_), .. } => {
+            return Err("INTx serves one queue".into());
+        }
+        QueueIrq::Intx { device, line } => {
+            // Reading the ISR acknowledges the device; a shared line asks
+            // every device on it.
+            let routed = crate::irq::route_intx(
+                device,
+                cpu,
+                Box::new(move || slot.get().is_some_and(|irq| irq.on_interrupt())),
+            )
+            .map_err(|e| alloc::format!("no MSI-X, and INTx: {e}"))?;
+            *line = Some(routed);
+            (NO_VECTOR, routed.vector)
+        }
     };
-    let entry = pci::msix_entry(route.address, route.data, false);
-    let offset =
-        msix.entry_offset(q).ok_or("no MSI-X entry")? as usize - msix.table_offset as usize;
-    for (i, word) in entry.iter().enumerate() {
-        table.write_u32(offset + 4 * i, *word);
-    }
     let notify_off = common
-        .setup_queue(q, &queue, q)
+        .setup_queue(q, &queue, msix_vector)
         .map_err(|e| e.to_string())?;
     let notifier = Notifier::new(notify.clone(), notify_off, caps.notify_off_multiplier, q);
     let (driver, irq) =
         virtio_blk::VirtioBlk::new(queue, headers, notifier, HeapMapper, info, isr.clone());
     irq_slot.call_once(|| irq);
-    Ok((driver, route.vector))
+    Ok((driver, cpu_vector))
 }

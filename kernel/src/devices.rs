@@ -21,7 +21,7 @@ pub fn publish() {
             // Nothing has looked up /dev/<name> yet at boot, so no negative
             // namecache entry can hide the new node.
             Ok(()) => {
-                log::info!(target: "blk", "/dev/{} ({} MiB)", disk.name, disk.info.len_bytes() >> 20);
+                log::info!(target: "blk", "/dev/{} ({} MiB, PCI {}, {})", disk.name, disk.info.len_bytes() >> 20, disk.bdf, disk.interrupts);
             }
             Err(e) => log::warn!(target: "blk", "/dev/{}: {e}", disk.name),
         }

@@ -1,12 +1,26 @@
-//! Device interrupts: message-signalled vectors routed to a CPU's executor.
+//! Device interrupts: message-signalled vectors and legacy INTx lines routed
+//! to a CPU's executor.
 //!
 //! The hardware handler (interrupt context) only posts the vector to the
 //! executor of the CPU it arrived on; the executor then runs the driver's
 //! `on_interrupt` in task context at its next interrupt point (DragonFly's
 //! `ipending` + `splz`). So a driver's interrupt half never runs with a
 //! lock of the interrupted code held.
+//!
+//! An INTx line is level-triggered and possibly shared: it stays asserted
+//! until the driver acknowledges its device, which happens in task context.
+//! So its hardware handler first masks the line at the IOAPIC (then EOIs and
+//! posts, like MSI); the task half runs every handler sharing the line (each
+//! reads its device's status, which acknowledges it) and unmasks the line
+//! (Linux's "oneshot" threaded interrupts work the same way). A line that
+//! keeps firing with no handler claiming it is left masked after
+//! [`UNCLAIMED_LIMIT`] interrupts in a row, with an error logged, rather
+//! than starving the CPU.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use executor::CpuId;
 use hal::arch::msi;
@@ -70,5 +84,139 @@ pub fn route_msi(cpu: CpuId, handler: Box<dyn Fn() + Send + Sync>) -> Result<Msi
         vector,
         address: pci::capability::x86_msi_address(apic_id as u8),
         data: pci::capability::x86_msi_data(vector),
+    })
+}
+
+/// Unclaimed interrupts in a row after which an INTx line is left masked.
+pub const UNCLAIMED_LIMIT: u32 = 100_000;
+
+/// GSI of the INTx line on each MSI-pool vector (`u32::MAX`: not an INTx line).
+static INTX_GSI: [AtomicU32; msi::VECTORS as usize] =
+    [const { AtomicU32::new(u32::MAX) }; msi::VECTORS as usize];
+
+/// A shared INTx line: its GSI, vector, CPU and the handlers on it.
+struct Line {
+    gsi: u32,
+    vector: u8,
+    cpu: CpuId,
+    /// Each returns whether its device had signalled (and is now acknowledged).
+    handlers: spin::Mutex<Vec<Box<dyn Fn() -> bool + Send + Sync>>>,
+    unclaimed: AtomicU32,
+}
+
+static LINES: spin::Mutex<Vec<Arc<Line>>> = spin::Mutex::new(Vec::new());
+
+/// Interrupt context: mask the level-triggered line (it stays asserted until
+/// the driver acknowledges the device in task context), then post.
+fn on_intx(vector: u8) {
+    let gsi = INTX_GSI[usize::from(vector - msi::FIRST_VECTOR)].load(Ordering::Relaxed);
+    if gsi != u32::MAX {
+        let _ = hal::arch::ioapic::set_gsi_masked(gsi, true);
+    }
+    on_msi(vector);
+}
+
+/// Task context: every handler on the line, then unmask it.
+fn run_line(line: &Line) {
+    let mut claimed = false;
+    for handler in line.handlers.lock().iter() {
+        claimed |= handler();
+    }
+    if claimed {
+        line.unclaimed.store(0, Ordering::Relaxed);
+    } else if line.unclaimed.fetch_add(1, Ordering::Relaxed) + 1 == UNCLAIMED_LIMIT {
+        log::error!(target: "irq", "GSI {}: {UNCLAIMED_LIMIT} interrupts in a row nobody claimed; line left masked", line.gsi);
+        return;
+    }
+    let _ = hal::arch::ioapic::set_gsi_masked(line.gsi, false);
+}
+
+/// A routed INTx line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntxLine {
+    /// The IOAPIC input.
+    pub gsi: u32,
+    /// The CPU vector.
+    pub vector: u8,
+    /// Where the handlers run.
+    pub cpu: CpuId,
+}
+
+/// Why an INTx line could not be routed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntxRouteError {
+    /// The pin's GSI is unknown (see `pci::intx`).
+    Wiring(pci::intx::IntxError),
+    /// No vector or CPU (see [`RouteError`]).
+    Route(RouteError),
+    /// No IOAPIC serves the GSI.
+    NoIoApic(u32),
+}
+
+impl core::fmt::Display for IntxRouteError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            IntxRouteError::Wiring(e) => write!(f, "{e}"),
+            IntxRouteError::Route(e) => write!(f, "{e:?}"),
+            IntxRouteError::NoIoApic(gsi) => write!(f, "no IOAPIC serves GSI {gsi}"),
+        }
+    }
+}
+
+/// Adds `handler` to `device`'s INTx line, routing the line to `cpu` if it
+/// is the first handler on it (a shared line keeps its first CPU). The
+/// handler runs in task context on that CPU and returns whether its device
+/// had signalled; reading the device's interrupt status is what acknowledges
+/// a level-triggered interrupt, so it must do that before returning.
+///
+/// # Errors
+/// [`IntxRouteError`].
+pub fn route_intx(
+    device: &pci::PciDevice,
+    cpu: CpuId,
+    handler: Box<dyn Fn() -> bool + Send + Sync>,
+) -> Result<IntxLine, IntxRouteError> {
+    let wiring = pci::intx::route(crate::pci::devices(), device).map_err(IntxRouteError::Wiring)?;
+    let mut lines = LINES.lock();
+    if let Some(line) = lines.iter().find(|l| l.gsi == wiring.gsi) {
+        line.handlers.lock().push(handler);
+        return Ok(IntxLine {
+            gsi: line.gsi,
+            vector: line.vector,
+            cpu: line.cpu,
+        });
+    }
+    let runtime = crate::sched::runtime().ok_or(IntxRouteError::Route(RouteError::NoSuchCpu))?;
+    let apic_id = hal::arch::smp::apic_id_of(cpu.index())
+        .ok_or(IntxRouteError::Route(RouteError::NoSuchCpu))?;
+    let vector = msi::alloc_vector().ok_or(IntxRouteError::Route(RouteError::NoVector))?;
+    let index = usize::from(vector - msi::FIRST_VECTOR);
+    let line = Arc::new(Line {
+        gsi: wiring.gsi,
+        vector,
+        cpu,
+        handlers: spin::Mutex::new(alloc::vec![handler]),
+        unclaimed: AtomicU32::new(0),
+    });
+    let task_half = line.clone();
+    HANDLERS[index].call_once(|| Box::new(move || run_line(&task_half)));
+    INTX_GSI[index].store(wiring.gsi, Ordering::Relaxed);
+    runtime
+        .register_interrupt(cpu, usize::from(vector), run_handler, index)
+        .map_err(|_| IntxRouteError::Route(RouteError::NoSuchCpu))?;
+    hal::arch::trap::set_interrupt_handler(vector, on_intx)
+        .map_err(|_| IntxRouteError::Route(RouteError::NoVector))?;
+    let mode = hal::arch::ioapic::LineMode {
+        is_level: wiring.is_level,
+        is_active_low: wiring.is_active_low,
+    };
+    hal::arch::ioapic::route_gsi(wiring.gsi, vector, apic_id, mode)
+        .map_err(|_| IntxRouteError::NoIoApic(wiring.gsi))?;
+    lines.push(line);
+    log::info!(target: "irq", "GSI {} (INTx, level) -> vector {vector:#x} on CPU {}", wiring.gsi, cpu.0);
+    Ok(IntxLine {
+        gsi: wiring.gsi,
+        vector,
+        cpu,
     })
 }

@@ -62,6 +62,15 @@ pub fn run(selection: &'static str) -> ! {
                 name: d.name,
                 port: d.port,
                 info: d.info,
+                bdf: (d.bdf.bus, d.bdf.device, d.bdf.function),
+                vector: match &d.interrupts {
+                    crate::blk::Interrupts::Intx { vector, .. } => *vector,
+                    crate::blk::Interrupts::MsiX { vectors } => vectors[0],
+                },
+                intx_gsi: match d.interrupts {
+                    crate::blk::Interrupts::Intx { gsi, .. } => Some(gsi),
+                    crate::blk::Interrupts::MsiX { .. } => None,
+                },
             })
             .collect(),
     );

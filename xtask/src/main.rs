@@ -28,10 +28,12 @@ commands:
         --append TEXT   extra kernel command line
         --disk FILE     attach FILE (raw) as /dev/vda (default: build/disk.img, 64 MiB, created once)
         --no-disk       no disk
+        --disk-intx     attach the disk without MSI-X (the kernel uses its INTx line)
         --release       optimised kernel
   test                  every test: host crates, loom models, then QEMU suites (-smp 1, 2, 4)
   ktest NAME[,NAME]     boot the test kernel running the named in-kernel tests
         --smp N
+        --disk-intx     the disk without MSI-X (INTx through the IOAPIC)
         --timeout SECS  boot timeout (default 120; 600 for the million-message test)
   bench [--runs N]      boot-time figures (medians over N boots, default 10)
   loom [-p CRATE]       loom model checks (executor, ports, fs; --cfg loom, release)

@@ -36,6 +36,9 @@ pub struct Boot {
     pub initrd: Option<PathBuf>,
     /// A raw disk image attached as a virtio-blk PCI device (`/dev/vda`).
     pub disk: Option<PathBuf>,
+    /// Attach the disk without MSI-X (`vectors=0`), so the kernel falls
+    /// back to the function's INTx line through the IOAPIC.
+    pub disk_intx: bool,
 }
 
 /// The firmware that boots q35 quickly (Debian's qemu-system-data ships it).
@@ -45,13 +48,18 @@ pub const QBOOT: &str = "/usr/share/qemu/qboot.rom";
 pub const DEFAULT_DISK_BYTES: u64 = 64 << 20;
 
 /// The QEMU options of the disk: the same for Damselfly and the Linux peer
-/// (bench/peer-linux), so disk benchmarks compare like with like.
-pub fn disk_args(image: &Path) -> Vec<String> {
+/// (bench/peer-linux), so disk benchmarks compare like with like. `intx`
+/// removes the function's MSI-X capability (`vectors=0`).
+pub fn disk_args(image: &Path, intx: bool) -> Vec<String> {
     vec![
         "-drive".into(),
         format!("if=none,id=disk0,format=raw,file={}", image.display()),
         "-device".into(),
-        "virtio-blk-pci,drive=disk0".into(),
+        if intx {
+            "virtio-blk-pci,drive=disk0,vectors=0".into()
+        } else {
+            "virtio-blk-pci,drive=disk0".into()
+        },
     ]
 }
 
@@ -89,6 +97,7 @@ impl Boot {
             gdb: false,
             initrd: Some(build::initrd_path()).filter(|p| p.exists()),
             disk: None,
+            disk_intx: false,
         }
     }
 
@@ -126,7 +135,7 @@ impl Boot {
             qemu.arg("-initrd").arg(initrd);
         }
         if let Some(disk) = &self.disk {
-            qemu.args(disk_args(disk));
+            qemu.args(disk_args(disk, self.disk_intx));
         }
         if !self.append.is_empty() {
             qemu.args(["-append", &self.append]);
@@ -262,7 +271,7 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
     check_options(
         args,
         &["--smp", "--mem", "--accel", "--append", "--disk"],
-        &["--gdb", "--release", "--no-disk"],
+        &["--gdb", "--release", "--no-disk", "--disk-intx"],
     )?;
     prereq::qemu()?;
     if args.iter().any(|a| a == "--release") {
@@ -288,6 +297,7 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
         boot.append = append.to_string();
     }
     boot.gdb = args.iter().any(|a| a == "--gdb");
+    boot.disk_intx = args.iter().any(|a| a == "--disk-intx");
     boot.disk = match flag_value(args, "--disk")? {
         _ if args.iter().any(|a| a == "--no-disk") => None,
         Some(file) => {

@@ -66,6 +66,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     for smp in SMP_CONFIGS {
         kernel_suite(&image, smp, &mut tally)?;
     }
+    intx_suite(&image, &mut tally)?;
     million_messages(&image, &mut tally)?;
 
     println!("== user programs (QEMU, driven through the shell) ==");
@@ -304,6 +305,43 @@ fn kernel_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<
         show_log(&outcome);
     }
     println!("   (smp={smp}: {})", timing(&outcome));
+    Ok(())
+}
+
+/// The disk tests run again (at -smp 2) with a disk that has no MSI-X, so
+/// the kernel drives it through its INTx line routed by the IOAPIC.
+const INTX_TESTS: &str = "disk_interrupts_match_the_function,disk_reports_its_geometry,\
+disk_reads_what_the_host_wrote,disk_many_requests_in_flight_from_every_cpu,\
+disk_flush_after_writes,disk_bad_requests_get_errors,\
+disk_cancelled_requests_leave_the_device_usable,disk_survives_an_interrupt_storm";
+
+/// The disk suite over INTx (see [`INTX_TESTS`]).
+fn intx_suite(image: &std::path::Path, tally: &mut Tally) -> Result<(), String> {
+    let mut boot = Boot::new(image);
+    boot.smp = 2;
+    boot.append = format!("test={INTX_TESTS}");
+    let disk = crate::disk::prepare_test_disk("intx")?;
+    boot.disk = Some(disk.clone());
+    boot.disk_intx = true;
+    let outcome = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
+    let _ = std::fs::remove_file(&disk);
+    let mut seen = 0;
+    for (_, line) in &outcome.lines {
+        if let Some((name, ok, why)) = ktest_line(line) {
+            seen += 1;
+            tally.record(&format!("kernel[smp=2,intx]::{name}"), ok, why);
+        }
+    }
+    let expected = INTX_TESTS.split(',').count();
+    tally.record(
+        "kernel[smp=2,intx]: the disk runs on INTx, every disk test ran",
+        outcome.contains("INTx on GSI") && seen == expected,
+        &format!("(ran {seen} of {expected}; see the serial log)"),
+    );
+    if outcome.status != Some(STATUS_PASS) || seen != expected {
+        show_log(&outcome);
+    }
+    println!("   (smp=2, INTx disk: {})", timing(&outcome));
     Ok(())
 }
 
@@ -757,7 +795,7 @@ pub fn ktest_command(args: &[String]) -> Result<(), String> {
     let (names, rest) = args
         .split_first()
         .ok_or("which test? `cargo xtask ktest list` names them")?;
-    check_options(rest, &["--smp", "--timeout"], &[])?;
+    check_options(rest, &["--smp", "--timeout"], &["--disk-intx"])?;
     prereq::qemu()?;
     let timeout = match flag_value(rest, "--timeout")? {
         Some(t) => Duration::from_secs(
@@ -772,6 +810,7 @@ pub fn ktest_command(args: &[String]) -> Result<(), String> {
     boot.append = format!("test={names}");
     let disk = crate::disk::prepare_test_disk("ktest")?;
     boot.disk = Some(disk.clone());
+    boot.disk_intx = rest.iter().any(|a| a == "--disk-intx");
     if let Some(smp) = flag_value(rest, "--smp")? {
         boot.smp = smp
             .parse()

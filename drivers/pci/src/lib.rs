@@ -13,6 +13,7 @@ pub mod capability;
 pub mod config;
 pub mod device;
 pub mod fake;
+pub mod intx;
 pub mod names;
 
 pub use assign::{Assignment, assign_unassigned};

@@ -408,3 +408,74 @@ fn a_window_too_small_leaves_the_bar_unassigned_and_says_so() {
     );
     assert_eq!(table.devices()[0].bars[0].unwrap().addr(), 0);
 }
+
+#[test]
+fn intx_pins_reach_the_ich9_gsis_qemu_wires() {
+    let cfg = q35()
+        .with(
+            Bdf::new(1, 0, 0),
+            FakeFunction::new(0x1af4, 0x1042, 0x01, 0x00, 0).interrupt(1, 0),
+        )
+        .with(
+            Bdf::new(1, 5, 0),
+            FakeFunction::new(0x1af4, 0x1042, 0x01, 0x00, 0).interrupt(2, 0),
+        );
+    let table = enumerate(&cfg);
+    let route = |bdf: Bdf| intx::route(table.devices(), table.get(bdf).unwrap());
+    let gsi = |bdf: Bdf| route(bdf).map(|r| r.gsi);
+    // Slot 2, INTA: PIRQ E + 2 = G -> GSI 22.
+    assert_eq!(gsi(Bdf::new(0, 2, 0)), Ok(22));
+    // Slot 31 (D31IR at reset): INTA -> PIRQ A -> GSI 16.
+    assert_eq!(gsi(Bdf::new(0, 0x1f, 2)), Ok(16));
+    // Behind the bridge at 00:03.0: device 0 INTA stays INTA at slot 3 -> H -> 23;
+    // device 5 INTB swizzles to INTC at slot 3 -> PIRQ E + (3 + 2) % 4 = F -> 21.
+    assert_eq!(gsi(Bdf::new(1, 0, 0)), Ok(23));
+    assert_eq!(gsi(Bdf::new(1, 5, 0)), Ok(21));
+    let r = route(Bdf::new(0, 2, 0)).unwrap();
+    assert!(r.is_level && !r.is_active_low);
+    // The bridge itself has no pin.
+    assert_eq!(gsi(Bdf::new(0, 3, 0)), Err(intx::IntxError::NoPin));
+}
+
+#[test]
+fn intx_rotates_with_slot_and_pin_on_ich9() {
+    // Four pins of one slot reach four different lines, and one pin of four
+    // consecutive slots too (the spread the rotation exists for).
+    let by_pin: Vec<u32> = (1..=4).map(|pin| intx::ich9_gsi(4, pin)).collect();
+    assert_eq!(by_pin, [20, 21, 22, 23]);
+    let by_slot: Vec<u32> = (4..8).map(|slot| intx::ich9_gsi(slot, 2)).collect();
+    assert_eq!(by_slot, [21, 22, 23, 20]);
+    assert_eq!(intx::ich9_gsi(25, 4), 19);
+}
+
+#[test]
+fn intx_refuses_unknown_chipsets_and_orphan_buses() {
+    // An i440fx-like table (no ICH9 LPC bridge at 00:1f.0).
+    let cfg = FakeConfigSpace::new()
+        .with(
+            Bdf::new(0, 0, 0),
+            FakeFunction::new(0x8086, 0x1237, 0x06, 0x00, 0),
+        )
+        .with(
+            Bdf::new(0, 4, 0),
+            FakeFunction::new(0x1af4, 0x1042, 0x01, 0x00, 0).interrupt(1, 11),
+        )
+        .with(
+            Bdf::new(7, 0, 0),
+            FakeFunction::new(0x1af4, 0x1042, 0x01, 0x00, 0).interrupt(1, 11),
+        );
+    let mut devices = enumerate(&cfg).devices().to_vec();
+    let d = devices.iter().find(|d| d.bdf == Bdf::new(0, 4, 0)).unwrap();
+    assert_eq!(
+        intx::route(&devices, d),
+        Err(intx::IntxError::UnknownChipset)
+    );
+    // Bus 7 is not reachable by enumeration: build its entry by hand.
+    let mut orphan = d.clone();
+    orphan.bdf = Bdf::new(7, 0, 0);
+    devices.push(orphan.clone());
+    assert_eq!(
+        intx::pin_on_bus0(&devices, &orphan),
+        Err(intx::IntxError::NoBridge(7))
+    );
+}

@@ -279,6 +279,10 @@ pub static TESTS: &[KernelTest] = &[
     KernelTest::new("reboot", devices::reboot).by_name_only(),
     KernelTest::new("disk_reports_its_geometry", disk::disk_reports_its_geometry),
     KernelTest::new(
+        "disk_interrupts_match_the_function",
+        disk::disk_interrupts_match_the_function,
+    ),
+    KernelTest::new(
         "disk_reads_what_the_host_wrote",
         disk::disk_reads_what_the_host_wrote,
     ),

@@ -1,4 +1,5 @@
-//! I/O APICs: legacy ISA IRQs routed to a vector on one CPU.
+//! I/O APICs: legacy ISA IRQs and PCI INTx lines routed to a vector on one
+//! CPU.
 //!
 //! Each IOAPIC (from the MADT) serves the global system interrupts (GSIs)
 //! `gsi_base..gsi_base + entries`. An ISA IRQ is GSI = IRQ, active high,
@@ -71,7 +72,10 @@ fn write(base: u64, reg: u32, value: u32) {
 /// how many IOAPICs are in use. Call once, on the boot CPU.
 pub fn init(acpi: &AcpiInfo) -> usize {
     OVERRIDES.call_once(|| acpi.overrides.clone());
-    let _guard = LOCK.lock();
+    locked(|| init_locked(acpi))
+}
+
+fn init_locked(acpi: &AcpiInfo) -> usize {
     let mut used = 0;
     for entry in acpi.ioapics.iter().take(MAX_IOAPICS) {
         // SAFETY: the IOAPIC register page is device memory named by the
@@ -128,6 +132,16 @@ pub fn isa_irq_routing(irq: u8) -> (u32, u32) {
     (ovr.gsi, flags)
 }
 
+/// Runs `f` holding [`LOCK`] with interrupts off: interrupt handlers mask
+/// lines too (a level-triggered PCI line is masked until its driver has
+/// acknowledged the device), so the lock must never be held interruptibly.
+fn locked<T>(f: impl FnOnce() -> T) -> T {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let _guard = LOCK.lock();
+        f()
+    })
+}
+
 /// Routes ISA IRQ `irq` to `vector` on the CPU with local APIC id
 /// `cpu_apic_id` (fixed delivery, physical destination) and unmasks it.
 ///
@@ -135,28 +149,71 @@ pub fn isa_irq_routing(irq: u8) -> (u32, u32) {
 /// [`IoApicError`] when no IOAPIC serves the IRQ's GSI or the APIC id does
 /// not fit the IOAPIC's 8-bit destination.
 pub fn route_isa_irq(irq: u8, vector: u8, cpu_apic_id: u32) -> Result<(), IoApicError> {
+    let (gsi, flags) = isa_irq_routing(irq);
+    program(gsi, vector, cpu_apic_id, flags)
+}
+
+/// How a PCI interrupt line is signalled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineMode {
+    /// Level-triggered (PCI INTx is; ISA IRQs are edge).
+    pub is_level: bool,
+    /// Asserted low.
+    pub is_active_low: bool,
+}
+
+/// Routes `gsi` to `vector` on the CPU with local APIC id `cpu_apic_id`
+/// with the given trigger mode and polarity (a PCI INTx line: the chipset's
+/// PIRQ wiring names the GSI) and unmasks it.
+///
+/// # Errors
+/// As [`route_isa_irq`].
+pub fn route_gsi(
+    gsi: u32,
+    vector: u8,
+    cpu_apic_id: u32,
+    mode: LineMode,
+) -> Result<(), IoApicError> {
+    let mut flags = 0;
+    if mode.is_level {
+        flags |= ENTRY_LEVEL;
+    }
+    if mode.is_active_low {
+        flags |= ENTRY_ACTIVE_LOW;
+    }
+    program(gsi, vector, cpu_apic_id, flags)
+}
+
+fn program(gsi: u32, vector: u8, cpu_apic_id: u32, flags: u32) -> Result<(), IoApicError> {
     let dest =
         u8::try_from(cpu_apic_id).map_err(|_| IoApicError::DestinationTooLarge(cpu_apic_id))?;
-    let (gsi, flags) = isa_irq_routing(irq);
     let (base, n) = locate(gsi)?;
-    let _guard = LOCK.lock();
-    write(base, REG_REDIRECTION + 2 * n, ENTRY_MASKED);
-    write(base, REG_REDIRECTION + 2 * n + 1, u32::from(dest) << 24);
-    write(base, REG_REDIRECTION + 2 * n, u32::from(vector) | flags);
+    locked(|| {
+        write(base, REG_REDIRECTION + 2 * n, ENTRY_MASKED);
+        write(base, REG_REDIRECTION + 2 * n + 1, u32::from(dest) << 24);
+        write(base, REG_REDIRECTION + 2 * n, u32::from(vector) | flags);
+    });
     Ok(())
 }
 
-fn set_masked(irq: u8, masked: bool) -> Result<(), IoApicError> {
-    let (gsi, _) = isa_irq_routing(irq);
+/// Masks or unmasks `gsi`.
+///
+/// # Errors
+/// [`IoApicError::NoSuchGsi`] when no IOAPIC serves it.
+///
+/// # Context
+/// Any, interrupt handlers included (two register accesses with interrupts off).
+pub fn set_gsi_masked(gsi: u32, masked: bool) -> Result<(), IoApicError> {
     let (base, n) = locate(gsi)?;
-    let _guard = LOCK.lock();
-    let low = read(base, REG_REDIRECTION + 2 * n);
-    let low = if masked {
-        low | ENTRY_MASKED
-    } else {
-        low & !ENTRY_MASKED
-    };
-    write(base, REG_REDIRECTION + 2 * n, low);
+    locked(|| {
+        let low = read(base, REG_REDIRECTION + 2 * n);
+        let low = if masked {
+            low | ENTRY_MASKED
+        } else {
+            low & !ENTRY_MASKED
+        };
+        write(base, REG_REDIRECTION + 2 * n, low);
+    });
     Ok(())
 }
 
@@ -165,7 +222,7 @@ fn set_masked(irq: u8, masked: bool) -> Result<(), IoApicError> {
 /// # Errors
 /// [`IoApicError::NoSuchGsi`] when no IOAPIC serves it.
 pub fn mask(irq: u8) -> Result<(), IoApicError> {
-    set_masked(irq, true)
+    set_gsi_masked(isa_irq_routing(irq).0, true)
 }
 
 /// Unmasks ISA IRQ `irq` (after `route_isa_irq` set its vector).
@@ -173,15 +230,22 @@ pub fn mask(irq: u8) -> Result<(), IoApicError> {
 /// # Errors
 /// [`IoApicError::NoSuchGsi`] when no IOAPIC serves it.
 pub fn unmask(irq: u8) -> Result<(), IoApicError> {
-    set_masked(irq, false)
+    set_gsi_masked(isa_irq_routing(irq).0, false)
 }
 
 /// The raw redirection entry of ISA IRQ `irq` (for tests and diagnostics).
 pub fn entry(irq: u8) -> Option<u64> {
-    let (gsi, _) = isa_irq_routing(irq);
+    gsi_entry(isa_irq_routing(irq).0)
+}
+
+/// The raw redirection entry of `gsi` (for tests and diagnostics).
+pub fn gsi_entry(gsi: u32) -> Option<u64> {
     let (base, n) = locate(gsi).ok()?;
-    let _guard = LOCK.lock();
-    let low = read(base, REG_REDIRECTION + 2 * n);
-    let high = read(base, REG_REDIRECTION + 2 * n + 1);
+    let (low, high) = locked(|| {
+        (
+            read(base, REG_REDIRECTION + 2 * n),
+            read(base, REG_REDIRECTION + 2 * n + 1),
+        )
+    });
     Some(u64::from(high) << 32 | u64::from(low))
 }

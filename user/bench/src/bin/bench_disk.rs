@@ -4,7 +4,8 @@
 //! flight; each completion is reaped as it comes and its slot resubmitted at once),
 //! `disk_seqread_1m` and `disk_seqwrite_1m` (1 MiB `Pread`/`Pwrite`, one in flight).
 //!
-//! Usage: bench_disk [DEVICE] (default /dev/vda), opened with `OpenFlags::DIRECT`. When it
+//! Usage: bench_disk [DEVICE [ROW]] (default /dev/vda, every row; ROW is one of the names
+//! above, to run just that one, e.g. while profiling), opened with `OpenFlags::DIRECT`. When it
 //! cannot be opened the program prints `SKIP bench_disk: <device>: <error>` and exits 0.
 //!
 //! The same pattern as b_disk.c: random reads pick 4 KiB blocks over the whole disk from
@@ -71,6 +72,8 @@ struct Disk {
     buf: &'static mut [u8],
     /// The first error seen in the current row.
     err: Option<String>,
+    /// Run only this row.
+    only: Option<&'static str>,
 }
 
 impl Disk {
@@ -176,6 +179,9 @@ fn row(
     iops: bool,
     mut body: impl FnMut(&mut Disk, u64) -> u64,
 ) {
+    if d.only.is_some_and(|only| only != name) {
+        return;
+    }
     d.err = None;
     body(d, ops);
     let mut v: Vec<f64> = (0..s.samples)
@@ -214,6 +220,13 @@ fn disk_size(fd: i32) -> Option<u64> {
 fn main(args: libc_shim::Args) -> i32 {
     let s = common::Settings::from_env(&args);
     let dev = args.get(1).unwrap_or("/dev/vda");
+    let only = args.get(2);
+    if let Some(only) = only
+        && !NAMES.contains(&only)
+    {
+        libc_shim::println!("bench_disk: no row {only:?}; rows: {NAMES:?}");
+        return 2;
+    }
     let fd = match sys::open(dev, OpenFlags::READ_WRITE.union(OpenFlags::DIRECT), 0) {
         Ok(fd) => fd,
         Err(e) => {
@@ -248,6 +261,7 @@ fn main(args: libc_shim::Args) -> i32 {
         ring,
         buf: &mut raw[skip..skip + QD * BLK + BIG],
         err: None,
+        only,
     };
     libc_shim::println!("NOTE bench_disk {dev}: {size} bytes, DIRECT, seed {DISK_SEED:#x}");
     row(&mut d, &s, NAMES[0], QD1_OPS, BLK, true, |d, n| {

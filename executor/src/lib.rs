@@ -37,7 +37,7 @@ pub use spawn::{
     interrupt_point, ipi_send, set_task_tokens, spawn, spawn_on, spawn_with, spawn_with_tokens,
     try_ipi_send, yield_now,
 };
-pub use timer::{Elapsed, Sleep, Timeout, sleep, sleep_until, timeout};
+pub use timer::{Elapsed, Sleep, Timeout, now_ns, sleep, sleep_until, timeout};
 #[cfg(not(loom))]
 pub use token::pool_token;
 pub use token::{Token, TokenMode, TokenRef};

@@ -186,10 +186,25 @@ fn release_if_empty<T>(slot: &mut Vec<Entry<T>>) {
 // Futures
 // ---------------------------------------------------------------------------------------
 
-/// Waits until `duration` has passed on the platform clock.
+/// The platform clock of the current CPU, in nanoseconds: the clock `sleep_until`
+/// deadlines are measured against. Monotonic on one CPU (CPUs may differ slightly).
+///
+/// # Panics
+/// Outside a CPU of a running machine (there is no platform to ask).
 ///
 /// # Context
-/// Must be polled on a CPU of a running machine.
+/// Any task or IPI function on a CPU; one clock read, never suspends.
+pub fn now_ns() -> u64 {
+    with_local(|l| l.map(LocalCpu::now_ns)).expect("executor::now_ns called outside a CPU")
+}
+
+/// Waits until `duration` has passed on the platform clock.
+///
+/// # Panics
+/// Called outside a CPU of a running machine.
+///
+/// # Context
+/// Must be called and polled on a CPU of a running machine.
 pub fn sleep(duration: Duration) -> Sleep {
     let now =
         with_local(|l| l.map(LocalCpu::now_ns)).expect("executor::sleep called outside a CPU");

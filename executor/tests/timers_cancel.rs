@@ -198,3 +198,27 @@ fn shutdown_cancels_queued_tasks() {
         assert_eq!(executor::hosted::block_on_thread(h), Err(Cancelled));
     }
 }
+
+#[test]
+fn now_ns_is_the_clock_sleep_measures_against() {
+    let m = Machine::start(1);
+    let (before, deadline, after) = m.block_on(CpuId(0), async {
+        let before = executor::now_ns();
+        let s = sleep(Duration::from_millis(20));
+        let deadline = s.deadline_ns();
+        s.await;
+        (before, deadline, executor::now_ns())
+    });
+    assert!(deadline >= before + 20_000_000, "{before} {deadline}");
+    assert!(
+        after >= deadline,
+        "woken before the deadline: {after} < {deadline}"
+    );
+}
+
+#[test]
+#[should_panic(expected = "executor::now_ns called outside a CPU")]
+fn now_ns_outside_a_cpu_panics() {
+    let _m = Machine::start(1);
+    executor::now_ns();
+}

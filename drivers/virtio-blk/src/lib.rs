@@ -17,7 +17,7 @@ pub use request::{
     VIRTIO_BLK_F_RO, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP, VIRTIO_BLK_T_FLUSH,
     VIRTIO_BLK_T_IN, VIRTIO_BLK_T_OUT, negotiate, num_queues, wanted_features,
 };
-pub use task::VirtioBlk;
+pub use task::{DEFAULT_REQUEST_TIMEOUT, VirtioBlk};
 
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,8 @@ struct Behaviour {
     garbage_index_once: bool,
     /// Complete nothing while set.
     paused: bool,
+    /// Requests starting at this sector are held (not completed) while it is set.
+    hold_sector: Option<u64>,
 }
 
 struct Disk {
@@ -66,6 +68,11 @@ impl Drop for Rig {
 }
 
 fn rig(size: u16, info: BlockInfo, event_idx: bool) -> Rig {
+    rig_with_timeout(size, info, event_idx, DEFAULT_REQUEST_TIMEOUT)
+}
+
+/// A rig whose driver times requests out after `timeout`.
+fn rig_with_timeout(size: u16, info: BlockInfo, event_idx: bool, timeout: Duration) -> Rig {
     let memory = Arc::new(FakeMemory::new());
     let layout = QueueLayout::try_new(size).unwrap();
     let region = memory.region(layout.len_bytes);
@@ -81,6 +88,7 @@ fn rig(size: u16, info: BlockInfo, event_idx: bool) -> Rig {
         info,
         isr.clone(),
     );
+    let driver = driver.with_request_timeout(timeout);
     let disk = Arc::new(Disk {
         data: Mutex::new(
             (0..SECTORS as usize * 512)
@@ -98,7 +106,8 @@ fn rig(size: u16, info: BlockInfo, event_idx: bool) -> Rig {
         let memory = memory.clone();
         thread::spawn(move || {
             let mut dq = DeviceQueue::new(region, size, event_idx);
-            let mut pending = Vec::new();
+            let mut pending: Vec<(u16, Vec<virtio::fake::Descriptor>)> = Vec::new();
+            let mut held = Vec::new();
             let mut idle = 0;
             let mut seed = 0x2545_f491u32;
             while !disk.stop.load(Ordering::Acquire) {
@@ -108,7 +117,22 @@ fn rig(size: u16, info: BlockInfo, event_idx: bool) -> Rig {
                 }
                 disk.max_pending.fetch_max(pending.len(), Ordering::Relaxed);
                 idle = if pending.len() == before { idle + 1 } else { 0 };
-                let paused = disk.behaviour.lock().paused;
+                let (paused, hold) = {
+                    let b = disk.behaviour.lock();
+                    (b.paused, b.hold_sector)
+                };
+                // Set held chains aside (not counted as pending); release them when
+                // the hold is lifted.
+                match hold {
+                    Some(sector) => {
+                        let (keep, hold_now): (Vec<_>, Vec<_>) = pending
+                            .drain(..)
+                            .partition(|(_, chain)| header_of(&memory, chain).sector != sector);
+                        pending = keep;
+                        held.extend(hold_now);
+                    }
+                    None => pending.append(&mut held),
+                }
                 if pending.is_empty() || paused || (pending.len() < 48 && idle < 3) {
                     let _ = notify.take_writes();
                     thread::sleep(Duration::from_micros(100));
@@ -155,9 +179,13 @@ fn rig(size: u16, info: BlockInfo, event_idx: bool) -> Rig {
     }
 }
 
+fn header_of(memory: &FakeMemory, chain: &[virtio::fake::Descriptor]) -> RequestHeader {
+    RequestHeader::from_bytes(&memory.read(chain[0].addr, 16).unwrap()).unwrap()
+}
+
 /// Serves one chain like QEMU; returns the used length.
 fn serve(disk: &Disk, memory: &FakeMemory, chain: &[virtio::fake::Descriptor]) -> u32 {
-    let header = RequestHeader::from_bytes(&memory.read(chain[0].addr, 16).unwrap()).unwrap();
+    let header = header_of(memory, chain);
     let status_desc = chain.last().unwrap();
     let data = &chain[1..chain.len() - 1];
     let forced = disk
@@ -653,4 +681,263 @@ fn a_broken_ring_quarantines_external_memory_forever() {
     assert!(back.external.is_none(), "the device may still write it");
     drop(back);
     assert_eq!(Arc::strong_count(&owner), 2, "the pin is never released");
+}
+
+// ---------------------------------------------------------------- request timeouts
+
+/// Waits on the test thread until `cond` holds; fails after 5 s.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `call`, failing the test instead of hanging if no answer comes within 5 s.
+fn call_within(rig: &Rig, msg: BlockMsg) -> BlockMsg {
+    let port = rig.port.clone();
+    rig.machine.block_on(CpuId(1), async move {
+        let reply = executor::timeout(Duration::from_secs(5), port.call(msg)).await;
+        BlockMsg::from_reply(reply.expect("no answer within 5 s"))
+    })
+}
+
+/// No slot or descriptor leaked: `chains` one-sector reads (all the queue holds) sit on
+/// the device at once, then complete with the right data.
+fn assert_the_whole_queue_is_usable(rig: &Rig, chains: u64) {
+    rig.disk.behaviour.lock().paused = true;
+    rig.disk.max_pending.store(0, Ordering::Relaxed);
+    let port = rig.port.clone();
+    let all = rig
+        .machine
+        .spawn_on(CpuId(1), async move {
+            let handles: Vec<_> = (0..chains)
+                .map(|i| {
+                    let port = port.clone();
+                    executor::spawn(async move {
+                        BlockMsg::from_reply(port.call(BlockMsg::read(i, vec![0; 512])).await)
+                            .into_parts()
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for h in handles {
+                out.push(h.await.unwrap());
+            }
+            out
+        })
+        .unwrap();
+    wait_until("every chain on the device at once", || {
+        rig.disk.max_pending.load(Ordering::Relaxed) == chains as usize
+    });
+    rig.disk.behaviour.lock().paused = false;
+    let results = rig.machine.block_on(CpuId(1), async move {
+        executor::timeout(Duration::from_secs(5), all)
+            .await
+            .expect("answered")
+            .unwrap()
+    });
+    for (i, parts) in results.into_iter().enumerate() {
+        assert_eq!(parts, (Ok(BlockDone::Done), vec![i as u8; 512]));
+    }
+}
+
+#[test]
+fn a_request_to_a_hung_device_times_out_and_its_late_completion_is_reaped() {
+    let timeout = Duration::from_millis(100);
+    let rig = rig_with_timeout(16, info(false, true), true, timeout);
+    rig.disk.behaviour.lock().paused = true;
+    let started = std::time::Instant::now();
+    let (result, buf) = call_within(&rig, BlockMsg::read(4, vec![0xee; 512 * 3])).into_parts();
+    let took = started.elapsed();
+    assert_eq!(result, Err(BlockError::TimedOut));
+    assert_eq!(BlockError::TimedOut.errno(), 110, "ETIMEDOUT");
+    assert_eq!(
+        buf,
+        vec![0; 512 * 3],
+        "a fresh zeroed buffer of the same length"
+    );
+    assert!(took >= timeout, "answered before the deadline: {took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(
+        rig.memory.mapped_buffers(),
+        1,
+        "the device still holds the lent buffer"
+    );
+
+    rig.disk.behaviour.lock().paused = false;
+    wait_until("the late completion to be reaped", || {
+        rig.memory.mapped_buffers() == 0
+    });
+    assert_eq!(
+        call(&rig, BlockMsg::read(5, vec![0; 512])),
+        (Ok(BlockDone::Done), vec![5; 512])
+    );
+    // 16 descriptors, 3 per chain: 5 chains, none kept by the timed-out one.
+    assert_the_whole_queue_is_usable(&rig, 5);
+}
+
+#[test]
+fn requests_beyond_the_queue_to_a_hung_device_all_time_out_within_two_timeouts() {
+    let timeout = Duration::from_millis(200);
+    let rig = rig_with_timeout(16, info(false, true), true, timeout);
+    rig.disk.behaviour.lock().paused = true;
+    let port = rig.port.clone();
+    let started = std::time::Instant::now();
+    let results = rig.machine.block_on(CpuId(1), async move {
+        // 40 requests: 5 fit the queue, 35 wait in the backlog.
+        let handles: Vec<_> = (0..40u64)
+            .map(|i| {
+                let port = port.clone();
+                executor::spawn(async move {
+                    let msg = BlockMsg::read(i, vec![0xee; 512]).with_op_id(i);
+                    let reply = executor::timeout(Duration::from_secs(5), port.call(msg)).await;
+                    let msg = BlockMsg::from_reply(reply.expect("no answer within 5 s"));
+                    (msg.op_id, msg.into_parts())
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
+    });
+    let took = started.elapsed();
+    assert_eq!(results.len(), 40);
+    let mut from_device = 0;
+    for (i, (op, (result, buf))) in results.into_iter().enumerate() {
+        assert_eq!(op, i as u64);
+        assert_eq!(result, Err(BlockError::TimedOut), "op {i}");
+        assert_eq!(buf.len(), 512, "op {i}");
+        if buf == [0; 512] {
+            from_device += 1;
+        } else {
+            assert_eq!(
+                buf, [0xee; 512],
+                "a backlog request gets its own buffer back"
+            );
+        }
+    }
+    assert_eq!(rig.disk.max_pending.load(Ordering::Relaxed), 5);
+    assert_eq!(from_device, 5, "exactly the requests the device held");
+    assert!(took >= timeout, "{took:?}");
+    // The backlog is stamped on arrival, not in rounds as slots would come free.
+    assert!(
+        took < timeout * 5 / 2,
+        "about two timeouts at most: {took:?}"
+    );
+
+    rig.disk.behaviour.lock().paused = false;
+    wait_until("the late completions to be reaped", || {
+        rig.memory.mapped_buffers() == 0
+    });
+    assert_the_whole_queue_is_usable(&rig, 5);
+}
+
+#[test]
+fn requests_completed_before_their_deadline_are_not_timed_out_when_the_timer_fires() {
+    let timeout = Duration::from_millis(200);
+    let rig = rig_with_timeout(16, info(false, true), true, timeout);
+    let started = std::time::Instant::now();
+    let mut n = 0u64;
+    // Keep the device busy across two timeouts, so the timer fires with requests in
+    // flight and with completed ones behind it.
+    while started.elapsed() < timeout * 2 + Duration::from_millis(100) {
+        let sector = n % SECTORS;
+        let (result, buf) = call_within(&rig, BlockMsg::read(sector, vec![0; 512])).into_parts();
+        assert_eq!(result, Ok(BlockDone::Done), "request {n}");
+        assert_eq!(buf, vec![sector as u8; 512]);
+        n += 1;
+    }
+    // Idle past another deadline, then more: the re-armed timer must not hit them.
+    thread::sleep(timeout * 2);
+    for sector in 0..20 {
+        assert_eq!(
+            call_within(&rig, BlockMsg::read(sector, vec![0; 512])).into_parts(),
+            (Ok(BlockDone::Done), vec![sector as u8; 512])
+        );
+    }
+    let fired = rig.machine.stats(CpuId(0)).timers_fired;
+    assert!(
+        (2..=6).contains(&fired),
+        "one timer for all {n} requests, firing about once per timeout: {fired}"
+    );
+}
+
+#[test]
+fn only_the_hung_request_times_out_while_others_keep_completing() {
+    let timeout = Duration::from_millis(200);
+    let rig = rig_with_timeout(16, info(false, true), true, timeout);
+    rig.disk.behaviour.lock().hold_sector = Some(9);
+    let port = rig.port.clone();
+    let hung = rig
+        .machine
+        .spawn_on(CpuId(1), async move {
+            BlockMsg::from_reply(port.call(BlockMsg::read(9, vec![0xee; 512])).await).into_parts()
+        })
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < timeout + Duration::from_millis(100) {
+        let sector = 10 + n % 20;
+        assert_eq!(
+            call_within(&rig, BlockMsg::read(sector, vec![0; 512])).into_parts(),
+            (Ok(BlockDone::Done), vec![sector as u8; 512]),
+            "request {n}"
+        );
+        n += 1;
+    }
+    let hung = rig.machine.block_on(CpuId(1), async move {
+        executor::timeout(Duration::from_secs(5), hung)
+            .await
+            .expect("answered")
+            .unwrap()
+    });
+    assert_eq!(hung, (Err(BlockError::TimedOut), vec![0; 512]));
+    rig.disk.behaviour.lock().hold_sector = None;
+    wait_until("the late completion to be reaped", || {
+        rig.memory.mapped_buffers() == 0
+    });
+    assert_the_whole_queue_is_usable(&rig, 5);
+}
+
+#[test]
+fn a_timed_out_external_request_keeps_its_memory_until_the_late_completion() {
+    let timeout = Duration::from_millis(100);
+    let rig = rig_with_timeout(16, info(false, true), true, timeout);
+    let owner = Arc::new(());
+    rig.disk.behaviour.lock().paused = true;
+    let (buf, addr) = external(&rig, vec![0; 512], &owner);
+    let back = call_within(&rig, BlockMsg::read_external(4, buf));
+    assert_eq!(back.result, Some(Err(BlockError::TimedOut)));
+    assert!(back.external.is_none(), "the device may still write it");
+    assert!(back.buf.is_empty());
+    drop(back);
+    assert_eq!(
+        Arc::strong_count(&owner),
+        2,
+        "the driver still holds the memory (and so the pin)"
+    );
+
+    rig.disk.behaviour.lock().paused = false;
+    wait_until("the late completion to release the memory", || {
+        Arc::strong_count(&owner) == 1
+    });
+    assert_eq!(
+        rig.memory.read(addr, 512),
+        Some(vec![4; 512]),
+        "the late DMA landed in memory that was still held"
+    );
+    assert_the_whole_queue_is_usable(&rig, 5);
+}
+
+#[test]
+#[should_panic(expected = "zero request timeout")]
+fn a_zero_request_timeout_is_refused() {
+    let _ = rig_with_timeout(16, info(false, true), true, Duration::ZERO);
 }

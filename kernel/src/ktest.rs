@@ -55,6 +55,7 @@ pub fn run(selection: &'static str) -> ! {
     if let Some(root) = crate::rootfs::root() {
         kernel_tests::set_root(root);
     }
+    kernel_tests::set_pci_interrupt_check(crate::edu::check_interrupts);
     kernel_tests::set_disks(
         crate::blk::disks()
             .into_iter()

@@ -12,6 +12,7 @@ extern crate alloc;
 mod blk;
 mod console;
 mod devices;
+mod edu;
 mod exec;
 mod foreground;
 mod irq;

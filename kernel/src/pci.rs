@@ -46,11 +46,18 @@ struct PciDriver {
     probe: fn(&PciDevice) -> Result<(), String>,
 }
 
-static PCI_DRIVERS: &[PciDriver] = &[PciDriver {
-    name: "virtio-blk",
-    matches: crate::blk::matches,
-    probe: crate::blk::probe,
-}];
+static PCI_DRIVERS: &[PciDriver] = &[
+    PciDriver {
+        name: "virtio-blk",
+        matches: crate::blk::matches,
+        probe: crate::blk::probe,
+    },
+    PciDriver {
+        name: "edu",
+        matches: crate::edu::matches,
+        probe: crate::edu::probe,
+    },
+];
 
 /// Enumerates the buses, logs the table and probes the drivers. A probe
 /// that fails is logged and its device left alone; boot goes on.

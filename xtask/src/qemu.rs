@@ -39,6 +39,9 @@ pub struct Boot {
     /// Attach the disk without MSI-X (`vectors=0`), so the kernel falls
     /// back to the function's INTx line through the IOAPIC.
     pub disk_intx: bool,
+    /// Attach QEMU's `edu` device (after the disk): the test kernel raises
+    /// its MSI and INTx interrupts (`pci_msi_and_intx_reach_the_edu_device`).
+    pub edu: bool,
 }
 
 /// The firmware that boots q35 quickly (Debian's qemu-system-data ships it).
@@ -98,6 +101,7 @@ impl Boot {
             initrd: Some(build::initrd_path()).filter(|p| p.exists()),
             disk: None,
             disk_intx: false,
+            edu: false,
         }
     }
 
@@ -136,6 +140,9 @@ impl Boot {
         }
         if let Some(disk) = &self.disk {
             qemu.args(disk_args(disk, self.disk_intx));
+        }
+        if self.edu {
+            qemu.args(["-device", "edu"]);
         }
         if !self.append.is_empty() {
             qemu.args(["-append", &self.append]);

@@ -268,6 +268,7 @@ fn kernel_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<
     boot.append = "test=all".into();
     let disk = crate::disk::prepare_test_disk(&format!("smp{smp}"))?;
     boot.disk = Some(disk.clone());
+    boot.edu = true;
     let outcome = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
     let mut seen = 0;
     let mut guest_wrote = false;
@@ -811,6 +812,7 @@ pub fn ktest_command(args: &[String]) -> Result<(), String> {
     let disk = crate::disk::prepare_test_disk("ktest")?;
     boot.disk = Some(disk.clone());
     boot.disk_intx = rest.iter().any(|a| a == "--disk-intx");
+    boot.edu = true;
     if let Some(smp) = flag_value(rest, "--smp")? {
         boot.smp = smp
             .parse()

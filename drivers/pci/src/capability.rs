@@ -227,4 +227,16 @@ impl Msi {
         cfg.write_u16(bdf, control_offset, (control & !(7 << 4)) | 1);
         Ok(())
     }
+
+    /// Turns MSI off (the function signals on its INTx pin again once the command
+    /// register's INTx-disable bit is cleared).
+    pub fn disable(&self, cfg: &(impl ConfigSpace + ?Sized), bdf: Bdf) {
+        let control = cfg.read_u16(bdf, self.offset + 2);
+        cfg.write_u16(bdf, self.offset + 2, control & !1);
+    }
+
+    /// Whether MSI is on.
+    pub fn is_enabled(&self, cfg: &(impl ConfigSpace + ?Sized), bdf: Bdf) -> bool {
+        cfg.read_u16(bdf, self.offset + 2) & 1 != 0
+    }
 }

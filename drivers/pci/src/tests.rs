@@ -320,6 +320,14 @@ fn msi_is_programmed_with_one_vector() {
     assert_eq!(cfg.read_u32(bdf, 0x48), 0);
     assert_eq!(cfg.read_u16(bdf, 0x4c), 0x42);
     assert_eq!(cfg.read_u16(bdf, 0x42) & 1, 1, "enabled");
+    assert!(msi.is_enabled(&cfg, bdf));
+    assert_ne!(
+        cfg.read_u16(bdf, reg::COMMAND) & reg::COMMAND_INTX_DISABLE,
+        0
+    );
+    msi.disable(&cfg, bdf);
+    assert!(!msi.is_enabled(&cfg, bdf));
+    assert_eq!(cfg.read_u16(bdf, 0x4c), 0x42, "disabling keeps the message");
     let msi32 = Msi {
         is_64bit: false,
         ..msi

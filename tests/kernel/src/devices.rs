@@ -13,6 +13,31 @@ pub fn reboot() {
     hal::power::reboot();
 }
 
+/// The kernel's PCI interrupt self-check (`kernel/src/edu.rs`): plain MSI and
+/// INTx from QEMU's `edu` device, raised and counted.
+pub type PciInterruptCheck = fn() -> Result<alloc::string::String, alloc::string::String>;
+
+static PCI_INTERRUPT_CHECK: spin::Once<PciInterruptCheck> = spin::Once::new();
+
+/// Hands the suite the kernel's PCI interrupt self-check.
+pub fn set_pci_interrupt_check(check: PciInterruptCheck) {
+    PCI_INTERRUPT_CHECK.call_once(|| check);
+}
+
+/// MSI and INTx, the two fallbacks below MSI-X, on a real (emulated) device:
+/// xtask attaches QEMU's `edu` to test boots; its interrupts are raised one
+/// by one, through MSI to the last CPU, then through its level-triggered
+/// INTx line via the IOAPIC, and each must be handled exactly once.
+pub fn pci_msi_and_intx_reach_the_edu_device() {
+    let check = PCI_INTERRUPT_CHECK
+        .get()
+        .expect("the kernel set no PCI interrupt check");
+    match check() {
+        Ok(what) => log::info!(target: "ktest", "{what}"),
+        Err(why) => panic!("{why}"),
+    }
+}
+
 /// Halts in steps of 100 µs until `done()` or about `ms` milliseconds pass.
 fn halt_until(ms: u64, done: impl Fn() -> bool) -> bool {
     let deadline = hal::arch::time::now_ns() + ms * 1_000_000;

@@ -19,6 +19,7 @@ mod sched;
 mod smp;
 mod user;
 
+pub use devices::set_pci_interrupt_check;
 pub use disk::{GUEST_FIRST_SECTOR, HOST_FIRST_SECTOR, PATTERN_SECTORS, TestDisk, set_disks};
 pub use rootfs::set_root;
 pub use sched::set_runtime;
@@ -275,6 +276,10 @@ pub static TESTS: &[KernelTest] = &[
     )
     .by_name_only(),
     KernelTest::new("selftest_hang", report::selftest_hang).by_name_only(),
+    KernelTest::new(
+        "pci_msi_and_intx_reach_the_edu_device",
+        devices::pci_msi_and_intx_reach_the_edu_device,
+    ),
     KernelTest::new("power_off", devices::power_off).by_name_only(),
     KernelTest::new("reboot", devices::reboot).by_name_only(),
     KernelTest::new("disk_reports_its_geometry", disk::disk_reports_its_geometry),

@@ -69,22 +69,35 @@ pub enum RouteError {
 /// # Errors
 /// [`RouteError`].
 pub fn route_msi(cpu: CpuId, handler: Box<dyn Fn() + Send + Sync>) -> Result<MsiRoute, RouteError> {
+    let (vector, apic_id) = claim_vector(cpu, handler, on_msi)?;
+    Ok(MsiRoute {
+        vector,
+        address: pci::capability::x86_msi_address(apic_id as u8),
+        data: pci::capability::x86_msi_data(vector),
+    })
+}
+
+/// Reserves a vector from the MSI pool for `cpu`: `task_half` runs there in
+/// task context each time `hard_handler` (interrupt context) posts it.
+/// Returns the vector and the CPU's APIC id.
+fn claim_vector(
+    cpu: CpuId,
+    task_half: Box<dyn Fn() + Send + Sync>,
+    hard_handler: hal::arch::trap::InterruptHandler,
+) -> Result<(u8, u32), RouteError> {
     let runtime = crate::sched::runtime().ok_or(RouteError::NoSuchCpu)?;
     let apic_id = hal::arch::smp::apic_id_of(cpu.index())
         .filter(|&id| id < 256)
         .ok_or(RouteError::NoSuchCpu)?;
     let vector = msi::alloc_vector().ok_or(RouteError::NoVector)?;
     let index = usize::from(vector - msi::FIRST_VECTOR);
-    HANDLERS[index].call_once(|| handler);
+    HANDLERS[index].call_once(|| task_half);
     runtime
         .register_interrupt(cpu, usize::from(vector), run_handler, index)
         .map_err(|_| RouteError::NoSuchCpu)?;
-    hal::arch::trap::set_interrupt_handler(vector, on_msi).map_err(|_| RouteError::NoVector)?;
-    Ok(MsiRoute {
-        vector,
-        address: pci::capability::x86_msi_address(apic_id as u8),
-        data: pci::capability::x86_msi_data(vector),
-    })
+    hal::arch::trap::set_interrupt_handler(vector, hard_handler)
+        .map_err(|_| RouteError::NoVector)?;
+    Ok((vector, apic_id))
 }
 
 /// Unclaimed interrupts in a row after which an INTx line is left masked.
@@ -94,17 +107,16 @@ pub const UNCLAIMED_LIMIT: u32 = 100_000;
 static INTX_GSI: [AtomicU32; msi::VECTORS as usize] =
     [const { AtomicU32::new(u32::MAX) }; msi::VECTORS as usize];
 
-/// A shared INTx line: its GSI, vector, CPU and the handlers on it.
+/// A shared INTx line: its GSI and the handlers on it.
 struct Line {
     gsi: u32,
-    vector: u8,
-    cpu: CpuId,
     /// Each returns whether its device had signalled (and is now acknowledged).
     handlers: spin::Mutex<Vec<Box<dyn Fn() -> bool + Send + Sync>>>,
     unclaimed: AtomicU32,
 }
 
-static LINES: spin::Mutex<Vec<Arc<Line>>> = spin::Mutex::new(Vec::new());
+/// The routed lines, with where each is routed.
+static LINES: spin::Mutex<Vec<(IntxLine, Arc<Line>)>> = spin::Mutex::new(Vec::new());
 
 /// Interrupt context: mask the level-triggered line (it stays asserted until
 /// the driver acknowledges the device in task context), then post.
@@ -178,45 +190,32 @@ pub fn route_intx(
 ) -> Result<IntxLine, IntxRouteError> {
     let wiring = pci::intx::route(crate::pci::devices(), device).map_err(IntxRouteError::Wiring)?;
     let mut lines = LINES.lock();
-    if let Some(line) = lines.iter().find(|l| l.gsi == wiring.gsi) {
+    if let Some((routed, line)) = lines.iter().find(|(r, _)| r.gsi == wiring.gsi) {
         line.handlers.lock().push(handler);
-        return Ok(IntxLine {
-            gsi: line.gsi,
-            vector: line.vector,
-            cpu: line.cpu,
-        });
+        return Ok(*routed);
     }
-    let runtime = crate::sched::runtime().ok_or(IntxRouteError::Route(RouteError::NoSuchCpu))?;
-    let apic_id = hal::arch::smp::apic_id_of(cpu.index())
-        .ok_or(IntxRouteError::Route(RouteError::NoSuchCpu))?;
-    let vector = msi::alloc_vector().ok_or(IntxRouteError::Route(RouteError::NoVector))?;
-    let index = usize::from(vector - msi::FIRST_VECTOR);
     let line = Arc::new(Line {
         gsi: wiring.gsi,
-        vector,
-        cpu,
         handlers: spin::Mutex::new(alloc::vec![handler]),
         unclaimed: AtomicU32::new(0),
     });
     let task_half = line.clone();
-    HANDLERS[index].call_once(|| Box::new(move || run_line(&task_half)));
-    INTX_GSI[index].store(wiring.gsi, Ordering::Relaxed);
-    runtime
-        .register_interrupt(cpu, usize::from(vector), run_handler, index)
-        .map_err(|_| IntxRouteError::Route(RouteError::NoSuchCpu))?;
-    hal::arch::trap::set_interrupt_handler(vector, on_intx)
-        .map_err(|_| IntxRouteError::Route(RouteError::NoVector))?;
+    let (vector, apic_id) = claim_vector(cpu, Box::new(move || run_line(&task_half)), on_intx)
+        .map_err(IntxRouteError::Route)?;
+    // Before the IOAPIC routes the line: the hardware handler masks by GSI.
+    INTX_GSI[usize::from(vector - msi::FIRST_VECTOR)].store(wiring.gsi, Ordering::Relaxed);
     let mode = hal::arch::ioapic::LineMode {
         is_level: wiring.is_level,
         is_active_low: wiring.is_active_low,
     };
     hal::arch::ioapic::route_gsi(wiring.gsi, vector, apic_id, mode)
         .map_err(|_| IntxRouteError::NoIoApic(wiring.gsi))?;
-    lines.push(line);
-    log::info!(target: "irq", "GSI {} (INTx, level) -> vector {vector:#x} on CPU {}", wiring.gsi, cpu.0);
-    Ok(IntxLine {
+    let routed = IntxLine {
         gsi: wiring.gsi,
         vector,
         cpu,
-    })
+    };
+    lines.push((routed, line));
+    log::info!(target: "irq", "GSI {} (INTx, level) -> vector {vector:#x} on CPU {}", wiring.gsi, cpu.0);
+    Ok(routed)
 }

@@ -262,6 +262,19 @@ fn timing(outcome: &Outcome) -> String {
     )
 }
 
+/// Records every `ktest` result line of `outcome` as `kernel[<config>]::<name>`;
+/// returns how many there were.
+fn record_ktests(outcome: &Outcome, config: &str, tally: &mut Tally) -> usize {
+    let mut seen = 0;
+    for (_, line) in &outcome.lines {
+        if let Some((name, ok, why)) = ktest_line(line) {
+            seen += 1;
+            tally.record(&format!("kernel[{config}]::{name}"), ok, why);
+        }
+    }
+    seen
+}
+
 fn kernel_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<(), String> {
     let mut boot = Boot::new(image);
     boot.smp = smp;
@@ -270,15 +283,8 @@ fn kernel_suite(image: &std::path::Path, smp: u32, tally: &mut Tally) -> Result<
     boot.disk = Some(disk.clone());
     boot.edu = true;
     let outcome = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
-    let mut seen = 0;
-    let mut guest_wrote = false;
-    for (_, line) in &outcome.lines {
-        if let Some((name, ok, why)) = ktest_line(line) {
-            seen += 1;
-            guest_wrote |= ok && name == "disk_writes_what_the_host_reads_back";
-            tally.record(&format!("kernel[smp={smp}]::{name}"), ok, why);
-        }
-    }
+    let seen = record_ktests(&outcome, &format!("smp={smp}"), tally);
+    let guest_wrote = outcome.contains("disk_writes_what_the_host_reads_back ... ok");
     let verified = if guest_wrote {
         crate::disk::verify_guest_pattern(&disk)
     } else {
@@ -326,13 +332,7 @@ fn intx_suite(image: &std::path::Path, tally: &mut Tally) -> Result<(), String> 
     boot.disk_intx = true;
     let outcome = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
     let _ = std::fs::remove_file(&disk);
-    let mut seen = 0;
-    for (_, line) in &outcome.lines {
-        if let Some((name, ok, why)) = ktest_line(line) {
-            seen += 1;
-            tally.record(&format!("kernel[smp=2,intx]::{name}"), ok, why);
-        }
-    }
+    let seen = record_ktests(&outcome, "smp=2,intx", tally);
     let expected = INTX_TESTS.split(',').count();
     tally.record(
         "kernel[smp=2,intx]: the disk runs on INTx, every disk test ran",

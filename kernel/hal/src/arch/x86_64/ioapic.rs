@@ -122,14 +122,11 @@ pub fn isa_irq_routing(irq: u8) -> (u32, u32) {
     let Some(ovr) = ovr else {
         return (u32::from(irq), 0); // ISA: active high, edge
     };
-    let mut flags = 0;
-    if ovr.flags & 0b11 == 0b11 {
-        flags |= ENTRY_ACTIVE_LOW;
-    }
-    if (ovr.flags >> 2) & 0b11 == 0b11 {
-        flags |= ENTRY_LEVEL;
-    }
-    (ovr.gsi, flags)
+    let mode = LineMode {
+        is_level: (ovr.flags >> 2) & 0b11 == 0b11,
+        is_active_low: ovr.flags & 0b11 == 0b11,
+    };
+    (ovr.gsi, mode.entry_flags())
 }
 
 /// Runs `f` holding [`LOCK`] with interrupts off: interrupt handlers mask
@@ -162,6 +159,19 @@ pub struct LineMode {
     pub is_active_low: bool,
 }
 
+impl LineMode {
+    /// The trigger and polarity bits of a redirection entry.
+    fn entry_flags(self) -> u32 {
+        let level = if self.is_level { ENTRY_LEVEL } else { 0 };
+        let low = if self.is_active_low {
+            ENTRY_ACTIVE_LOW
+        } else {
+            0
+        };
+        level | low
+    }
+}
+
 /// Routes `gsi` to `vector` on the CPU with local APIC id `cpu_apic_id`
 /// with the given trigger mode and polarity (a PCI INTx line: the chipset's
 /// PIRQ wiring names the GSI) and unmasks it.
@@ -174,14 +184,7 @@ pub fn route_gsi(
     cpu_apic_id: u32,
     mode: LineMode,
 ) -> Result<(), IoApicError> {
-    let mut flags = 0;
-    if mode.is_level {
-        flags |= ENTRY_LEVEL;
-    }
-    if mode.is_active_low {
-        flags |= ENTRY_ACTIVE_LOW;
-    }
-    program(gsi, vector, cpu_apic_id, flags)
+    program(gsi, vector, cpu_apic_id, mode.entry_flags())
 }
 
 fn program(gsi: u32, vector: u8, cpu_apic_id: u32, flags: u32) -> Result<(), IoApicError> {

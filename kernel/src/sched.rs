@@ -84,7 +84,15 @@ impl Platform for KernelPlatform {
                 return;
             }
             // Halt until shortly before the deadline; the next call polls.
-            arm_timer(cpu.index(), deadline - now - IDLE_POLL_NS);
+            // A timer armed earlier (a time slice, say) stays: it wakes us
+            // early, and that call arms the real one. Re-arming on every
+            // idle entry would cost an APIC write (a hypervisor trap, and a
+            // host timer reprogrammed) per blocking request.
+            let wake_at = deadline - IDLE_POLL_NS;
+            let armed = TIMER_DEADLINE[cpu.index()].load(Ordering::Relaxed);
+            if armed <= now || armed > wake_at {
+                arm_timer(cpu.index(), wake_at - now);
+            }
         }
         interrupts::enable_and_hlt();
     }

@@ -79,7 +79,7 @@ use ports::proto::block::{BlockDone, BlockError, BlockInfo, BlockMsg, BlockReque
 use ports::{Request, Server};
 use virtio::queue::{DeviceError, Segment};
 use virtio::transport::Notifier;
-use virtio::{ChainId, DmaDirection, DmaMapper, DmaRegion, DmaSegment, Registers, SplitQueue};
+use virtio::{ChainId, DmaDirection, DmaMapper, DmaRegion, Registers, SplitQueue};
 
 use crate::irq::{BlkInterrupt, Signal};
 use crate::request::{
@@ -165,6 +165,8 @@ pub struct VirtioBlk<D: DmaRegion, N: Registers, M: DmaMapper> {
     /// broke: the device may still write them, so they are never freed or unpinned (a
     /// deliberate leak; see `fail_in_flight`).
     quarantine: Vec<Lent<M::Mapped>>,
+    /// Scratch for building a descriptor chain (kept, so its capacity is reused).
+    chain: Vec<Segment>,
 }
 
 impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
@@ -203,6 +205,7 @@ impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
             timer: None,
             is_broken: false,
             quarantine: Vec::new(),
+            chain: Vec::with_capacity(MAX_DATA_SEGMENTS + 2),
         };
         (driver, BlkInterrupt::new(isr, signal))
     }
@@ -389,51 +392,55 @@ impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
                 }
             },
         };
-        let mut external = [DmaSegment { addr: 0, len: 0 }; MAX_DATA_SEGMENTS];
-        let data = match (&mapped, direction) {
-            (Some(Lent::Mapped(m)), _) => Ok(self.mapper.segments(m)),
-            (Some(Lent::External(buf)), Some(direction)) => {
-                self.external_segments(buf, direction, &mut external)
-            }
-            _ => Ok(&[][..]),
-        };
-        let data = match data {
-            Ok(data) if data.len() + 2 <= self.queue.size() as usize => data,
-            refused => {
-                let error = refused.err().unwrap_or(BlockError::Invalid);
-                log::error!(target: "virtio-blk", "op={} cannot give {} bytes to the device: {error}", request.msg().op_id, data_len);
-                if let Some(lent) = mapped {
-                    self.give_back(request.msg_mut(), lent);
-                }
-                return Ok(answer(request, Err(error)));
-            }
-        };
-        let mut chain = [Segment {
-            addr: 0,
-            len: 0,
-            device_writable: false,
-        }; MAX_DATA_SEGMENTS + 2];
-        chain[0] = Segment {
-            addr: self.headers.device_addr() + (slot as usize * HEADER_SLOT_BYTES) as u64,
+        // The chain is built in a buffer kept between requests: no allocation and no
+        // clearing of a worst-case array per request.
+        let is_read = direction == Some(DmaDirection::FromDevice);
+        let mut chain = core::mem::take(&mut self.chain);
+        chain.clear();
+        let header_addr = self.headers.device_addr() + (slot as usize * HEADER_SLOT_BYTES) as u64;
+        chain.push(Segment {
+            addr: header_addr,
             len: 16,
             device_writable: false,
+        });
+        let data = match (&mapped, direction) {
+            (Some(Lent::Mapped(m)), _) => {
+                chain.extend(self.mapper.segments(m).iter().map(|s| Segment {
+                    addr: s.addr,
+                    len: s.len,
+                    device_writable: is_read,
+                }));
+                Ok(())
+            }
+            (Some(Lent::External(buf)), Some(direction)) => {
+                self.push_external(buf, direction, &mut chain)
+            }
+            _ => Ok(()),
         };
-        let is_read = direction == Some(DmaDirection::FromDevice);
-        for (i, segment) in data.iter().enumerate() {
-            chain[1 + i] = Segment {
-                addr: segment.addr,
-                len: segment.len,
-                device_writable: is_read,
-            };
+        let data = data.and_then(|()| {
+            if chain.len() + 1 <= self.queue.size() as usize {
+                Ok(())
+            } else {
+                Err(BlockError::Invalid)
+            }
+        });
+        if let Err(error) = data {
+            self.chain = chain;
+            log::error!(target: "virtio-blk", "op={} cannot give {} bytes to the device: {error}", request.msg().op_id, data_len);
+            if let Some(lent) = mapped {
+                self.give_back(request.msg_mut(), lent);
+            }
+            return Ok(answer(request, Err(error)));
         }
-        chain[1 + data.len()] = Segment {
-            addr: chain[0].addr + 16,
+        chain.push(Segment {
+            addr: header_addr + 16,
             len: 1,
             device_writable: true,
-        };
-        let chain = &chain[..data.len() + 2];
+        });
         RequestHeader { kind, sector }.write_to(&self.headers, slot as usize);
-        let head = match self.queue.add(chain) {
+        let added = self.queue.add(&chain);
+        self.chain = chain;
+        let head = match added {
             Ok(head) => head,
             Err(_) => {
                 // Full: give the buffer back to the message and wait for completions.
@@ -460,32 +467,34 @@ impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
         Ok(true)
     }
 
-    /// The device addresses of external memory, into `out`.
+    /// Appends the device addresses of external memory to `chain`, as device-writable
+    /// segments when the device writes them (`FromDevice`).
     ///
     /// # Errors
     /// `Invalid` for more than `MAX_DATA_SEGMENTS` segments, `Io` for memory the device
     /// cannot reach.
-    fn external_segments<'a>(
+    fn push_external(
         &self,
         buf: &ExternalBuf,
         direction: DmaDirection,
-        out: &'a mut [DmaSegment; MAX_DATA_SEGMENTS],
-    ) -> Result<&'a [DmaSegment], BlockError> {
+        chain: &mut Vec<Segment>,
+    ) -> Result<(), BlockError> {
         let segments = buf.segments();
         if segments.len() > MAX_DATA_SEGMENTS {
             return Err(BlockError::Invalid);
         }
-        for (slot, segment) in out.iter_mut().zip(segments) {
+        for segment in segments {
             let addr = self
                 .mapper
                 .external_addr(segment.addr, segment.len, direction)
                 .ok_or(BlockError::Io)?;
-            *slot = DmaSegment {
+            chain.push(Segment {
                 addr,
                 len: segment.len,
-            };
+                device_writable: direction == DmaDirection::FromDevice,
+            });
         }
-        Ok(&out[..segments.len()])
+        Ok(())
     }
 
     /// Hands a request's data memory back to its message (the device is done with it,

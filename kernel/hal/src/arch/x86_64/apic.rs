@@ -5,7 +5,7 @@
 //! Every CPU sees its own local APIC at the same address, so one mapping
 //! serves all of them.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use x86_64::registers::model_specific::Msr;
 
@@ -107,7 +107,7 @@ pub fn init_this_cpu() {
     write(REG_ESR, 0);
     write(REG_ESR, 0);
     write(REG_SVR, 0x100 | u32::from(VECTOR_SPURIOUS));
-    write(REG_LVT_TIMER, LVT_MASKED);
+    set_timer_lvt(LVT_MASKED);
     eoi();
 }
 
@@ -187,25 +187,48 @@ pub fn send_startup(apic_id: u32, page_number: u8) {
     );
 }
 
+/// The timer's LVT entry as last written on each CPU, plus one (0: not
+/// known). Arming writes the LVT and the divider only when they change:
+/// each APIC register write is a trap to the hypervisor, and the timer is
+/// re-armed often.
+static TIMER_LVT: [AtomicU32; crate::percpu::MAX_CPUS] =
+    [const { AtomicU32::new(0) }; crate::percpu::MAX_CPUS];
+
+/// Sets the timer's LVT entry (and the divide-by-16 the one-shot rate
+/// assumes), skipping the writes when this CPU has that entry already.
+fn set_timer_lvt(lvt: u32) {
+    let cached = crate::percpu::is_ready()
+        .then(|| TIMER_LVT.get(crate::percpu::cpu_index()))
+        .flatten();
+    if let Some(cached) = cached
+        && cached.load(Ordering::Relaxed) == lvt + 1
+    {
+        return;
+    }
+    write(REG_TIMER_DIVIDE, 0b11); // divide by 16
+    write(REG_LVT_TIMER, lvt);
+    if let Some(cached) = cached {
+        cached.store(lvt + 1, Ordering::Relaxed);
+    }
+}
+
 /// Arms the one-shot timer: `vector` fires after `ticks` APIC-timer ticks
 /// (bus clock divided by 16). 0 stops it.
 pub fn timer_oneshot(vector: u8, ticks: u32) {
-    write(REG_TIMER_DIVIDE, 0b11); // divide by 16
-    write(REG_LVT_TIMER, u32::from(vector));
+    set_timer_lvt(u32::from(vector));
     write(REG_TIMER_INITIAL, ticks);
 }
 
 /// Puts the timer in TSC-deadline mode on `vector` (armed by writing the
 /// IA32_TSC_DEADLINE MSR; the caller checked CPUID).
 pub fn timer_tsc_deadline_mode(vector: u8) {
-    write(REG_LVT_TIMER, (0b10 << 17) | u32::from(vector));
+    set_timer_lvt((0b10 << 17) | u32::from(vector));
 }
 
 /// Starts the timer counting down from `ticks` with its interrupt masked
 /// (for measuring its rate); `timer_oneshot(_, 0)` or a later arm stops it.
 pub fn timer_count_masked(ticks: u32) {
-    write(REG_TIMER_DIVIDE, 0b11);
-    write(REG_LVT_TIMER, LVT_MASKED);
+    set_timer_lvt(LVT_MASKED);
     write(REG_TIMER_INITIAL, ticks);
 }
 

@@ -22,6 +22,9 @@ const PIT_HZ: u64 = 1_193_182;
 const CALIBRATION_PIT_TICKS: u64 = 5_966;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds per TSC tick in 32.32 fixed point (`now_ns` multiplies and shifts
+/// instead of dividing: it is called on every pass of the executor loop).
+static TSC_NS_MULT: AtomicU64 = AtomicU64::new(0);
 static TSC_ZERO: AtomicU64 = AtomicU64::new(0);
 static APIC_TIMER_HZ: AtomicU64 = AtomicU64::new(0);
 /// 1 when the APIC timer is used in TSC-deadline mode.
@@ -227,6 +230,7 @@ pub fn calibrate(acpi: Option<&crate::acpi::AcpiInfo>) -> Result<Calibration, Ca
         None => (ClockSource::Pit, PIT_HZ, measure_pit()?),
     };
     TSC_HZ.store(tsc_hz, Ordering::SeqCst);
+    TSC_NS_MULT.store(ns_mult(tsc_hz), Ordering::SeqCst);
     APIC_TIMER_HZ.store(apic_hz, Ordering::SeqCst);
     let tsc_deadline = has_tsc_deadline();
     TSC_DEADLINE.store(u64::from(tsc_deadline), Ordering::SeqCst);
@@ -252,12 +256,28 @@ pub fn tsc_is_invariant() -> bool {
 
 /// Nanoseconds since calibration (0 before it).
 pub fn now_ns() -> u64 {
-    let hz = TSC_HZ.load(Ordering::Relaxed);
+    tsc_ticks_to_ns(cpu::rdtsc().saturating_sub(TSC_ZERO.load(Ordering::Relaxed)))
+}
+
+/// A TSC interval in nanoseconds (0 before calibration).
+pub fn tsc_ticks_to_ns(ticks: u64) -> u64 {
+    ticks_to_ns(ticks, TSC_NS_MULT.load(Ordering::Relaxed))
+}
+
+/// The 32.32 fixed-point nanoseconds per tick of a `hz` clock (0 for 0). Rounded to
+/// nearest: the relative error is below 2^-32 / (10^9 / hz), under 0.1 us per hour
+/// for a TSC of a few GHz.
+fn ns_mult(hz: u64) -> u64 {
     if hz == 0 {
         return 0;
     }
-    let ticks = cpu::rdtsc().saturating_sub(TSC_ZERO.load(Ordering::Relaxed));
-    (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
+    ((1_000_000_000u128 << 32).saturating_add(u128::from(hz) / 2) / u128::from(hz)) as u64
+}
+
+/// `ticks` of a clock with `mult` (see [`ns_mult`]) in nanoseconds: one widening
+/// multiply and a shift (monotonic in `ticks`).
+fn ticks_to_ns(ticks: u64, mult: u64) -> u64 {
+    ((u128::from(ticks) * u128::from(mult)) >> 32).min(u128::from(u64::MAX)) as u64
 }
 
 /// TSC frequency found by calibration (0 before it).

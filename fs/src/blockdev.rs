@@ -536,7 +536,7 @@ impl BlockDevice {
             Some(len) => len,
         };
         let lba = offset / self.sector_size();
-        self.device_io_external(false, lba, buf.slice(0, len))
+        self.device_io_external(false, lba, buf.truncate(len))
             .await
             .map(|()| len)
     }
@@ -567,7 +567,7 @@ impl BlockDevice {
         let mut ticket = self.begin_write();
         self.lock_range(&mut ticket, (s0, s1)).await;
         ticket.unfinished = Some((offset, n));
-        let result = self.device_io_external(true, s0, buf.slice(0, n)).await;
+        let result = self.device_io_external(true, s0, buf.truncate(n)).await;
         // Before the reply (and before a later write to these sectors may start). The
         // data is only in the caller's memory, so the cache forgets rather than patches.
         self.cache.invalidate_range(self.id, offset, n);
@@ -584,6 +584,15 @@ impl BlockDevice {
         lba: u64,
         buf: ExternalBuf,
     ) -> Result<(), Errno> {
+        if buf.len() <= MAX_DEVICE_REQUEST {
+            // One request: the buffer goes as it is (no pieces, no join).
+            let msg = if write {
+                BlockMsg::write_external(lba, buf)
+            } else {
+                BlockMsg::read_external(lba, buf)
+            };
+            return self.device_result(write, lba, msg).await;
+        }
         let chunk_sectors = (MAX_DEVICE_REQUEST as u64) / self.sector_size();
         let calls = (0..buf.len())
             .step_by(MAX_DEVICE_REQUEST)

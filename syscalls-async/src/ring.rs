@@ -117,8 +117,10 @@ struct State {
     draining: bool,
     closed: bool,
     corrupt: bool,
-    /// Cancel tokens of every entry not yet completed, by `user_data`.
-    tokens: BTreeMap<u64, Vec<Arc<CancelToken>>>,
+    /// Cancel tokens of every entry not yet completed, by `user_data` (then by token
+    /// address, so entries sharing a `user_data` each have their own key and
+    /// registering one allocates nothing beyond the map's nodes).
+    tokens: BTreeMap<(u64, usize), Arc<CancelToken>>,
 }
 
 /// Completions of inline entries, gathered on the stack and posted together (one lock,
@@ -185,6 +187,8 @@ pub struct Ring {
     incoming: spin::Mutex<Vec<BoxFuture<()>>>,
     in_flight_set: spin::Mutex<FuturesUnordered<BoxFuture<()>>>,
     task_waker: Arc<AtomicWaker>,
+    /// Wakes the ring task: the waker of chains polled inline by `launch` (made once).
+    inline_waker: Waker,
     cq_posted: Notify,
     chain_finished: Notify,
     sq_consumed: Notify,
@@ -229,6 +233,7 @@ impl Ring {
         if region.words().len() * 4 < layout.region_len as usize {
             return Err(Errno::Inval);
         }
+        let task_waker = Arc::new(AtomicWaker::new());
         let ring = Ring {
             region,
             layout,
@@ -259,7 +264,8 @@ impl Ring {
             sqe_buffer: spin::Mutex::new(Vec::new()),
             incoming: spin::Mutex::new(Vec::new()),
             in_flight_set: spin::Mutex::new(FuturesUnordered::new()),
-            task_waker: Arc::new(AtomicWaker::new()),
+            task_waker: task_waker.clone(),
+            inline_waker: Waker::from(Arc::new(WakeRingTask(task_waker))),
             cq_posted: Notify::new(),
             chain_finished: Notify::new(),
             sq_consumed: Notify::new(),
@@ -494,17 +500,13 @@ impl Ring {
     // ------------------------------------------------------------------ cancellation
 
     fn register(st: &mut State, user_data: u64, token: &Arc<CancelToken>) {
-        st.tokens.entry(user_data).or_default().push(token.clone());
+        st.tokens
+            .insert((user_data, Arc::as_ptr(token) as usize), token.clone());
     }
 
     fn unregister(&self, user_data: u64, token: &Arc<CancelToken>) {
         let mut st = self.state.lock();
-        if let Some(list) = st.tokens.get_mut(&user_data) {
-            list.retain(|t| !Arc::ptr_eq(t, token));
-            if list.is_empty() {
-                st.tokens.remove(&user_data);
-            }
-        }
+        st.tokens.remove(&(user_data, Arc::as_ptr(token) as usize));
     }
 
     /// Asks every not-yet-completed entry with `user_data` (other than `except`, the
@@ -520,14 +522,11 @@ impl Ring {
         let targets: Vec<Arc<CancelToken>> = {
             let st = self.state.lock();
             st.tokens
-                .get(&user_data)
-                .map(|l| {
-                    l.iter()
-                        .filter(|t| except.is_none_or(|e| !Arc::ptr_eq(t, e)))
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default()
+                .range((user_data, 0)..=(user_data, usize::MAX))
+                .map(|(_, t)| t)
+                .filter(|t| except.is_none_or(|e| !Arc::ptr_eq(t, e)))
+                .cloned()
+                .collect()
         };
         if targets.is_empty() {
             return Err(Errno::NoEnt);
@@ -574,8 +573,8 @@ impl Ring {
         Ok(())
     }
 
-    fn build_chains(sqes: &[Sqe]) -> Vec<Chain> {
-        let mut chains = Vec::new();
+    /// Splits `sqes` into chains (decoding each entry) and hands each to `each`, in order.
+    fn build_chains(sqes: &[Sqe], mut each: impl FnMut(Chain)) {
         let mut cur = Chain {
             entries: Vec::new(),
             drain: false,
@@ -622,7 +621,7 @@ impl Ring {
             cur.drain |= flags.contains(SqeFlags::DRAIN);
             cur.force_async |= flags.contains(SqeFlags::FORCE_ASYNC);
             if !continues {
-                chains.push(core::mem::replace(
+                each(core::mem::replace(
                     &mut cur,
                     Chain {
                         entries: Vec::new(),
@@ -633,28 +632,37 @@ impl Ring {
             }
         }
         if !cur.entries.is_empty() {
-            chains.push(cur);
+            each(cur);
         }
-        chains
     }
 
-    /// Pops the deferred chains that may start now (in order), counting them in flight.
-    fn take_startable(st: &mut State) -> Vec<Chain> {
-        let mut out = Vec::new();
-        while let Some(front) = st.deferred.front() {
-            if st.draining || (front.drain && st.in_flight > 0) {
-                break;
-            }
-            let Some(c) = st.deferred.pop_front() else {
-                break;
-            };
-            st.in_flight += 1;
-            if c.drain {
-                st.draining = true;
-            }
-            out.push(c);
+    /// Pops the first deferred chain if it may start now, counting it in flight.
+    fn take_startable(st: &mut State) -> Option<Chain> {
+        let front = st.deferred.front()?;
+        if st.draining || (front.drain && st.in_flight > 0) {
+            return None;
         }
-        out
+        let c = st.deferred.pop_front()?;
+        st.in_flight += 1;
+        if c.drain {
+            st.draining = true;
+        }
+        Some(c)
+    }
+
+    /// Launches the deferred chains that may start now, in order (each taken under the
+    /// lock, launched outside it). Returns whether nothing waits behind a `DRAIN` then.
+    fn launch_startable(self: &Arc<Self>, mut first: Option<Chain>, inline: bool) -> bool {
+        loop {
+            if let Some(c) = first.take() {
+                self.launch(c, inline);
+            }
+            let mut st = self.state.lock();
+            match Self::take_startable(&mut st) {
+                Some(c) => first = Some(c),
+                None => return Self::nothing_waits(&st),
+            }
+        }
     }
 
     fn launch(self: &Arc<Self>, chain: Chain, inline: bool) {
@@ -662,8 +670,7 @@ impl Ring {
         let mut fut: BoxFuture<()> =
             Box::pin(run_chain(self.clone(), self.process.upgrade(), chain));
         if inline {
-            let waker = Waker::from(Arc::new(WakeRingTask(self.task_waker.clone())));
-            let mut cx = Context::from_waker(&waker);
+            let mut cx = Context::from_waker(&self.inline_waker);
             if fut.as_mut().poll(&mut cx).is_ready() {
                 return;
             }
@@ -673,7 +680,7 @@ impl Ring {
     }
 
     fn chain_done(self: &Arc<Self>) {
-        let startable = {
+        let first = {
             let mut st = self.state.lock();
             st.in_flight -= 1;
             if st.in_flight == 0 {
@@ -681,8 +688,8 @@ impl Ring {
             }
             Self::take_startable(&mut st)
         };
-        for c in startable {
-            self.launch(c, false);
+        if first.is_some() {
+            self.launch_startable(first, false);
         }
         self.chain_finished.notify();
     }
@@ -790,8 +797,8 @@ impl Ring {
     /// start at once (nothing waits behind a `DRAIN`).
     fn start_chains(self: &Arc<Self>, sqes: &[Sqe]) -> bool {
         let mut inline_ok = true;
-        for chain in Self::build_chains(sqes) {
-            let startable = {
+        Self::build_chains(sqes, |chain| {
+            let first = {
                 let mut st = self.state.lock();
                 for e in &chain.entries {
                     Self::register(&mut st, e.user_data, &e.token);
@@ -800,14 +807,10 @@ impl Ring {
                     }
                 }
                 st.deferred.push_back(chain);
-                let startable = Self::take_startable(&mut st);
-                inline_ok = Self::nothing_waits(&st);
-                startable
+                Self::take_startable(&mut st)
             };
-            for c in startable {
-                self.launch(c, true);
-            }
-        }
+            inline_ok = self.launch_startable(first, true);
+        });
         inline_ok
     }
 
@@ -923,12 +926,15 @@ impl Ring {
     /// (through [`Kernel::spawn_task`]) at `RingSetup`; it returns after
     /// [`Ring::cancel_all`] once nothing is in flight.
     pub fn run(self: Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        // Swapped with `incoming`, so both lists keep their room (no allocation per
+        // launched chain once they have grown).
+        let mut batch: Vec<BoxFuture<()>> = Vec::new();
         poll_fn(move |cx| {
             self.task_waker.register(cx.waker());
             loop {
-                let new = core::mem::take(&mut *self.incoming.lock());
+                core::mem::swap(&mut batch, &mut *self.incoming.lock());
                 let mut set = self.in_flight_set.lock();
-                for f in new {
+                for f in batch.drain(..) {
                     set.push(f);
                 }
                 while let Poll::Ready(Some(())) = set.poll_next_unpin(cx) {}
@@ -1007,7 +1013,7 @@ impl Ring {
             let mut st = self.state.lock();
             st.closed = true;
             st.draining = false;
-            let tokens: Vec<Arc<CancelToken>> = st.tokens.values().flatten().cloned().collect();
+            let tokens: Vec<Arc<CancelToken>> = st.tokens.values().cloned().collect();
             let deferred: Vec<Chain> = st.deferred.drain(..).collect();
             st.in_flight += deferred.len();
             (tokens, deferred)

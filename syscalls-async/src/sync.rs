@@ -32,8 +32,20 @@ impl Notify {
     /// Wakes every waiter (they re-check their condition).
     pub(crate) fn notify(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        let wakers = core::mem::take(&mut *self.wakers.lock());
-        for w in wakers {
+        let mut wakers = self.wakers.lock();
+        if wakers.len() <= 1 {
+            // The usual single waiter: popped, so the list keeps its room (no
+            // allocation at the next `register`); woken outside the lock.
+            let waker = wakers.pop();
+            drop(wakers);
+            if let Some(w) = waker {
+                w.wake();
+            }
+            return;
+        }
+        let all = core::mem::take(&mut *wakers);
+        drop(wakers);
+        for w in all {
             w.wake();
         }
     }

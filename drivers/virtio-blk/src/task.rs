@@ -418,7 +418,8 @@ impl<D: DmaRegion, N: Registers, M: DmaMapper> VirtioBlk<D, N, M> {
             _ => Ok(()),
         };
         let data = data.and_then(|()| {
-            if chain.len() + 1 <= self.queue.size() as usize {
+            // Room for the status segment too.
+            if chain.len() < self.queue.size() as usize {
                 Ok(())
             } else {
                 Err(BlockError::Invalid)

@@ -233,6 +233,28 @@ impl ExternalBuf {
         &self.owner
     }
 
+    /// The first `len` bytes of this buffer (all of it if `len` is larger), in place:
+    /// no new segment list, unlike [`ExternalBuf::slice`].
+    pub fn truncate(mut self, len: usize) -> ExternalBuf {
+        if len >= self.len {
+            return self;
+        }
+        let mut left = len;
+        let mut keep = 0;
+        for s in &mut self.segments {
+            if left == 0 {
+                break;
+            }
+            let take = (s.len as usize).min(left);
+            s.len = take as u32;
+            left -= take;
+            keep += 1;
+        }
+        self.segments.truncate(keep);
+        self.len = len;
+        self
+    }
+
     /// The piece `[offset, offset + len)` of this buffer, sharing its owner.
     ///
     /// # Panics
@@ -425,6 +447,46 @@ mod tests {
         assert_eq!(info.check_range(100, 512), Err(BlockError::OutOfRange));
         assert_eq!(info.check_range(99, 1024), Err(BlockError::OutOfRange));
         assert_eq!(info.check_range(u64::MAX, 512), Err(BlockError::OutOfRange));
+    }
+
+    #[test]
+    fn external_truncate_keeps_a_prefix_in_place() {
+        let owner: Arc<()> = Arc::new(());
+        let segments = vec![
+            PhysSegment {
+                addr: 0x1000,
+                len: 100,
+            },
+            PhysSegment {
+                addr: 0x9000,
+                len: 4096,
+            },
+        ];
+        let buf = ExternalBuf::new(segments.clone(), owner.clone());
+        let whole = buf.clone().truncate(5000);
+        assert_eq!((whole.len(), whole.segments()), (4196, &segments[..]));
+        let cut = buf.clone().truncate(150);
+        assert_eq!(cut.len(), 150);
+        assert_eq!(
+            cut.segments(),
+            &[
+                segments[0],
+                PhysSegment {
+                    addr: 0x9000,
+                    len: 50
+                }
+            ]
+        );
+        let first = buf.clone().truncate(100);
+        assert_eq!((first.len(), first.segments()), (100, &segments[..1]));
+        let none = buf.truncate(0);
+        assert!(none.is_empty() && none.segments().is_empty());
+        drop((whole, cut, first));
+        assert_eq!(
+            Arc::strong_count(&owner),
+            2,
+            "only `none` and `owner` are left"
+        );
     }
 
     #[test]

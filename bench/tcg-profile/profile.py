@@ -10,7 +10,7 @@ the shell, zeroes the counts, types CMD, waits for the prompt to come back, dump
 counts and prints them divided by N (the operations CMD performs), symbolized against
 the kernel and CMD's program.
 """
-import argparse, bisect, collections, os, re, subprocess, sys, threading, time
+import argparse, bisect, collections, os, re, signal, subprocess, sys, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -52,7 +52,8 @@ class Guest:
         args += ['--disk', disk] if disk else []
         env = dict(os.environ, XTASK_QEMU_ARGS='-plugin %s,dir=%s' % (plugin, workdir))
         self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         self.out = b''
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -78,7 +79,12 @@ class Guest:
         self.proc.stdin.flush()
 
     def close(self):
-        self.proc.kill()
+        # QEMU is xtask's child: end the whole process group, not just cargo.
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def control(workdir, cmd):

@@ -875,7 +875,10 @@ pub fn bench_command(args: &[String]) -> Result<(), String> {
             .map_or(0.0, |(t, _)| t.as_nanos() as f64);
         kmain.push(up);
         small_exit.push(o.elapsed.as_nanos() as f64);
+        // The whole suite, with the devices its tests need (as `kernel_suite`).
         boot.append = "test=all".into();
+        boot.disk = Some(crate::disk::prepare_test_disk("bench")?);
+        boot.edu = true;
         let o = qemu::run_captured(&boot, SUITE_TIMEOUT)?;
         if o.status != Some(STATUS_PASS) {
             show_log(&o);

@@ -40,15 +40,16 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     qemu_plugin_register_vcpu_tb_exec_inline(tb, PLUGIN_INLINE_ADD_U64, &b->count, 1);
 }
 
+/* "reset" (out is NULL) zeroes the counts; "dump" writes the blocks that ran. */
 static void on_command(const char *cmd, FILE *out) {
+    (void)cmd;
     for (size_t i = 0; i < CAP; i++) {
-        if (out && table[i].count)
+        if (!out)
+            table[i].count = 0;
+        else if (table[i].count)
             fprintf(out, "%llx %llu %llu\n", (unsigned long long)table[i].vaddr,
                     (unsigned long long)table[i].insns, (unsigned long long)table[i].count);
-        else if (!out)
-            table[i].count = 0;
     }
-    (void)cmd;
 }
 
 PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const void *info, int argc,

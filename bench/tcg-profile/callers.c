@@ -72,11 +72,11 @@ static void on_command(const char *cmd, FILE *out) {
     (void)cmd;
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < CAP; i++) {
-        if (out && edges[i].count)
+        if (!out)
+            edges[i] = (struct edge){0, 0, 0};
+        else if (edges[i].count)
             fprintf(out, "%llx %llx %llu\n", (unsigned long long)edges[i].to,
                     (unsigned long long)edges[i].from, (unsigned long long)edges[i].count);
-        else if (!out)
-            edges[i] = (struct edge){0, 0, 0};
     }
     pthread_mutex_unlock(&lock);
 }

@@ -584,14 +584,16 @@ impl BlockDevice {
         lba: u64,
         buf: ExternalBuf,
     ) -> Result<(), Errno> {
+        let external_msg = |lba, piece| {
+            if write {
+                BlockMsg::write_external(lba, piece)
+            } else {
+                BlockMsg::read_external(lba, piece)
+            }
+        };
         if buf.len() <= MAX_DEVICE_REQUEST {
             // One request: the buffer goes as it is (no pieces, no join).
-            let msg = if write {
-                BlockMsg::write_external(lba, buf)
-            } else {
-                BlockMsg::read_external(lba, buf)
-            };
-            return self.device_result(write, lba, msg).await;
+            return self.device_result(write, lba, external_msg(lba, buf)).await;
         }
         let chunk_sectors = (MAX_DEVICE_REQUEST as u64) / self.sector_size();
         let calls = (0..buf.len())
@@ -600,12 +602,7 @@ impl BlockDevice {
             .map(|(i, at)| {
                 let piece = buf.slice(at, MAX_DEVICE_REQUEST.min(buf.len() - at));
                 let lba = lba + i as u64 * chunk_sectors;
-                let msg = if write {
-                    BlockMsg::write_external(lba, piece)
-                } else {
-                    BlockMsg::read_external(lba, piece)
-                };
-                self.device_result(write, lba, msg)
+                self.device_result(write, lba, external_msg(lba, piece))
             })
             .collect::<Vec<_>>();
         // Our own reference goes now; the pieces in flight hold the memory.

@@ -171,16 +171,22 @@ impl ConsoleDevice for WaitingConsole {
     }
 }
 
-#[test]
-fn console_read_through_the_devfs_task_waits_for_input() {
-    let _serial = serial();
-    let machine = Machine::start(2);
+/// A devfs whose console is a `WaitingConsole` (returned too, to type into).
+fn devfs_with_waiting_console() -> (Arc<WaitingConsole>, Arc<Devfs>) {
     let console = Arc::new(WaitingConsole::default());
     let devfs = Arc::new(Devfs::new(
         clock(),
         Arc::new(TestEntropy::new(1)),
         console.clone(),
     ));
+    (console, devfs)
+}
+
+#[test]
+fn console_read_through_the_devfs_task_waits_for_input() {
+    let _serial = serial();
+    let machine = Machine::start(2);
+    let (console, devfs) = devfs_with_waiting_console();
     let (port, task) = devfs.serve_on(CpuId(0));
     drop(machine.spawn_on(CpuId(0), task).unwrap()); // detached: serves until shutdown
     let (vfs, _) = tmpfs_vfs();
@@ -255,12 +261,7 @@ fn console_read_through_the_devfs_task_waits_for_input() {
 fn devfs_served_per_cpu_answers_inline_on_every_cpu_and_console_reads_wait_on_cpu_0() {
     let _serial = serial();
     let machine = Machine::start(2);
-    let console = Arc::new(WaitingConsole::default());
-    let devfs = Arc::new(Devfs::new(
-        clock(),
-        Arc::new(TestEntropy::new(1)),
-        console.clone(),
-    ));
+    let (console, devfs) = devfs_with_waiting_console();
     let (port, tasks) = devfs.serve_per_cpu(2);
     assert_eq!(tasks.len(), 2, "one devfs task per CPU");
     for (cpu, task) in tasks.into_iter().enumerate() {

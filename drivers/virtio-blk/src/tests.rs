@@ -706,6 +706,15 @@ fn call_within(rig: &Rig, msg: BlockMsg) -> BlockMsg {
     })
 }
 
+/// Once the device is let go, every held request's late completion is reaped (no
+/// mapped buffer left) and five chains fit on the queue again.
+fn assert_late_completions_reaped_and_queue_usable(rig: &Rig) {
+    wait_until("the late completions to be reaped", || {
+        rig.memory.mapped_buffers() == 0
+    });
+    assert_the_whole_queue_is_usable(rig, 5);
+}
+
 /// No slot or descriptor leaked: `chains` one-sector reads (all the queue holds) sit on
 /// the device at once, then complete with the right data.
 fn assert_the_whole_queue_is_usable(rig: &Rig, chains: u64) {
@@ -833,10 +842,7 @@ fn requests_beyond_the_queue_to_a_hung_device_all_time_out_within_two_timeouts()
     );
 
     rig.disk.behaviour.lock().paused = false;
-    wait_until("the late completions to be reaped", || {
-        rig.memory.mapped_buffers() == 0
-    });
-    assert_the_whole_queue_is_usable(&rig, 5);
+    assert_late_completions_reaped_and_queue_usable(&rig);
 }
 
 #[test]
@@ -900,10 +906,7 @@ fn only_the_hung_request_times_out_while_others_keep_completing() {
     });
     assert_eq!(hung, (Err(BlockError::TimedOut), vec![0; 512]));
     rig.disk.behaviour.lock().hold_sector = None;
-    wait_until("the late completion to be reaped", || {
-        rig.memory.mapped_buffers() == 0
-    });
-    assert_the_whole_queue_is_usable(&rig, 5);
+    assert_late_completions_reaped_and_queue_usable(&rig);
 }
 
 #[test]

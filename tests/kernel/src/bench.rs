@@ -38,7 +38,7 @@ fn spawn_on(cpu: usize, future: impl Future<Output = ()> + Send + 'static) {
 }
 
 fn cycles_to_ns(cycles: u64) -> u64 {
-    (u128::from(cycles) * 1_000_000_000 / u128::from(hal::arch::time::tsc_hz().max(1))) as u64
+    hal::arch::time::tsc_ticks_to_ns(cycles)
 }
 
 /// Sorts `samples` and prints its `RESULT` line with `extra` fields.

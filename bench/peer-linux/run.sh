@@ -33,6 +33,9 @@
 #                               results-disk.md and results-disk.json (runs in build/runs-disk)
 #   DISK_MB=64                  size of the disk image (build/disk.img, rewritten with
 #                               zeros before every run)
+#   DISK_IMG=PATH               where the image lives (default build/disk.img); put it on a
+#                               host tmpfs (/dev/shm/...) so the host cannot drop its pages
+#                               from the page cache in the middle of a run
 #   DISK_ACCELS=tcg             accelerators of the disk mode (ACCELS is ignored there)
 #   REPORT_ONLY=1               only rebuild results.md/json from build/runs and logs/
 set -euo pipefail
@@ -217,7 +220,7 @@ for i in $(seq 1 "$HOST_RUNS"); do
 done
 
 # ------------------------------------------------------------ 5. VM runs
-DISK_IMG=$B/disk.img
+DISK_IMG=${DISK_IMG:-$B/disk.img}
 # Damselfly's disk machine (xtask): q35 with qboot, the image as a virtio-blk PCI device.
 DISK_PRE="-M q35 -bios /usr/share/qemu/qboot.rom"
 DISK_POST="-drive if=none,id=disk0,format=raw,file=$DISK_IMG -device virtio-blk-pci,drive=disk0"

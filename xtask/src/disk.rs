@@ -52,9 +52,22 @@ pub fn prepare_test_disk(label: &str) -> Result<PathBuf, String> {
 
 /// A 64 MiB image written in full (no sparse holes, as the Linux peer's disk
 /// benchmark uses), for `bench_disk`.
+///
+/// It goes on the host's tmpfs (`/dev/shm`) when there is one: QEMU's
+/// default cache mode reads the image through the host page cache, and a host
+/// that reclaims cache (a balloon, free-page reporting) drops those pages in
+/// the middle of a run, so reads that should cost a `memcpy` on the host wait
+/// for its disk instead. tmpfs pages stay. The Linux peer is run the same way
+/// (`DISK_IMG=/dev/shm/...`, bench/peer-linux).
 pub fn prepare_bench_disk() -> Result<PathBuf, String> {
-    let path = build::out_dir().join("bench-disk.img");
-    std::fs::create_dir_all(build::out_dir()).map_err(|e| e.to_string())?;
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() && std::fs::metadata(shm).is_ok_and(|m| !m.permissions().readonly()) {
+        shm.to_path_buf()
+    } else {
+        build::out_dir()
+    };
+    let path = dir.join(format!("damselfly-bench-disk-{}.img", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let chunk: Vec<u8> = (0..1 << 20)
         .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();

@@ -400,13 +400,16 @@ fn user_benchmarks() -> Result<(), String> {
     boot.smp = 2;
     // A fresh, fully written disk for the disk benchmark, as the Linux peer's.
     let disk = crate::disk::prepare_bench_disk()?;
-    boot.disk = Some(disk);
+    boot.disk = Some(disk.clone());
     let mut commands: Vec<String> = USER_BENCHES
         .iter()
         .map(|b| format!("/bin/bench/{b}"))
         .collect();
     commands.push(format!("echo {SESSION_DONE}"));
-    let o = qemu::run_session(&boot, &commands, SESSION_DONE, Duration::from_secs(600))?;
+    let o = qemu::run_session(&boot, &commands, SESSION_DONE, Duration::from_secs(600));
+    // The image is on the host's tmpfs (memory): never leave it behind.
+    let _ = std::fs::remove_file(&disk);
+    let o = o?;
     println!(
         "# user programs (TCG, -M q35 with qboot, -smp 2), the peer-linux benchmarks' method and names"
     );

@@ -8,8 +8,11 @@
 //! interrupt shadow of `sti` means a wake IPI cannot slip in between), with
 //! the APIC timer armed for the next timer-wheel deadline (tickless: no
 //! periodic tick); within `IDLE_POLL_NS` of a deadline the CPU polls the
-//! clock instead of halting. Interrupt handlers here acknowledge and return; the loop
-//! finds the work when HLT returns.
+//! clock instead of halting. Before halting, an idle CPU polls for an
+//! interrupt for an adaptive window (as Linux's haltpoll does), so work that
+//! comes within microseconds costs no halt and wake-up. Interrupt handlers
+//! here acknowledge and return; the loop finds the work when HLT or the poll
+//! returns.
 //!
 //! The boot CPU binds CPU 0 too. Its thread of control (the kernel console
 //! or the in-kernel test runner) is not a task, so it drives CPU 0's
@@ -64,8 +67,10 @@ impl Platform for KernelPlatform {
     }
 
     fn sleep(&self, cpu: CpuId, deadline_ns: Option<u64>) {
+        let i = cpu.index();
+        let now = time::now_ns();
+        let mut poll_until = now + POLL_WINDOW[i].load(Ordering::Relaxed);
         if let Some(deadline) = deadline_ns {
-            let now = time::now_ns();
             if deadline <= now {
                 interrupts::enable();
                 return;
@@ -73,28 +78,38 @@ impl Platform for KernelPlatform {
             if deadline - now <= IDLE_POLL_NS {
                 // Close to the deadline: poll instead of halting (a halted
                 // vCPU wakes late by the host's timer slack), but leave at
-                // once if a wake IPI arrives.
-                let wakes = WAKES[cpu.index()].load(Ordering::Relaxed);
-                interrupts::enable();
-                while time::now_ns() < deadline
-                    && WAKES[cpu.index()].load(Ordering::Relaxed) == wakes
-                {
-                    core::hint::spin_loop();
+                // once if an interrupt brings work.
+                if !poll_for_interrupt(deadline) {
+                    interrupts::enable();
                 }
                 return;
             }
+            poll_until = poll_until.min(deadline - IDLE_POLL_NS);
+        }
+        // Poll a while before halting: work that comes soon (a disk
+        // completion, a message from another CPU) is then taken without a
+        // halt and a wake-up, which cost far more than the wait itself
+        // under a hypervisor or TCG (the vCPU thread sleeps and is woken by
+        // the host). The window adapts to how long halts turn out to last.
+        if poll_until > now && poll_for_interrupt(poll_until) {
+            return;
+        }
+        if let Some(deadline) = deadline_ns {
             // Halt until shortly before the deadline; the next call polls.
             // A timer armed earlier (a time slice, say) stays: it wakes us
             // early, and that call arms the real one. Re-arming on every
             // idle entry would cost an APIC write (a hypervisor trap, and a
             // host timer reprogrammed) per blocking request.
+            let now = time::now_ns();
             let wake_at = deadline - IDLE_POLL_NS;
-            let armed = TIMER_DEADLINE[cpu.index()].load(Ordering::Relaxed);
+            let armed = TIMER_DEADLINE[i].load(Ordering::Relaxed);
             if armed <= now || armed > wake_at {
-                arm_timer(cpu.index(), wake_at - now);
+                arm_timer(i, wake_at.saturating_sub(now).max(1));
             }
         }
+        let halted_at = time::now_ns();
         interrupts::enable_and_hlt();
+        adapt_poll_window(i, time::now_ns().saturating_sub(halted_at));
     }
 
     fn now_ns(&self) -> u64 {
@@ -115,12 +130,74 @@ fn context_hook(f: &mut dyn FnMut(Option<&LocalCpu>)) {
 /// would overshoot by that much.
 const IDLE_POLL_NS: u64 = 100_000;
 
+/// The poll-before-halt window of each CPU (0: halt at once), adapted as
+/// Linux's haltpoll governor does: a halt that ended within
+/// `HALT_POLL_MAX_NS` means polling that long would have caught the wake-up,
+/// so the window grows; a longer halt means polling was wasted, so it shrinks.
+/// An idle CPU with nothing coming therefore soon halts at once again.
+static POLL_WINDOW: [AtomicU64; hal::percpu::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; hal::percpu::MAX_CPUS];
+/// The smallest poll window (below it, none).
+const HALT_POLL_MIN_NS: u64 = 10_000;
+/// The largest poll window, and the longest halt that makes it grow: 200 us
+/// by default, `haltpoll=USECS` on the kernel command line (0: never poll).
+static HALT_POLL_MAX_NS: AtomicU64 = AtomicU64::new(200_000);
+
+/// Reads `haltpoll=USECS` from the kernel command line.
+fn configure_halt_poll(cmdline: &str) {
+    for word in cmdline.split_ascii_whitespace() {
+        if let Some(value) = word.strip_prefix("haltpoll=") {
+            match value.parse::<u64>() {
+                Ok(us) => HALT_POLL_MAX_NS.store(us.saturating_mul(1000), Ordering::Relaxed),
+                Err(_) => {
+                    log::warn!(target: "sched", "haltpoll={value}: not a number of microseconds; ignored")
+                }
+            }
+        }
+    }
+    let max = HALT_POLL_MAX_NS.load(Ordering::Relaxed);
+    log::info!(target: "sched", "idle CPUs poll up to {} us before halting", max / 1000);
+}
+
+fn adapt_poll_window(cpu: usize, halted_ns: u64) {
+    let window = &POLL_WINDOW[cpu];
+    let now = window.load(Ordering::Relaxed);
+    let max = HALT_POLL_MAX_NS.load(Ordering::Relaxed);
+    let next = if max < HALT_POLL_MIN_NS {
+        0
+    } else if halted_ns <= max {
+        (now * 2).clamp(HALT_POLL_MIN_NS, max)
+    } else if now / 2 < HALT_POLL_MIN_NS {
+        0
+    } else {
+        now / 2
+    };
+    window.store(next, Ordering::Relaxed);
+}
+
+/// Spins with interrupts enabled until this CPU takes an interrupt (its
+/// handler may have given the executor work) or `until_ns` passes. Returns
+/// true with interrupts enabled if an interrupt came; false with them
+/// disabled again (checked once more with them off, so none slips past).
+fn poll_for_interrupt(until_ns: u64) -> bool {
+    let seen = trap::interrupts_taken();
+    interrupts::enable();
+    while time::now_ns() < until_ns {
+        if trap::interrupts_taken() != seen {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    interrupts::disable();
+    if trap::interrupts_taken() != seen {
+        interrupts::enable();
+        return true;
+    }
+    false
+}
+
 /// APs that have bound their `LocalCpu`.
 static BOUND: AtomicU64 = AtomicU64::new(0);
-
-/// Wake IPIs received, per CPU (the idle poll leaves when this moves).
-static WAKES: [AtomicU64; hal::percpu::MAX_CPUS] =
-    [const { AtomicU64::new(0) }; hal::percpu::MAX_CPUS];
 
 /// The timer: nothing is armed any more; the executor loop does the work.
 fn timer_fired(_vector: u8) {
@@ -129,12 +206,9 @@ fn timer_fired(_vector: u8) {
     }
 }
 
-/// The wake IPI: counted, so a polling idle CPU notices it.
-fn wake(_vector: u8) {
-    if let Some(count) = WAKES.get(hal::cpu_index()) {
-        count.fetch_add(1, Ordering::Relaxed);
-    }
-}
+/// The wake IPI: nothing to do (every interrupt is counted by `hal`, which
+/// a polling idle CPU watches; the executor loop finds the work).
+fn wake(_vector: u8) {}
 
 /// Drives this CPU's executor until `stop()` holds, checking it at least
 /// every `poll_ns` (it may depend on other CPUs, which do not wake us).
@@ -208,6 +282,7 @@ pub fn runtime() -> Option<&'static Runtime> {
 /// it (boot CPU, once, after `smp::start_aps`).
 pub fn start() {
     let cpus = smp::online_cpus();
+    configure_halt_poll(hal::boot::info().map_or("", |i| i.cmdline()));
     for (vector, handler) in [(VECTOR_WAKE, wake as fn(u8)), (VECTOR_TIMER, timer_fired)] {
         if trap::set_interrupt_handler(vector, handler).is_err() {
             log::error!(target: "sched", "vector {vector:#x} is taken; CPUs may miss wake-ups");

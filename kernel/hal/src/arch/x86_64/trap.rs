@@ -408,6 +408,19 @@ pub fn unexpected_interrupts() -> u64 {
     UNEXPECTED.load(core::sync::atomic::Ordering::Relaxed)
 }
 
+/// Interrupts taken per CPU (every vector, spurious included).
+static TAKEN: [core::sync::atomic::AtomicU64; crate::percpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; crate::percpu::MAX_CPUS];
+
+/// How many interrupts this CPU has taken since boot. An idle CPU that
+/// polls instead of halting watches it: any change means a handler ran and
+/// may have given the executor work.
+pub fn interrupts_taken() -> u64 {
+    TAKEN
+        .get(crate::cpu_index())
+        .map_or(0, |n| n.load(core::sync::atomic::Ordering::Relaxed))
+}
+
 static HANDLERS: [spin::Once<InterruptHandler>; 256] = [const { spin::Once::new() }; 256];
 
 /// Routes interrupt `vector` (0x20..=0x2f or 0xf0..=0xfd) to `handler`.
@@ -425,6 +438,9 @@ pub fn set_interrupt_handler(vector: u8, handler: InterruptHandler) -> Result<()
 }
 
 fn interrupt(vector: u8) {
+    if let Some(n) = TAKEN.get(crate::cpu_index()) {
+        n.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    }
     match vector {
         super::apic::VECTOR_SPURIOUS => return super::apic::on_spurious(), // no EOI for spurious interrupts
         super::apic::VECTOR_ERROR => {

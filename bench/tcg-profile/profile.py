@@ -47,9 +47,10 @@ class Symbolizer:
 class Guest:
     """`cargo xtask run` with the plugin, driven through its console."""
 
-    def __init__(self, plugin, workdir, smp, disk):
+    def __init__(self, plugin, workdir, smp, disk, append):
         args = ['cargo', 'xtask', 'run', '--release', '--smp', str(smp)]
         args += ['--disk', disk] if disk else []
+        args += ['--append', append] if append else []
         env = dict(os.environ, XTASK_QEMU_ARGS='-plugin %s,dir=%s' % (plugin, workdir))
         self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -109,6 +110,9 @@ def main():
     p.add_argument('--smp', type=int, default=2)
     p.add_argument('--disk', help='disk image (default: xtask\'s)')
     p.add_argument('--top', type=int, default=40)
+    p.add_argument('--append', default='haltpoll=0',
+                   help='kernel command line (default haltpoll=0: an idle CPU halts at once, '
+                        'so its poll-before-halt spin does not count as work)')
     p.add_argument('--workdir', default='/tmp/tcg-profile')
     a = p.parse_args()
     if a.mode == 'callers' and not a.watch:
@@ -122,7 +126,7 @@ def main():
             for addr, name in symbols(KERNEL):
                 if re.search(a.watch, name):
                     f.write('%x\n' % addr)
-    guest = Guest(plugin, a.workdir, a.smp, a.disk)
+    guest = Guest(plugin, a.workdir, a.smp, a.disk, a.append)
     try:
         at = guest.wait_for(b'rc done', 0, 300)
         at = guest.wait_for(b'$ ', at, 60)

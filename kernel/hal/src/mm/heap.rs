@@ -13,10 +13,13 @@
 //!   makes before per-CPU data exists. It also takes back those blocks when
 //!   they are freed later: a free is routed by address.
 //!
-//! The slab allocator's CPU contract (one caller per CPU index at a time) is
-//! kept by running each slab call with interrupts off: kernel code is not
-//! preempted, and an interrupt handler that allocated or freed could
-//! otherwise reenter its CPU's cache.
+//! The slab allocator's CPU contract (one caller per CPU index at a time)
+//! holds without turning interrupts off: kernel code is not preempted, and
+//! interrupt handlers never allocate or free (their contract,
+//! [`crate::arch::trap::InterruptHandler`]). The heap checks that on every
+//! call (one per-CPU load) and panics instead of reentering a CPU's cache.
+//! Not toggling interrupts matters under virtualisation: each `sti` ends a
+//! translated block under TCG, and a read from disk made 22 heap calls.
 //!
 //! Out of memory is a null return, and Rust's allocation-error path panics
 //! with "memory allocation of N bytes failed": a report naming the size,
@@ -158,11 +161,30 @@ fn is_early(ptr: *mut u8) -> bool {
     (HEAP_BASE..LARGE_AREA_BASE).contains(&(ptr as u64))
 }
 
+/// The heap is never entered from an interrupt handler (which could
+/// interrupt this CPU in the middle of a slab call): a handler that tries
+/// is a kernel bug, reported here before it can corrupt the cache.
+#[inline]
+fn not_in_interrupt(cpu: usize) {
+    if crate::arch::trap::in_interrupt_on(cpu) {
+        heap_in_interrupt(cpu);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn heap_in_interrupt(cpu: usize) -> ! {
+    panic!(
+        "CPU {cpu}: an interrupt handler used the kernel heap (handlers may not allocate or free)"
+    );
+}
+
 // SAFETY:
 // 1. Before per-CPU data exists, everything comes from the locked early
 //    heap; afterwards from the slab allocator, whose CPU contract holds: the
 //    index is the running CPU's own (GS), kernel code is not preempted, and
-//    interrupts are off for the call.
+//    interrupt handlers never enter the heap (checked by `not_in_interrupt`
+//    before every slab call), so nothing reenters a CPU's cache.
 // 2. A free goes back to the allocator that made the block, told apart by
 //    address: the early heap owns `[HEAP_BASE, LARGE_AREA_BASE)`, and the
 //    slab allocator's pages are never there (direct map or the large area).
@@ -172,10 +194,10 @@ unsafe impl GlobalAlloc for KernelHeap {
         if !is_ready() {
             return without_interrupts(|| early_alloc(layout));
         }
-        without_interrupts(|| {
-            // SAFETY: condition 1 above.
-            unsafe { SLAB.alloc(cpu_index(), layout) }.map_or(ptr::null_mut(), NonNull::as_ptr)
-        })
+        let cpu = cpu_index();
+        not_in_interrupt(cpu);
+        // SAFETY: condition 1 above.
+        unsafe { SLAB.alloc(cpu, layout) }.map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 
     #[inline]
@@ -187,9 +209,11 @@ unsafe impl GlobalAlloc for KernelHeap {
             // SAFETY: blocks at these addresses come from the early heap (condition 2).
             without_interrupts(|| unsafe { EARLY.lock().deallocate(p, layout) });
         } else {
+            let cpu = cpu_index();
+            not_in_interrupt(cpu);
             // SAFETY: as above, the block came from the slab allocator
             // (condition 2); CPU contract as in `alloc`.
-            without_interrupts(|| unsafe { SLAB.free(cpu_index(), p, layout) });
+            unsafe { SLAB.free(cpu, p, layout) };
         }
     }
 }

@@ -398,7 +398,8 @@ pub fn set_fault_hook(hook: FaultHook) {
 }
 
 /// An interrupt handler: acknowledge the device and wake whoever waits;
-/// nothing more (no logging above trace, no allocation).
+/// nothing more (no logging above trace, no allocation: the kernel heap
+/// runs with interrupts enabled and panics if a handler calls it).
 pub type InterruptHandler = fn(vector: u8);
 
 static UNEXPECTED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -437,12 +438,39 @@ pub fn set_interrupt_handler(vector: u8, handler: InterruptHandler) -> Result<()
     Ok(())
 }
 
+/// Interrupt handlers running per CPU (nesting depth).
+static DEPTH: [core::sync::atomic::AtomicU32; crate::percpu::MAX_CPUS] =
+    [const { core::sync::atomic::AtomicU32::new(0) }; crate::percpu::MAX_CPUS];
+
+/// Whether CPU `cpu` (the caller's own) is inside an interrupt handler. The
+/// kernel heap checks it: handlers may not allocate (see [`InterruptHandler`]),
+/// which is what lets the heap run with interrupts enabled.
+#[inline]
+pub fn in_interrupt_on(cpu: usize) -> bool {
+    DEPTH
+        .get(cpu)
+        .is_some_and(|d| d.load(core::sync::atomic::Ordering::Relaxed) != 0)
+}
+
 fn interrupt(vector: u8) {
-    if let Some(n) = TAKEN.get(crate::cpu_index()) {
+    let cpu = crate::cpu_index();
+    if let Some(n) = TAKEN.get(cpu) {
         n.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     }
+    if vector == super::apic::VECTOR_SPURIOUS {
+        return super::apic::on_spurious(); // no EOI for spurious interrupts
+    }
+    let Some(depth) = DEPTH.get(cpu) else {
+        return super::apic::eoi();
+    };
+    depth.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    handle(vector);
+    depth.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+    super::apic::eoi();
+}
+
+fn handle(vector: u8) {
     match vector {
-        super::apic::VECTOR_SPURIOUS => return super::apic::on_spurious(), // no EOI for spurious interrupts
         super::apic::VECTOR_ERROR => {
             let status = super::apic::take_error_status();
             log::warn!(target: "apic", "APIC error on CPU {}: status {status:#x}", crate::cpu_index());
@@ -455,7 +483,6 @@ fn interrupt(vector: u8) {
             }
         },
     }
-    super::apic::eoi();
 }
 
 extern "C" fn dispatch(frame: &mut TrapFrame) {

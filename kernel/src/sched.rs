@@ -143,17 +143,11 @@ const HALT_POLL_MIN_NS: u64 = 10_000;
 /// by default, `haltpoll=USECS` on the kernel command line (0: never poll).
 static HALT_POLL_MAX_NS: AtomicU64 = AtomicU64::new(200_000);
 
-/// Reads `haltpoll=USECS` from the kernel command line.
-fn configure_halt_poll(cmdline: &str) {
-    for word in cmdline.split_ascii_whitespace() {
-        if let Some(value) = word.strip_prefix("haltpoll=") {
-            match value.parse::<u64>() {
-                Ok(us) => HALT_POLL_MAX_NS.store(us.saturating_mul(1000), Ordering::Relaxed),
-                Err(_) => {
-                    log::warn!(target: "sched", "haltpoll={value}: not a number of microseconds; ignored")
-                }
-            }
-        }
+/// Applies `haltpoll=USECS` from the kernel command line (a bad value was
+/// warned about at boot and keeps the default).
+fn configure_halt_poll(halt_poll_us: Option<u64>) {
+    if let Some(us) = halt_poll_us {
+        HALT_POLL_MAX_NS.store(us.saturating_mul(1000), Ordering::Relaxed);
     }
     let max = HALT_POLL_MAX_NS.load(Ordering::Relaxed);
     log::info!(target: "sched", "idle CPUs poll up to {} us before halting", max / 1000);
@@ -282,7 +276,7 @@ pub fn runtime() -> Option<&'static Runtime> {
 /// it (boot CPU, once, after `smp::start_aps`).
 pub fn start() {
     let cpus = smp::online_cpus();
-    configure_halt_poll(hal::boot::info().map_or("", |i| i.cmdline()));
+    configure_halt_poll(hal::boot::info().and_then(|i| i.options().halt_poll_us));
     for (vector, handler) in [(VECTOR_WAKE, wake as fn(u8)), (VECTOR_TIMER, timer_fired)] {
         if trap::set_interrupt_handler(vector, handler).is_err() {
             log::error!(target: "sched", "vector {vector:#x} is taken; CPUs may miss wake-ups");

@@ -35,6 +35,7 @@ commands:
         --smp N
         --disk-intx     the disk without MSI-X (INTx through the IOAPIC)
         --timeout SECS  boot timeout (default 120; 600 for the million-message test)
+        --append TEXT   extra kernel command line (e.g. haltpoll=0)
   bench [--runs N]      boot-time figures (medians over N boots, default 10)
   loom [-p CRATE]       loom model checks (executor, ports, fs; --cfg loom, release)
   help                  this text

@@ -799,7 +799,7 @@ pub fn ktest_command(args: &[String]) -> Result<(), String> {
     let (names, rest) = args
         .split_first()
         .ok_or("which test? `cargo xtask ktest list` names them")?;
-    check_options(rest, &["--smp", "--timeout"], &["--disk-intx"])?;
+    check_options(rest, &["--smp", "--timeout", "--append"], &["--disk-intx"])?;
     prereq::qemu()?;
     let timeout = match flag_value(rest, "--timeout")? {
         Some(t) => Duration::from_secs(
@@ -811,7 +811,10 @@ pub fn ktest_command(args: &[String]) -> Result<(), String> {
     };
     let image = build::kernel(Variant::Test)?;
     let mut boot = Boot::new(&image);
-    boot.append = format!("test={names}");
+    boot.append = match flag_value(rest, "--append")? {
+        Some(extra) => format!("test={names} {extra}"),
+        None => format!("test={names}"),
+    };
     let disk = crate::disk::prepare_test_disk("ktest")?;
     boot.disk = Some(disk.clone());
     boot.disk_intx = rest.iter().any(|a| a == "--disk-intx");

@@ -2,12 +2,14 @@
 //!
 //! Known keys: `log=<error|warn|info|debug|trace>` sets the log level,
 //! `test=<all|list|name[,name...]>` selects in-kernel tests (in a kernel
-//! built with the `ktest` feature). An unknown key or bad value is not
+//! built with the `ktest` feature), `haltpoll=<microseconds>` caps how long an
+//! idle CPU polls before it halts (0: never poll). An unknown key or bad value is not
 //! fatal: it is reported through [`CmdLine::warnings`] so boot can warn and
 //! list the valid options.
 
 /// The options the kernel understands, for the warning message.
-pub const VALID_OPTIONS: &str = "log=<error|warn|info|debug|trace>, test=<all|list|name[,name...]>";
+pub const VALID_OPTIONS: &str =
+    "log=<error|warn|info|debug|trace>, test=<all|list|name[,name...]>, haltpoll=<microseconds>";
 
 /// Log levels, mirroring `log::LevelFilter` without depending on it here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub struct CmdLine<'a> {
     pub log_level: LogLevel,
     /// The raw `test=` value, if any (`all`, `list`, or comma-separated names).
     pub test: Option<&'a str>,
+    /// `haltpoll=`: the longest poll before halting, in microseconds.
+    pub halt_poll_us: Option<u64>,
     text: &'a str,
 }
 
@@ -41,6 +45,7 @@ impl<'a> CmdLine<'a> {
         let mut cmd = CmdLine {
             log_level: LogLevel::Info,
             test: None,
+            halt_poll_us: None,
             text,
         };
         for (key, value) in words(text) {
@@ -51,6 +56,11 @@ impl<'a> CmdLine<'a> {
                     }
                 }
                 ("test", Some(v)) if !v.is_empty() => cmd.test = Some(v),
+                ("haltpoll", Some(v)) => {
+                    if let Ok(us) = v.parse() {
+                        cmd.halt_poll_us = Some(us);
+                    }
+                }
                 _ => {}
             }
         }
@@ -62,7 +72,8 @@ impl<'a> CmdLine<'a> {
         words(self.text).filter_map(|(key, value)| match (key, value) {
             ("log", Some(v)) if parse_level(v).is_some() => None,
             ("test", Some(v)) if !v.is_empty() => None,
-            ("log" | "test", v) => Some(CmdLineWarning::BadValue {
+            ("haltpoll", Some(v)) if v.parse::<u64>().is_ok() => None,
+            ("log" | "test" | "haltpoll", v) => Some(CmdLineWarning::BadValue {
                 key,
                 value: v.unwrap_or(""),
             }),
@@ -147,5 +158,23 @@ mod tests {
             ]
         );
         assert_eq!(c.log_level, LogLevel::Info, "a bad value keeps the default");
+    }
+
+    #[test]
+    fn haltpoll_takes_microseconds() {
+        let c = CmdLine::parse("haltpoll=0");
+        assert_eq!(c.halt_poll_us, Some(0));
+        assert_eq!(c.warnings().count(), 0);
+        assert_eq!(CmdLine::parse("haltpoll=350").halt_poll_us, Some(350));
+        assert_eq!(CmdLine::parse("log=warn").halt_poll_us, None);
+        let bad = CmdLine::parse("haltpoll=fast");
+        assert_eq!(bad.halt_poll_us, None, "a bad value keeps the default");
+        assert_eq!(
+            bad.warnings().collect::<Vec<_>>(),
+            vec![CmdLineWarning::BadValue {
+                key: "haltpoll",
+                value: "fast"
+            }]
+        );
     }
 }

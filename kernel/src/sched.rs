@@ -94,20 +94,19 @@ impl Platform for KernelPlatform {
         if poll_until > now && poll_for_interrupt(poll_until) {
             return;
         }
+        let halted_at = time::now_ns();
         if let Some(deadline) = deadline_ns {
             // Halt until shortly before the deadline; the next call polls.
             // A timer armed earlier (a time slice, say) stays: it wakes us
             // early, and that call arms the real one. Re-arming on every
             // idle entry would cost an APIC write (a hypervisor trap, and a
             // host timer reprogrammed) per blocking request.
-            let now = time::now_ns();
             let wake_at = deadline - IDLE_POLL_NS;
             let armed = TIMER_DEADLINE[i].load(Ordering::Relaxed);
-            if armed <= now || armed > wake_at {
-                arm_timer(i, wake_at.saturating_sub(now).max(1));
+            if armed <= halted_at || armed > wake_at {
+                arm_timer(i, wake_at.saturating_sub(halted_at).max(1));
             }
         }
-        let halted_at = time::now_ns();
         interrupts::enable_and_hlt();
         adapt_poll_window(i, time::now_ns().saturating_sub(halted_at));
     }

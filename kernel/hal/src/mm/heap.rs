@@ -211,8 +211,7 @@ unsafe impl GlobalAlloc for KernelHeap {
         } else {
             let cpu = cpu_index();
             not_in_interrupt(cpu);
-            // SAFETY: as above, the block came from the slab allocator
-            // (condition 2); CPU contract as in `alloc`.
+            // SAFETY: a slab block (condition 2); CPU contract as in `alloc`.
             unsafe { SLAB.free(cpu, p, layout) };
         }
     }

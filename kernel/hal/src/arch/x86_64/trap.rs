@@ -409,17 +409,36 @@ pub fn unexpected_interrupts() -> u64 {
     UNEXPECTED.load(core::sync::atomic::Ordering::Relaxed)
 }
 
-/// Interrupts taken per CPU (every vector, spurious included).
-static TAKEN: [core::sync::atomic::AtomicU64; crate::percpu::MAX_CPUS] =
-    [const { core::sync::atomic::AtomicU64::new(0) }; crate::percpu::MAX_CPUS];
+/// Per-CPU interrupt bookkeeping, written only by its own CPU.
+struct IrqCount {
+    /// Interrupts taken (every vector, spurious included).
+    taken: core::sync::atomic::AtomicU64,
+    /// Handlers running (nesting depth).
+    depth: core::sync::atomic::AtomicU32,
+}
+
+static IRQ: [IrqCount; crate::percpu::MAX_CPUS] = [const {
+    IrqCount {
+        taken: core::sync::atomic::AtomicU64::new(0),
+        depth: core::sync::atomic::AtomicU32::new(0),
+    }
+}; crate::percpu::MAX_CPUS];
 
 /// How many interrupts this CPU has taken since boot. An idle CPU that
 /// polls instead of halting watches it: any change means a handler ran and
 /// may have given the executor work.
 pub fn interrupts_taken() -> u64 {
-    TAKEN
-        .get(crate::cpu_index())
-        .map_or(0, |n| n.load(core::sync::atomic::Ordering::Relaxed))
+    IRQ.get(crate::cpu_index())
+        .map_or(0, |c| c.taken.load(core::sync::atomic::Ordering::Relaxed))
+}
+
+/// Whether CPU `cpu` (the caller's own) is inside an interrupt handler. The
+/// kernel heap checks it: handlers may not allocate (see [`InterruptHandler`]),
+/// which is what lets the heap run with interrupts enabled.
+#[inline]
+pub fn in_interrupt_on(cpu: usize) -> bool {
+    IRQ.get(cpu)
+        .is_some_and(|c| c.depth.load(core::sync::atomic::Ordering::Relaxed) != 0)
 }
 
 static HANDLERS: [spin::Once<InterruptHandler>; 256] = [const { spin::Once::new() }; 256];
@@ -438,34 +457,22 @@ pub fn set_interrupt_handler(vector: u8, handler: InterruptHandler) -> Result<()
     Ok(())
 }
 
-/// Interrupt handlers running per CPU (nesting depth).
-static DEPTH: [core::sync::atomic::AtomicU32; crate::percpu::MAX_CPUS] =
-    [const { core::sync::atomic::AtomicU32::new(0) }; crate::percpu::MAX_CPUS];
-
-/// Whether CPU `cpu` (the caller's own) is inside an interrupt handler. The
-/// kernel heap checks it: handlers may not allocate (see [`InterruptHandler`]),
-/// which is what lets the heap run with interrupts enabled.
-#[inline]
-pub fn in_interrupt_on(cpu: usize) -> bool {
-    DEPTH
-        .get(cpu)
-        .is_some_and(|d| d.load(core::sync::atomic::Ordering::Relaxed) != 0)
-}
-
 fn interrupt(vector: u8) {
-    let cpu = crate::cpu_index();
-    if let Some(n) = TAKEN.get(cpu) {
-        n.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    use core::sync::atomic::Ordering::Relaxed;
+    let count = IRQ.get(crate::cpu_index());
+    if let Some(c) = count {
+        c.taken.fetch_add(1, Relaxed);
     }
     if vector == super::apic::VECTOR_SPURIOUS {
         return super::apic::on_spurious(); // no EOI for spurious interrupts
     }
-    let Some(depth) = DEPTH.get(cpu) else {
-        return super::apic::eoi();
-    };
-    depth.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    if let Some(c) = count {
+        c.depth.fetch_add(1, Relaxed);
+    }
     handle(vector);
-    depth.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+    if let Some(c) = count {
+        c.depth.fetch_sub(1, Relaxed);
+    }
     super::apic::eoi();
 }
 

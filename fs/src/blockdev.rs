@@ -85,6 +85,19 @@ impl core::fmt::Debug for BlockDevice {
     }
 }
 
+/// A block device as an open file holds it (from the `OpenedDevice` reply to `Open`):
+/// equal when it is the same device.
+#[derive(Clone, Debug)]
+pub struct DeviceRef(pub Arc<BlockDevice>);
+
+impl PartialEq for DeviceRef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for DeviceRef {}
+
 /// Removes a write from `Writes::pending` (and its range from `locked`) however the
 /// write ends, waking whoever waits for either.
 /// A ticket whose write may have reached the device but did not finish (its future was
@@ -524,12 +537,8 @@ impl BlockDevice {
     /// pieces of `buf`, and so the memory's owner (the pin), until the device is done.
     ///
     /// # Context
-    /// A task (the devfs task); suspends on device I/O.
-    pub async fn read_external(
-        self: Arc<Self>,
-        offset: u64,
-        buf: ExternalBuf,
-    ) -> Result<usize, Errno> {
+    /// A task (the caller's, through an open file's device); suspends on device I/O.
+    pub async fn read_external(&self, offset: u64, buf: ExternalBuf) -> Result<usize, Errno> {
         self.check_direct(offset, buf.len())?;
         let len = match self.read_len(offset, buf.len()) {
             None | Some(0) => return Ok(0),
@@ -552,12 +561,9 @@ impl BlockDevice {
     /// As [`BlockDevice::write`]; the device keeps `buf`'s pieces until it is done.
     ///
     /// # Context
-    /// A task (the devfs task); suspends on device I/O and on overlapping writes.
-    pub async fn write_external(
-        self: Arc<Self>,
-        offset: u64,
-        buf: ExternalBuf,
-    ) -> Result<usize, Errno> {
+    /// A task (the caller's, through an open file's device); suspends on device I/O and
+    /// on overlapping writes.
+    pub async fn write_external(&self, offset: u64, buf: ExternalBuf) -> Result<usize, Errno> {
         let n = match self.check_write(offset, buf.len(), true)? {
             0 => return Ok(0),
             n => n,

@@ -53,7 +53,7 @@ use ports::{
 
 use crate::{
     bcache::{BlockCache, CACHE_BLOCK_SIZE, DEFAULT_CAPACITY_BYTES},
-    blockdev::BlockDevice,
+    blockdev::{BlockDevice, DeviceRef},
     path::check_name,
     platform::{Clock, ConsoleDevice, EntropySource},
     proto::{
@@ -382,7 +382,14 @@ impl Devfs {
             | VnodeOp::Unlink { .. }
             | VnodeOp::Rmdir { .. }
             | VnodeOp::Rename { .. } => Err(Errno::Perm),
-            VnodeOp::Open { ino } | VnodeOp::GetAttr { ino } => self.attr(ino).map(VnodeDone::Node),
+            VnodeOp::Open { ino } => {
+                let attr = self.attr(ino)?;
+                Ok(match self.node(ino) {
+                    Ok(Node::Block(device, _)) => VnodeDone::OpenedDevice(attr, DeviceRef(device)),
+                    _ => VnodeDone::Node(attr),
+                })
+            }
+            VnodeOp::GetAttr { ino } => self.attr(ino).map(VnodeDone::Node),
             VnodeOp::Close { ino } | VnodeOp::Fsync { ino } if ino < FIRST_BLOCK_INO => {
                 self.node(ino).map(|_| VnodeDone::Unit)
             }

@@ -16,6 +16,7 @@ use core::{
 use abi::{Errno, FileType, OpenFlags};
 
 use crate::{
+    blockdev::BlockDevice,
     proto::VnodeOp,
     sync::{AtomicBool, Mutex, Ordering},
     vfs::Vnode,
@@ -30,18 +31,36 @@ pub struct OpenFile {
     flags: OpenFlags,
     offset: AtomicU64,
     position: PositionLock,
+    /// The device, for a block device node whose filesystem handed it over at open
+    /// (`VnodeDone::OpenedDevice`): direct I/O goes straight to it.
+    device: Option<Arc<BlockDevice>>,
 }
 
 impl OpenFile {
     /// Wraps a vnode the filesystem has already counted as open (`VnodeOp::Open`); the
     /// matching `Close` is sent when the last reference goes away.
     pub(crate) fn new(vnode: Vnode, flags: OpenFlags) -> OpenFile {
+        OpenFile::with_device(vnode, flags, None)
+    }
+
+    /// As [`OpenFile::new`], for a block device the filesystem handed over at open.
+    pub(crate) fn with_device(
+        vnode: Vnode,
+        flags: OpenFlags,
+        device: Option<Arc<BlockDevice>>,
+    ) -> OpenFile {
         OpenFile {
             vnode,
             flags,
             offset: AtomicU64::new(0),
             position: PositionLock::default(),
+            device,
         }
+    }
+
+    /// The block device behind this file, if its filesystem handed it over at open.
+    pub fn block_device(&self) -> Option<&Arc<BlockDevice>> {
+        self.device.as_ref()
     }
 
     /// The file.

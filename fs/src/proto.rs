@@ -246,6 +246,10 @@ pub enum VnodeDone {
     Unit,
     /// The node concerned (looked up, created, opened, or its new attributes).
     Node(Attr),
+    /// A block device node opened: its attributes and the device, so that direct
+    /// (`O_DIRECT`) I/O on the open file goes straight to the device's driver without
+    /// a stop at the filesystem's task (DragonFly's `v_rdev`). Only `Open` answers this.
+    OpenedDevice(Attr, crate::blockdev::DeviceRef),
     /// Bytes placed in `buf`.
     Count(usize),
     /// Bytes written, and the file offset just past them (differs from the request's

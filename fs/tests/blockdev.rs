@@ -23,7 +23,7 @@ use abi::{Errno, FileType, OpenFlags};
 use common::{TestEntropy, clock, inline, join, run_on, serial, tmpfs_vfs};
 use executor::{CpuId, hosted::Machine};
 use fs::{
-    OpenFile, Vfs,
+    OpenFile, Vfs, VnodeDone, VnodeMsg, VnodeOp,
     bcache::BlockCache,
     devfs::{Devfs, makedev},
     platform::ConsoleDevice,
@@ -1005,6 +1005,29 @@ fn zero_copy_direct_io_moves_caller_memory_and_forgets_overlapped_cached_blocks(
         join(read_ext(&d, s.fake.external(0, 512, &owner), end)),
         Ok(0)
     );
+
+    // Devfs handed the device over at open, so the reads above went to it directly;
+    // the message route (an external buffer sent to devfs's port) serves the same.
+    assert!(d.block_device().is_some() && f.block_device().is_some());
+    let before = s.fake.requests();
+    let (ino, ext) = (d.vnode().ino(), s.fake.external(0, 4096, &owner));
+    let port = d.vnode().port().clone();
+    let reply = s
+        .machine
+        .spawn_on(CpuId(1), async move {
+            let op = VnodeOp::Read {
+                ino,
+                offset: 8192,
+                len: 4096,
+                non_blocking: false,
+                direct: true,
+            };
+            port.call(VnodeMsg::with_external(op, ext)).await
+        })
+        .unwrap();
+    assert_eq!(join(reply).take_result(), Ok(VnodeDone::Count(4096)));
+    assert_eq!(s.fake.requests() - before, 1);
+    assert_eq!(s.fake.phys_bytes(0, 4096), s.expected(8192, 4096));
     s.machine.shutdown();
 }
 

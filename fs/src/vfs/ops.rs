@@ -17,6 +17,7 @@ use super::{
     walk::{Last, ParentWalk},
 };
 use crate::{
+    blockdev::DeviceRef,
     file::OpenFile,
     path::PATH_MAX,
     proto::{Attr, DirEntry, ExternalBuf, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp},
@@ -97,9 +98,21 @@ impl Vfs {
         {
             return Err(Errno::IsDir);
         }
-        expect_node(node.port().call_op(VnodeOp::Open { ino: node.ino() }).await)?;
+        let device = match node
+            .port()
+            .call_op(VnodeOp::Open { ino: node.ino() })
+            .await?
+        {
+            VnodeDone::Node(_) => None,
+            VnodeDone::OpenedDevice(_, DeviceRef(device)) => Some(device),
+            _ => return Err(Errno::Io),
+        };
         // From here the file counts as open: `OpenFile`'s drop sends the `Close`.
-        let file = Arc::new(OpenFile::new(node, flags.difference(CREATION_FLAGS)));
+        let file = Arc::new(OpenFile::with_device(
+            node,
+            flags.difference(CREATION_FLAGS),
+            device,
+        ));
         if truncate && file.kind() == FileType::Regular {
             let v = file.vnode();
             expect_node(
@@ -396,6 +409,18 @@ impl Vfs {
         let offset = at.unwrap_or_else(|| file.offset());
         if file.kind() != FileType::BlockDevice || offset > i64::MAX as u64 {
             return Err(Errno::Inval);
+        }
+        if let Some(device) = file.block_device() {
+            // The device's driver directly, in the caller's task (no stop at devfs).
+            let n = if write {
+                device.write_external(offset, buf).await?
+            } else {
+                device.read_external(offset, buf).await?
+            };
+            if at.is_none() {
+                file.set_offset(offset + n as u64);
+            }
+            return Ok(n);
         }
         let ino = file.vnode().ino();
         let op = if write {

@@ -28,8 +28,8 @@ pub use platform::Platform;
 pub use raw::ring::IPIQ_CAPACITY;
 pub use raw::task::Cancelled;
 pub use runtime::{
-    BindError, ContextHook, INTERRUPT_VECTORS, InterruptError, LocalCpu, MAX_CPUS, Runtime,
-    set_context_hook,
+    BindError, ContextHook, INTERRUPT_VECTORS, InterruptError, LocalCpu, LocalGetter, MAX_CPUS,
+    Runtime, set_context_hook, set_local_getter,
 };
 pub use spawn::{
     CritSection, IpiError, JoinHandle, SpawnError, TaskBuilder, YieldNow, cpu_count, crit_enter,

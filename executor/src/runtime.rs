@@ -457,8 +457,31 @@ pub fn set_context_hook(hook: ContextHook) -> bool {
     installed
 }
 
+/// A faster form of the context hook for platforms whose `LocalCpu`s live for ever (the
+/// kernel: one per CPU, leaked at bring-up): returns the calling CPU's, or `None` if the
+/// caller is not a CPU. Every executor entry point asks for it (a spawn, a wake-up, a
+/// port call), so it saves the closure round trip of [`ContextHook`].
+pub type LocalGetter = fn() -> Option<&'static LocalCpu>;
+
+static LOCAL_GETTER: spin::Once<LocalGetter> = spin::Once::new();
+
+/// Installs the fast accessor (once per process; later calls are ignored and return
+/// false). When installed it is used instead of the context hook.
+pub fn set_local_getter(getter: LocalGetter) -> bool {
+    let mut installed = false;
+    LOCAL_GETTER.call_once(|| {
+        installed = true;
+        getter
+    });
+    installed
+}
+
 /// Runs `f` with the current CPU's `LocalCpu` (or `None` off-CPU).
+#[inline]
 pub(crate) fn with_local<R>(f: impl FnOnce(Option<&LocalCpu>) -> R) -> R {
+    if let Some(get) = LOCAL_GETTER.get() {
+        return f(get());
+    }
     let Some(hook) = CONTEXT_HOOK.get() else {
         return f(None);
     };

@@ -58,7 +58,8 @@ impl UserMemory for ProcMemory {
             .0
             .pin(addr, len, device_writes)
             .map_err(|_| Errno::Fault)?;
-        let segments = pin
+        // Inline (no allocation) for the usual one or two segments.
+        let segments: smallvec::SmallVec<[PhysSegment; 2]> = pin
             .segments()
             .iter()
             .map(|&(addr, len)| PhysSegment { addr, len })

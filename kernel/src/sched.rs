@@ -123,6 +123,10 @@ fn context_hook(f: &mut dyn FnMut(Option<&LocalCpu>)) {
     LOCAL.with(|local| f(local.copied()));
 }
 
+fn local_getter() -> Option<&'static LocalCpu> {
+    LOCAL.with(|local| local.copied())
+}
+
 /// How close to a timer deadline an idle CPU polls instead of halting:
 /// a halted vCPU is woken by a host timer, which the host delays by its
 /// timer slack (50 us by default on Linux), so halting up to the deadline
@@ -282,6 +286,7 @@ pub fn start() {
         }
     }
     executor::set_context_hook(context_hook);
+    executor::set_local_getter(local_getter);
     let runtime = RUNTIME.call_once(|| Runtime::new(Box::new(KernelPlatform { cpus })));
     match runtime.bind(CpuId(0)) {
         Ok(local) => LOCAL.set(Box::leak(Box::new(local))),

@@ -49,7 +49,7 @@
 
 use alloc::{
     boxed::Box,
-    collections::{BTreeMap, VecDeque},
+    collections::VecDeque,
     sync::{Arc, Weak},
     task::Wake,
     vec::Vec,
@@ -66,6 +66,8 @@ use abi::{
     ring::{CQ_OVERFLOW, SQ_CORRUPT, SQ_CQ_FULL, SQ_NEED_WAKEUP, ring_header},
 };
 use futures_util::{StreamExt, stream::FuturesUnordered, task::AtomicWaker};
+use slab::Slab;
+use smallvec::SmallVec;
 
 use crate::{
     decode::{Deadline, Request, decode},
@@ -84,6 +86,8 @@ struct LinkTimer {
     flags: SqeFlags,
     deadline: Deadline,
     token: Arc<CancelToken>,
+    /// Where `token` is registered in `State::tokens` (set at registration).
+    slot: usize,
 }
 
 struct Entry {
@@ -91,13 +95,18 @@ struct Entry {
     flags: SqeFlags,
     request: Result<Request, Errno>,
     token: Arc<CancelToken>,
+    /// Where `token` is registered in `State::tokens` (set at registration).
+    slot: usize,
     link_timeout: Option<LinkTimer>,
     /// A failure of this entry does not break the chain (`HARDLINK`).
     hard: bool,
 }
 
+/// A chain's entries: most chains are one entry, kept inline (no allocation).
+type Entries = SmallVec<[Entry; 1]>;
+
 struct Chain {
-    entries: Vec<Entry>,
+    entries: Entries,
     drain: bool,
     force_async: bool,
 }
@@ -117,10 +126,11 @@ struct State {
     draining: bool,
     closed: bool,
     corrupt: bool,
-    /// Cancel tokens of every entry not yet completed, by `user_data` (then by token
-    /// address, so entries sharing a `user_data` each have their own key and
-    /// registering one allocates nothing beyond the map's nodes).
-    tokens: BTreeMap<(u64, usize), Arc<CancelToken>>,
+    /// Cancel tokens of every entry not yet completed, with its `user_data`. Each entry
+    /// keeps its slot, so registering and unregistering take constant time and allocate
+    /// nothing once the slab has grown; a cancel by `user_data` looks at every slot
+    /// (cancels are rare, completions are not).
+    tokens: Slab<(u64, Arc<CancelToken>)>,
 }
 
 /// Completions of inline entries, gathered on the stack and posted together (one lock,
@@ -259,7 +269,7 @@ impl Ring {
                 draining: false,
                 closed: false,
                 corrupt: false,
-                tokens: BTreeMap::new(),
+                tokens: Slab::new(),
             }),
             sqe_buffer: spin::Mutex::new(Vec::new()),
             incoming: spin::Mutex::new(Vec::new()),
@@ -470,8 +480,8 @@ impl Ring {
         self.cq_posted.notify();
     }
 
-    fn complete(&self, user_data: u64, flags: SqeFlags, res: i64, token: &Arc<CancelToken>) {
-        self.unregister(user_data, token);
+    fn complete(&self, user_data: u64, flags: SqeFlags, res: i64, slot: usize) {
+        self.unregister(slot);
         if flags.contains(SqeFlags::SKIP_SUCCESS) && res >= 0 {
             return;
         }
@@ -499,14 +509,17 @@ impl Ring {
 
     // ------------------------------------------------------------------ cancellation
 
-    fn register(st: &mut State, user_data: u64, token: &Arc<CancelToken>) {
-        st.tokens
-            .insert((user_data, Arc::as_ptr(token) as usize), token.clone());
+    fn register(st: &mut State, user_data: u64, token: &Arc<CancelToken>) -> usize {
+        st.tokens.insert((user_data, token.clone()))
     }
 
-    fn unregister(&self, user_data: u64, token: &Arc<CancelToken>) {
+    fn unregister(&self, slot: usize) {
         let mut st = self.state.lock();
-        st.tokens.remove(&(user_data, Arc::as_ptr(token) as usize));
+        debug_assert!(
+            st.tokens.contains(slot),
+            "ring: completing an unregistered entry"
+        );
+        st.tokens.try_remove(slot);
     }
 
     /// Asks every not-yet-completed entry with `user_data` (other than `except`, the
@@ -522,10 +535,11 @@ impl Ring {
         let targets: Vec<Arc<CancelToken>> = {
             let st = self.state.lock();
             st.tokens
-                .range((user_data, 0)..=(user_data, usize::MAX))
-                .map(|(_, t)| t)
-                .filter(|t| except.is_none_or(|e| !Arc::ptr_eq(t, e)))
-                .cloned()
+                .iter()
+                .filter(|(_, (ud, t))| {
+                    *ud == user_data && except.is_none_or(|e| !Arc::ptr_eq(t, e))
+                })
+                .map(|(_, (_, t))| t.clone())
                 .collect()
         };
         if targets.is_empty() {
@@ -576,7 +590,7 @@ impl Ring {
     /// Splits `sqes` into chains (decoding each entry) and hands each to `each`, in order.
     fn build_chains(sqes: &[Sqe], mut each: impl FnMut(Chain)) {
         let mut cur = Chain {
-            entries: Vec::new(),
+            entries: Entries::new(),
             drain: false,
             force_async: false,
         };
@@ -601,6 +615,7 @@ impl Ring {
                         flags,
                         deadline,
                         token,
+                        slot: usize::MAX,
                     });
                 }
                 request => {
@@ -613,6 +628,7 @@ impl Ring {
                         flags,
                         request,
                         token,
+                        slot: usize::MAX,
                         link_timeout: None,
                         hard: flags.contains(SqeFlags::HARDLINK),
                     });
@@ -624,7 +640,7 @@ impl Ring {
                 each(core::mem::replace(
                     &mut cur,
                     Chain {
-                        entries: Vec::new(),
+                        entries: Entries::new(),
                         drain: false,
                         force_async: false,
                     },
@@ -797,13 +813,13 @@ impl Ring {
     /// start at once (nothing waits behind a `DRAIN`).
     fn start_chains(self: &Arc<Self>, sqes: &[Sqe]) -> bool {
         let mut inline_ok = true;
-        Self::build_chains(sqes, |chain| {
+        Self::build_chains(sqes, |mut chain| {
             let first = {
                 let mut st = self.state.lock();
-                for e in &chain.entries {
-                    Self::register(&mut st, e.user_data, &e.token);
-                    if let Some(lt) = &e.link_timeout {
-                        Self::register(&mut st, lt.user_data, &lt.token);
+                for e in &mut chain.entries {
+                    e.slot = Self::register(&mut st, e.user_data, &e.token);
+                    if let Some(lt) = &mut e.link_timeout {
+                        lt.slot = Self::register(&mut st, lt.user_data, &lt.token);
                     }
                 }
                 st.deferred.push_back(chain);
@@ -1013,7 +1029,8 @@ impl Ring {
             let mut st = self.state.lock();
             st.closed = true;
             st.draining = false;
-            let tokens: Vec<Arc<CancelToken>> = st.tokens.values().cloned().collect();
+            let tokens: Vec<Arc<CancelToken>> =
+                st.tokens.iter().map(|(_, (_, t))| t.clone()).collect();
             let deferred: Vec<Chain> = st.deferred.drain(..).collect();
             st.in_flight += deferred.len();
             (tokens, deferred)
@@ -1048,9 +1065,9 @@ async fn run_chain(ring: Arc<Ring>, proc: Option<Arc<Process>>, chain: Chain) {
             }
             (Some(p), Ok(req)) => run_entry(&ring, p, req, &e.token, e.link_timeout.as_ref()).await,
         };
-        ring.complete(e.user_data, e.flags, res, &e.token);
+        ring.complete(e.user_data, e.flags, res, e.slot);
         if let Some(lt) = &e.link_timeout {
-            ring.complete(lt.user_data, lt.flags, lt_res, &lt.token);
+            ring.complete(lt.user_data, lt.flags, lt_res, lt.slot);
         }
         if res < 0 && !e.hard {
             broken = true;

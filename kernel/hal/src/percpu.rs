@@ -72,11 +72,13 @@ pub fn init_this_cpu(index: u32) {
 
 /// Whether per-CPU data is set up (on the boot CPU; every later CPU sets
 /// its own before it runs code that asks).
+#[inline]
 pub fn is_ready() -> bool {
     READY.load(Ordering::Relaxed)
 }
 
 /// This CPU's dense index (0 on the boot CPU, also before per-CPU init).
+#[inline]
 pub fn cpu_index() -> usize {
     if !READY.load(Ordering::Relaxed) {
         return 0;

@@ -40,6 +40,8 @@ use alloc::vec::Vec;
 use core::any::Any;
 use core::fmt;
 
+use smallvec::SmallVec;
+
 use crate::{PortError, Reply};
 
 /// What to do.
@@ -195,7 +197,9 @@ pub struct PhysSegment {
 /// done: that is the driver's whole duty here.
 #[derive(Clone)]
 pub struct ExternalBuf {
-    segments: Vec<PhysSegment>,
+    /// Inline up to two (a page-sized buffer not aligned to a page has two), so the
+    /// common request allocates nothing for its segment list.
+    segments: SmallVec<[PhysSegment; 2]>,
     len: usize,
     owner: Arc<dyn Any + Send + Sync>,
 }
@@ -203,8 +207,12 @@ pub struct ExternalBuf {
 impl ExternalBuf {
     /// A buffer over `segments` kept valid by `owner` (dropped with the last piece).
     /// Empty segments are dropped.
-    pub fn new(segments: Vec<PhysSegment>, owner: Arc<dyn Any + Send + Sync>) -> ExternalBuf {
-        let segments: Vec<PhysSegment> = segments.into_iter().filter(|s| s.len > 0).collect();
+    pub fn new(
+        segments: impl IntoIterator<Item = PhysSegment>,
+        owner: Arc<dyn Any + Send + Sync>,
+    ) -> ExternalBuf {
+        let segments: SmallVec<[PhysSegment; 2]> =
+            segments.into_iter().filter(|s| s.len > 0).collect();
         let len = segments.iter().map(|s| s.len as usize).sum();
         ExternalBuf {
             segments,
@@ -266,7 +274,7 @@ impl ExternalBuf {
             self.len
         );
         let (mut skip, mut left) = (offset, len);
-        let mut segments = Vec::new();
+        let mut segments = SmallVec::new();
         for s in &self.segments {
             let s_len = s.len as usize;
             if skip >= s_len {

@@ -544,7 +544,7 @@ impl AddressSpace {
         device_writes: bool,
     ) -> Result<UserPin, UserFault> {
         let needed = if device_writes { WRITABLE } else { READABLE };
-        let mut segments: alloc::vec::Vec<(u64, u32)> = alloc::vec::Vec::new();
+        let mut segments = PinSegments::new();
         let end = addr
             .checked_add(len as u64)
             .filter(|end| *end <= USER_TOP)
@@ -647,6 +647,10 @@ impl AddressSpace {
     }
 }
 
+/// A pin's physical segments: inline up to two (a page-sized buffer that is
+/// not page-aligned has two), so pinning one request's buffer allocates no list.
+type PinSegments = smallvec::SmallVec<[(u64, u32); 2]>;
+
 /// A user range pinned for a device ([`AddressSpace::pin`]): its frames stay
 /// mapped where they are, and allocated, until this is dropped.
 ///
@@ -656,7 +660,7 @@ impl AddressSpace {
 pub struct UserPin {
     space: Arc<AddressSpace>,
     range: (u64, u64),
-    segments: alloc::vec::Vec<(u64, u32)>,
+    segments: PinSegments,
 }
 
 impl UserPin {

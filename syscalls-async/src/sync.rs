@@ -7,6 +7,8 @@
 //! registration is never lost.
 
 use alloc::vec::Vec;
+
+use futures_util::task::AtomicWaker;
 use core::{
     future::{Future, poll_fn},
     pin::pin,
@@ -83,16 +85,19 @@ impl Notify {
 
 /// "Please stop": set once by `Cancel`, a link timeout or process exit; the operation's
 /// wrapper sees it at its next poll, drops the operation and completes with `ECANCELED`.
+///
+/// A token has one waiter (the wrapper of its entry, or of its link timeout), so it keeps
+/// one waker in place rather than a list: registering allocates nothing.
 #[derive(Default)]
 pub(crate) struct CancelToken {
     cancelled: AtomicBool,
-    notify: Notify,
+    waiter: AtomicWaker,
 }
 
 impl CancelToken {
     pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
-        self.notify.notify();
+        self.waiter.wake();
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -100,10 +105,23 @@ impl CancelToken {
     }
 
     /// Completes once the token is cancelled.
+    ///
+    /// # Cancel safety
+    /// Dropping the future loses nothing. Only one future may wait at a time (a second
+    /// one would take the waker's place).
     pub(crate) async fn cancelled(&self) {
-        self.notify
-            .wait_until(|| self.is_cancelled().then_some(()))
-            .await
+        poll_fn(|cx| {
+            if self.is_cancelled() {
+                return Poll::Ready(());
+            }
+            self.waiter.register(cx.waker());
+            if self.is_cancelled() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 }
 

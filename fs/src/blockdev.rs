@@ -598,8 +598,11 @@ impl BlockDevice {
             }
         };
         if buf.len() <= MAX_DEVICE_REQUEST {
-            // One request: the buffer goes as it is (no pieces, no join).
-            return self.device_result(write, lba, external_msg(lba, buf)).await;
+            // One request: the buffer goes as it is (no pieces, no join), and the call is
+            // awaited right here (each async layer in between would hold its own copy
+            // of the message in this future, which the ring allocates per request).
+            let reply = self.port.call(external_msg(lba, buf)).await;
+            return self.outcome(write, lba, reply).0;
         }
         let chunk_sectors = (MAX_DEVICE_REQUEST as u64) / self.sector_size();
         let calls = (0..buf.len())
@@ -683,7 +686,18 @@ impl BlockDevice {
         lba: u64,
         msg: BlockMsg,
     ) -> (Result<(), Errno>, Vec<u8>) {
-        let (result, buf) = BlockMsg::from_reply(self.port.call(msg).await).into_parts();
+        self.outcome(write, lba, self.port.call(msg).await)
+    }
+
+    /// A device reply as this layer's result (a device error logged and mapped to its
+    /// errno), and the message's buffer.
+    fn outcome(
+        &self,
+        write: bool,
+        lba: u64,
+        reply: ports::Reply<BlockMsg>,
+    ) -> (Result<(), Errno>, Vec<u8>) {
+        let (result, buf) = BlockMsg::from_reply(reply).into_parts();
         let result = match result {
             Ok(BlockDone::Done) => Ok(()),
             Ok(BlockDone::Info(_)) => Err(device_errno(&self.name, "answer", lba, BlockError::Io)),

@@ -8,13 +8,13 @@
 
 use alloc::vec::Vec;
 
-use futures_util::task::AtomicWaker;
 use core::{
     future::{Future, poll_fn},
     pin::pin,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     task::{Poll, Waker},
 };
+use futures_util::task::AtomicWaker;
 
 /// A broadcast wake-up: `notify` wakes every registered waiter.
 #[derive(Default)]

@@ -358,13 +358,14 @@ impl Vfs {
     /// # Cancel safety
     /// Dropping the future leaves `buf`'s owner (the pin) with the device requests in
     /// flight until the device is done.
-    pub async fn read_external(
-        &self,
-        file: &OpenFile,
+    pub fn read_external<'a>(
+        &'a self,
+        file: &'a OpenFile,
         buf: ExternalBuf,
         at: Option<u64>,
-    ) -> Result<usize, Errno> {
-        self.external_io(file, buf, at, false).await
+    ) -> impl Future<Output = Result<usize, Errno>> + Send + 'a {
+        // The body's future itself, not one wrapping it (no second copy of the buffer).
+        self.external_io(file, buf, at, false)
     }
 
     /// Zero-copy `O_DIRECT` write on a block device from `buf` (pinned caller memory), as
@@ -376,13 +377,13 @@ impl Vfs {
     ///
     /// # Cancel safety
     /// As [`Vfs::read_external`]; the write may or may not reach the device.
-    pub async fn write_external(
-        &self,
-        file: &OpenFile,
+    pub fn write_external<'a>(
+        &'a self,
+        file: &'a OpenFile,
         buf: ExternalBuf,
         at: Option<u64>,
-    ) -> Result<usize, Errno> {
-        self.external_io(file, buf, at, true).await
+    ) -> impl Future<Output = Result<usize, Errno>> + Send + 'a {
+        self.external_io(file, buf, at, true)
     }
 
     /// The body of [`Vfs::read_external`] and [`Vfs::write_external`].

@@ -449,10 +449,15 @@ static CONTEXT_HOOK: spin::Once<ContextHook> = spin::Once::new();
 
 /// Installs the context hook (once per process; later calls are ignored and return false).
 pub fn set_context_hook(hook: ContextHook) -> bool {
+    install_once(&CONTEXT_HOOK, hook)
+}
+
+/// Sets `cell` to `value` unless it is set already; returns whether this call set it.
+fn install_once<T>(cell: &spin::Once<T>, value: T) -> bool {
     let mut installed = false;
-    CONTEXT_HOOK.call_once(|| {
+    cell.call_once(|| {
         installed = true;
-        hook
+        value
     });
     installed
 }
@@ -468,12 +473,7 @@ static LOCAL_GETTER: spin::Once<LocalGetter> = spin::Once::new();
 /// Installs the fast accessor (once per process; later calls are ignored and return
 /// false). When installed it is used instead of the context hook.
 pub fn set_local_getter(getter: LocalGetter) -> bool {
-    let mut installed = false;
-    LOCAL_GETTER.call_once(|| {
-        installed = true;
-        getter
-    });
-    installed
+    install_once(&LOCAL_GETTER, getter)
 }
 
 /// Runs `f` with the current CPU's `LocalCpu` (or `None` off-CPU).

@@ -54,19 +54,19 @@ impl UserMemory for ProcMemory {
     }
 
     fn pin(&self, addr: u64, len: usize, device_writes: bool) -> Result<ExternalBuf, Errno> {
-        let pin = self
-            .0
-            .pin(addr, len, device_writes)
-            .map_err(|_| Errno::Fault)?;
-        // Inline (no allocation) for the usual one or two segments.
-        let segments: smallvec::SmallVec<[PhysSegment; 2]> = pin
+        let pin = Arc::new(
+            self.0
+                .pin(addr, len, device_writes)
+                .map_err(|_| Errno::Fault)?,
+        );
+        // The pin travels as the buffer's owner: the pages stay pinned until the last
+        // piece of the buffer (and so the last device request on it) is dropped. The
+        // segments go straight into the buffer's own (inline) list.
+        let segments = pin
             .segments()
             .iter()
-            .map(|&(addr, len)| PhysSegment { addr, len })
-            .collect();
-        // The pin travels as the buffer's owner: the pages stay pinned until the last
-        // piece of the buffer (and so the last device request on it) is dropped.
-        Ok(ExternalBuf::new(segments, Arc::new(pin)))
+            .map(|&(addr, len)| PhysSegment { addr, len });
+        Ok(ExternalBuf::new(segments, pin.clone()))
     }
 }
 

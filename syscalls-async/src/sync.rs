@@ -7,13 +7,13 @@
 //! registration is never lost.
 
 use alloc::vec::Vec;
-
 use core::{
     future::{Future, poll_fn},
     pin::pin,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     task::{Poll, Waker},
 };
+
 use futures_util::task::AtomicWaker;
 
 /// A broadcast wake-up: `notify` wakes every registered waiter.

@@ -663,7 +663,7 @@ fn shell_session(image: &std::path::Path, tally: &mut Tally) -> Result<(), Strin
     let mut boot = Boot::new(image);
     boot.smp = 2;
     // (typed line, text the output must then contain)
-    let steps: [(&str, &str); 14] = [
+    let steps: [(&str, &str); 17] = [
         ("echo hello world", "hello world"),
         ("echo abX\x7fc", "abc"),
         ("cd /bin", ""),
@@ -678,6 +678,9 @@ fn shell_session(image: &std::path::Path, tally: &mut Tally) -> Result<(), Strin
         ("false", ""),
         ("echo status=$?", "status=1"),
         ("ps", "~init"),
+        ("GREETING=hi env", "~GREETING=hi"),
+        ("PLACE=lab", ""),
+        ("WHO=you env", "~PLACE=lab"),
     ];
     let commands: Vec<String> = steps
         .iter()

@@ -13,6 +13,10 @@ use alloc::vec::Vec;
 /// One command of a pipeline.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Command {
+    /// `NAME=value` words before the program: added to its environment only. A line of
+    /// nothing but assignments sets them in the shell's own environment, which every
+    /// later command inherits.
+    pub env: Vec<String>,
     /// The program and its arguments, quotes removed and `$?` expanded.
     pub argv: Vec<String>,
     /// `< file`.
@@ -164,6 +168,7 @@ pub fn parse(line: &str, last_status: i32) -> Result<Vec<Command>, ParseError> {
     let mut iter = tokens.into_iter();
     while let Some(token) = iter.next() {
         match token {
+            Token::Word(w) if current.argv.is_empty() && is_assignment(&w) => current.env.push(w),
             Token::Word(w) => current.argv.push(w),
             Token::Pipe => {
                 if current.argv.is_empty() {
@@ -188,11 +193,32 @@ pub fn parse(line: &str, last_status: i32) -> Result<Vec<Command>, ParseError> {
             }
         }
     }
-    if current.argv.is_empty() {
+    // Assignments alone are a command of their own, but not a stage of a pipe.
+    let assignments_only = pipeline.is_empty() && !current.env.is_empty();
+    if current.argv.is_empty() && !assignments_only {
         return Err(ParseError::EmptyCommand);
     }
     pipeline.push(current);
     Ok(pipeline)
+}
+
+/// `NAME=value` with a name of letters, digits and `_` that does not start with a digit.
+fn is_assignment(word: &str) -> bool {
+    let Some((name, _)) = word.split_once('=') else {
+        return false;
+    };
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Sets `NAME=value` in `env`, replacing an earlier value of `NAME`.
+pub fn set_var(env: &mut Vec<String>, assignment: &str) {
+    let name = assignment.split_once('=').map_or(assignment, |(n, _)| n);
+    env.retain(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) != name);
+    env.push(String::from(assignment));
 }
 
 /// Splits input into lines. The console delivers whole lines (its line discipline
@@ -276,6 +302,25 @@ mod tests {
         );
         assert_eq!(parse("echo 'oops", 0), Err(ParseError::UnterminatedQuote));
         assert_eq!(parse("echo \"oops", 0), Err(ParseError::UnterminatedQuote));
+    }
+
+    #[test]
+    fn assignments() {
+        let p = parse("BENCH_SAMPLES=31 _x1='a b' bench =no A-B=c x=1", 0).unwrap();
+        assert_eq!(p[0].env, ["BENCH_SAMPLES=31", "_x1=a b"]);
+        assert_eq!(p[0].argv, ["bench", "=no", "A-B=c", "x=1"]);
+        // Not names: left as the program.
+        assert_eq!(words("1X=2 echo"), [["1X=2", "echo"]]);
+        assert_eq!(words("=2 echo"), [["=2", "echo"]]);
+        // A line of assignments alone is a command; in a pipe it is an empty stage.
+        let p = parse("A=1 B=2", 0).unwrap();
+        assert_eq!((p[0].env.len(), p[0].argv.len()), (2, 0));
+        assert_eq!(parse("A=1 | cat", 0), Err(ParseError::EmptyCommand));
+        assert_eq!(parse("cat | A=1", 0), Err(ParseError::EmptyCommand));
+        let mut env = vec![String::from("A=1"), String::from("AB=2")];
+        set_var(&mut env, "A=3");
+        set_var(&mut env, "C=");
+        assert_eq!(env, ["AB=2", "A=3", "C="]);
     }
 
     #[test]

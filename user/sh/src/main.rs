@@ -29,7 +29,7 @@ use shell::{Command, LineBuffer, parse};
 libc_shim::entry!(main);
 
 struct Shell {
-    env: Vec<&'static str>,
+    env: Vec<String>,
     status: i32,
     exit: Option<i32>,
     /// Interactive on the console: commands run in its foreground (^C ends them).
@@ -37,9 +37,10 @@ struct Shell {
 }
 
 fn main(args: Args) -> i32 {
-    let env: Vec<&'static str> = args
+    let env: Vec<String> = args
         .env()
         .filter_map(|e| core::str::from_utf8(e).ok())
+        .map(String::from)
         .collect();
     let mut sh = Shell {
         env,
@@ -131,6 +132,15 @@ impl Shell {
 
     /// Runs the pipeline and returns the status of its last command.
     fn run_pipeline(&mut self, pipeline: &[Command]) -> i32 {
+        // `NAME=value ...` alone: the shell's own environment, inherited from now on.
+        if let [cmd] = pipeline
+            && cmd.argv.is_empty()
+        {
+            for assignment in &cmd.env {
+                shell::set_var(&mut self.env, assignment);
+            }
+            return 0;
+        }
         let mut children: Vec<i32> = Vec::new();
         let mut last_status = 0;
         let mut last_pid = None;
@@ -236,7 +246,13 @@ impl Shell {
             0
         };
         let fds = [(0, input), (1, output), (2, 2)];
-        match sys::spawn_with_flags(&path, &argv, &self.env, &fds, flags) {
+        // The command's own assignments override the shell's.
+        let mut env = self.env.clone();
+        for assignment in &cmd.env {
+            shell::set_var(&mut env, assignment);
+        }
+        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        match sys::spawn_with_flags(&path, &argv, &env, &fds, flags) {
             Ok(pid) => Ok(pid),
             Err(Errno::NoEnt) => {
                 eprintln!("sh: {name}: command not found");

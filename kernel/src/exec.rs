@@ -10,6 +10,7 @@
 use alloc::vec::Vec;
 
 use abi::Errno;
+use abi::clock::AT_CLOCK_PAGE;
 use elf::ElfBytes;
 use elf::endian::LittleEndian;
 use hal::arch::user::USER_TOP;
@@ -139,7 +140,8 @@ pub fn load(
     if header.e_entry < LOWEST || header.e_entry >= end {
         return Err(noexec("entry point outside the program"));
     }
-    let stack_pointer = build_stack(space, header.e_entry, argv, envp, random)?;
+    let clock = crate::clock_page::map_into(space);
+    let stack_pointer = build_stack(space, header.e_entry, argv, envp, random, clock)?;
     Ok(Image {
         entry: header.e_entry,
         stack_pointer,
@@ -153,13 +155,15 @@ const AT_ENTRY: u64 = 9;
 const AT_RANDOM: u64 = 25;
 
 /// Maps the stack and writes, from the top down: the strings, 16 random
-/// bytes, then (16-aligned) argc, argv[], NULL, envp[], NULL, auxv pairs.
+/// bytes, then (16-aligned) argc, argv[], NULL, envp[], NULL, auxv pairs
+/// (`AT_CLOCK_PAGE` among them when the clock page is mapped).
 fn build_stack(
     space: &AddressSpace,
     entry: u64,
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
     random: [u8; 16],
+    clock: Option<u64>,
 ) -> Result<u64, Errno> {
     let strings: usize = argv.iter().chain(envp).map(|s| s.len() + 1).sum();
     if strings > ARG_MAX || argv.len() + envp.len() > ARG_MAX / 8 {
@@ -199,9 +203,11 @@ fn build_stack(
     words.push(0);
     words.extend(&envp_at);
     words.push(0);
-    words.extend([
-        AT_PAGESZ, PAGE, AT_ENTRY, entry, AT_RANDOM, random_at, AT_NULL, 0,
-    ]);
+    words.extend([AT_PAGESZ, PAGE, AT_ENTRY, entry, AT_RANDOM, random_at]);
+    if let Some(page) = clock {
+        words.extend([AT_CLOCK_PAGE, page]);
+    }
+    words.extend([AT_NULL, 0]);
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     let rsp = (top - bytes.len() as u64) & !15;
     space.write_initial(rsp, &bytes).map_err(|_| Errno::Fault)?;

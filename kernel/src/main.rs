@@ -10,6 +10,7 @@
 extern crate alloc;
 
 mod blk;
+mod clock_page;
 mod console;
 mod devices;
 mod edu;

@@ -506,7 +506,7 @@ impl Kernel for Services {
             if hint < 0x1_0000 || hint.checked_add(len).is_none_or(|end| end > MMAP_TOP) {
                 return Err(Errno::Inval);
             }
-            if self.overlaps_ring(&proc, hint, len) {
+            if self.overlaps_shared(&proc, hint, len) {
                 return Err(Errno::Inval);
             }
             // MAP_FIXED replaces what was there (not pages a device is using).
@@ -539,7 +539,7 @@ impl Kernel for Services {
 
     fn munmap(&self, pid: Pid, addr: u64, len: u64) -> Result<(), Errno> {
         let proc = self.get(pid)?;
-        if self.overlaps_ring(&proc, addr, len) {
+        if self.overlaps_shared(&proc, addr, len) {
             return Err(Errno::Inval);
         }
         let end = addr.checked_add(len).ok_or(Errno::Inval)?;
@@ -556,7 +556,7 @@ impl Kernel for Services {
 
     fn mprotect(&self, pid: Pid, addr: u64, len: u64, prot: u32) -> Result<(), Errno> {
         let proc = self.get(pid)?;
-        if self.overlaps_ring(&proc, addr, len) {
+        if self.overlaps_shared(&proc, addr, len) {
             return Err(Errno::Inval);
         }
         addr.checked_add(len).ok_or(Errno::NoMem)?;
@@ -647,7 +647,12 @@ impl Kernel for Services {
 }
 
 impl Services {
-    fn overlaps_ring(&self, proc: &Proc, addr: u64, len: u64) -> bool {
+    /// Whether `[addr, addr + len)` touches a ring or the clock page: memory the
+    /// kernel shares, which `munmap` and `mprotect` leave alone.
+    fn overlaps_shared(&self, proc: &Proc, addr: u64, len: u64) -> bool {
+        if crate::clock_page::overlaps(addr, len) {
+            return true;
+        }
         let end = addr.saturating_add(len);
         proc.rings
             .lock()
@@ -700,16 +705,28 @@ async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<U
         crate::sched::arm_time_slice();
         match enter_user(&mut context) {
             UserExit::Syscall => {
-                if context.rax != 0 {
-                    context.rax = Errno::NoSys.to_syscall_result() as u64;
-                    continue;
-                }
-                let mut raw = [0u8; abi::ring::SQE_SIZE];
-                if proc.space.copy_from_user(&mut raw, context.rdi).is_err() {
-                    context.rax = Errno::Fault.to_syscall_result() as u64;
-                    continue;
-                }
-                let sqe = Sqe::from_bytes(&raw);
+                let sqe = match context.rax {
+                    abi::ring::TRAP_REGISTERS => Sqe::from_trap_registers([
+                        context.rdi,
+                        context.rsi,
+                        context.rdx,
+                        context.r10,
+                        context.r8,
+                        context.r9,
+                    ]),
+                    abi::ring::TRAP_MEMORY => {
+                        let mut raw = [0u8; abi::ring::SQE_SIZE];
+                        if proc.space.copy_from_user(&mut raw, context.rdi).is_err() {
+                            context.rax = Errno::Fault.to_syscall_result() as u64;
+                            continue;
+                        }
+                        Sqe::from_bytes(&raw)
+                    }
+                    _ => {
+                        context.rax = Errno::NoSys.to_syscall_result() as u64;
+                        continue;
+                    }
+                };
                 // Done at once: no future and no kill race (a kill is seen at the top of
                 // the loop, before user mode is entered again).
                 let wait = match proc.sys().start(&sqe) {

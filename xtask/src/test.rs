@@ -369,8 +369,9 @@ fn million_messages(image: &std::path::Path, tally: &mut Tally) -> Result<(), St
 
 /// The user test programs (`user/tests`), each printing one `PASS name` or
 /// `FAIL name: reason` line, run one after another from the shell.
-const USER_TESTS: [&str; 10] = [
+const USER_TESTS: [&str; 11] = [
     "trap",
+    "clock",
     "efault",
     "leak_check",
     "spawn_wait",

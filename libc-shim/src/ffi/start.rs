@@ -85,11 +85,38 @@ unsafe fn c_vector(v: *const *const u8) -> Vec<&'static [u8]> {
     }
 }
 
-/// Parses the initial stack at `sp`: `argc`, `argv[0..argc]`, NULL, `envp...`, NULL.
+/// What the auxiliary vector told the shim.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Aux {
+    /// `AT_CLOCK_PAGE`: the clock page's address (0: none).
+    pub clock_page: usize,
+}
+
+/// Reads the auxiliary vector at `v` (key/value pairs up to `AT_NULL`).
+///
+/// # Safety
+/// `v` points at an `AT_NULL`-terminated auxiliary vector.
+unsafe fn aux_vector(v: *const usize) -> Aux {
+    let mut aux = Aux::default();
+    let mut i = 0;
+    loop {
+        // SAFETY: pairs up to and including the AT_NULL pair are readable (caller).
+        let (key, value) = unsafe { (*v.add(i), *v.add(i + 1)) };
+        match key as u64 {
+            0 => return aux,
+            abi::clock::AT_CLOCK_PAGE => aux.clock_page = value,
+            _ => {}
+        }
+        i += 2;
+    }
+}
+
+/// Parses the initial stack at `sp`: `argc`, `argv[0..argc]`, NULL, `envp...`, NULL,
+/// then the auxiliary vector.
 ///
 /// # Safety
 /// `sp` is the process's initial stack pointer as laid out by the kernel (SysV).
-pub unsafe fn parse_initial_stack(sp: *const usize) -> (RawArgs, Args) {
+pub unsafe fn parse_initial_stack(sp: *const usize) -> (RawArgs, Args, Aux) {
     // SAFETY: the first word at the initial rsp is argc.
     let argc = unsafe { *sp };
     // SAFETY: argv starts right after argc.
@@ -99,12 +126,15 @@ pub unsafe fn parse_initial_stack(sp: *const usize) -> (RawArgs, Args) {
     // SAFETY: the kernel's stack strings live for the whole process and are not changed
     // by the shim (C code may, which only changes what C sees).
     let (av, ev) = unsafe { (c_vector(argv), c_vector(envp)) };
+    // SAFETY: the auxiliary vector follows envp's NULL (SysV); `ev.len()` entries came
+    // before that NULL.
+    let aux = unsafe { aux_vector(envp.add(ev.len() + 1) as *const usize) };
     let raw = RawArgs {
         argc: argc as i32,
         argv,
         envp,
     };
-    (raw, Args::new(av, ev))
+    (raw, Args::new(av, ev), aux)
 }
 
 #[cfg(target_os = "none")]
@@ -116,9 +146,11 @@ unsafe extern "Rust" {
 #[cfg(target_os = "none")]
 extern "C" fn start(sp: *const usize) -> ! {
     // SAFETY: `_start` passes the untouched initial rsp.
-    let (raw, args) = unsafe { parse_initial_stack(sp) };
+    let (raw, args, aux) = unsafe { parse_initial_stack(sp) };
     // SAFETY: single-threaded, and nothing reads RAW_ARGS before this point.
     unsafe { RAW_ARGS = raw };
+    // SAFETY: the kernel's AT_CLOCK_PAGE value is its mapped, readable clock page.
+    unsafe { super::clock::set_page(aux.clock_page) };
     // SAFETY: exactly one `__damselfly_main` is defined per program (by `entry!`), with
     // this signature; the macro makes the signature match.
     let status = unsafe { __damselfly_main(args) };
@@ -141,11 +173,16 @@ mod tests {
             0,
             e0.as_ptr() as usize,
             0,
+            6, // AT_PAGESZ
+            4096,
+            abi::clock::AT_CLOCK_PAGE as usize,
+            0x7fff_ffff_1000,
             0, // AT_NULL
             0,
         ];
         // SAFETY: the vector is laid out as the kernel would, strings are 'static.
-        let (raw, args) = unsafe { parse_initial_stack(stack.as_ptr()) };
+        let (raw, args, aux) = unsafe { parse_initial_stack(stack.as_ptr()) };
+        assert_eq!(aux.clock_page, 0x7fff_ffff_1000);
         assert_eq!(raw.argc, 2);
         assert_eq!(args.iter().collect::<Vec<_>>(), ["prog", "x y"]);
         assert_eq!(args.var("K"), Some("V"));

@@ -7,9 +7,16 @@
 //!
 //! # The trap door
 //!
-//! The `syscall` instruction with `rax = 0` and `rdi` = the user address of one 64-byte
-//! `Sqe`. The kernel copies the `Sqe` once, performs it, and returns the result in `rax` as
-//! an `i64`: `>= 0` is success, a negative value is `-errno`. No `Cqe` is posted for a
+//! The `syscall` instruction carrying one `Sqe`, in one of two forms:
+//! - memory ([`TRAP_MEMORY`]): `rax = 0` and `rdi` = the user address of one 64-byte `Sqe`,
+//!   which the kernel copies once;
+//! - registers ([`TRAP_REGISTERS`]): `rax = 1` and the `Sqe`'s words in `rdi`, `rsi`, `rdx`,
+//!   `r10`, `r8`, `r9` ([`Sqe::to_trap_registers`]; `user_data` and `addr3` are not
+//!   carried and read as zero). Nothing is copied from user memory to fetch it, which makes
+//!   it the cheaper form; libc-shim uses it for every entry whose `addr3` is zero.
+//!
+//! The kernel performs the entry and returns the result in `rax` as an `i64`: `>= 0` is
+//! success, a negative value is `-errno`; any other `rax` on entry is `ENOSYS`. No `Cqe` is posted for a
 //! trap-door submission (`user_data` and the `LINK`/`HARDLINK`/`DRAIN`/`SKIP_SUCCESS` flags
 //! are ignored there). `rcx` and `r11` are clobbered; every other register is preserved.
 //! `Exit` never returns. `RingSetup` and `RingEnter` are themselves opcodes sent through the
@@ -170,6 +177,12 @@ pub mod sqe_offset {
     pub const RESERVED: usize = 60;
 }
 
+/// The trap door's memory form: `rax = TRAP_MEMORY`, `rdi` = the address of an `Sqe`.
+pub const TRAP_MEMORY: u64 = 0;
+/// The trap door's register form: `rax = TRAP_REGISTERS`, the `Sqe` in `rdi`, `rsi`, `rdx`,
+/// `r10`, `r8` and `r9` ([`Sqe::to_trap_registers`]). No memory is read to fetch it.
+pub const TRAP_REGISTERS: u64 = 1;
+
 /// Size of an `Sqe` in bytes.
 pub const SQE_SIZE: usize = 64;
 /// Size of a `Cqe` in bytes.
@@ -235,6 +248,25 @@ impl Sqe {
             aux: w[7] as u32,
             reserved: (w[7] >> 32) as u32,
         }
+    }
+
+    /// The six words the trap door's register form carries ([`TRAP_REGISTERS`]), in the
+    /// order `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`: words 0, 1, 2, 3, 5 and 7 of
+    /// [`Sqe::to_words`]. `user_data` (word 4) means nothing to the trap door and `addr3`
+    /// (word 6) is reserved, so they are left out; `None` if `addr3` is not zero (such an
+    /// entry needs the memory form).
+    pub const fn to_trap_registers(&self) -> Option<[u64; 6]> {
+        if self.addr3 != 0 {
+            return None;
+        }
+        let w = self.to_words();
+        Some([w[0], w[1], w[2], w[3], w[5], w[7]])
+    }
+
+    /// The entry the register form carries: the inverse of [`Sqe::to_trap_registers`],
+    /// with `user_data` and `addr3` zero. Total.
+    pub const fn from_trap_registers(r: [u64; 6]) -> Sqe {
+        Sqe::from_words([r[0], r[1], r[2], r[3], 0, r[4], 0, r[5]])
     }
 
     /// The entry's 64 bytes as they lie in memory (x86_64 is little-endian).
@@ -886,6 +918,36 @@ mod tests {
         assert_eq!(offset_of!(Sqe, aux), sqe_offset::AUX);
         assert_eq!(offset_of!(Sqe, reserved), sqe_offset::RESERVED);
         assert_eq!(core::mem::align_of::<Sqe>(), 8);
+    }
+
+    #[test]
+    fn trap_register_form_round_trips() {
+        let s = Sqe {
+            opcode: 7,
+            flags: 0x81,
+            ioprio: 0,
+            fd: -3,
+            off: 0x1122_3344_5566_7788,
+            addr: 0xdead_beef_0000,
+            len: 4096,
+            op_flags: 0x8000_0001,
+            user_data: 99,
+            addr2: 0x7000_0000,
+            addr3: 0,
+            aux: 0xffff_fffe,
+            reserved: 5,
+        };
+        let r = s.to_trap_registers().unwrap();
+        let back = Sqe::from_trap_registers(r);
+        // user_data is not carried; everything else is.
+        assert_eq!(back, Sqe { user_data: 0, ..s });
+        assert_eq!(r[0] as u8, 7);
+        assert_eq!((r[0] >> 32) as i32, -3);
+        assert_eq!(
+            Sqe { addr3: 1, ..s }.to_trap_registers(),
+            None,
+            "addr3 needs the memory form"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Bad user pointers give EFAULT and nothing worse: NULL, unmapped, kernel-half and
-//! wrapping addresses, for reads, writes, paths and out-parameters.
+//! wrapping addresses, for reads, writes, paths and out-parameters, and for the entry
+//! itself in the trap door's memory form.
 #![no_std]
 #![no_main]
 
@@ -45,6 +46,14 @@ fn run() -> Outcome {
                 Err(Errno::Fault),
             )?;
         }
+        // The trap door's memory form with the entry itself at a bad address.
+        // SAFETY: the kernel reads the entry through the bad address and must refuse it.
+        let r = unsafe { sys::trap_in_memory(addr as *const Sqe) };
+        expect_eq(
+            &alloc::format!("an Sqe at {addr:#x}"),
+            sys::check(r),
+            Err(Errno::Fault),
+        )?;
     }
     Ok(())
 }

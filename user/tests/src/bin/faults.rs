@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Faulting children die alone: null dereference, ud2, divide by zero, a jump into the
-//! kernel half, and a write to read-only text. The parent checks each was killed by a
-//! signal (not exited) and that it itself still runs, and that the kernel's memory and
-//! process counters come back to where they were (`common::without_leaks`).
+//! kernel half, a write to read-only text, and a write to the clock page (shared by every
+//! process). The parent checks each was killed by a signal (not exited) and that it itself
+//! still runs, and that the kernel's memory and process counters come back to where they
+//! were (`common::without_leaks`).
 #![no_std]
 #![no_main]
 
@@ -16,7 +17,14 @@ use libc_shim::sys::{self, ExitStatus};
 
 libc_shim::entry!(main);
 
-const KINDS: [&str; 5] = ["null", "ud2", "div0", "kernel-jump", "write-text"];
+const KINDS: [&str; 6] = [
+    "null",
+    "ud2",
+    "div0",
+    "kernel-jump",
+    "write-text",
+    "write-clock",
+];
 
 fn fault(kind: &str) -> i32 {
     match kind {
@@ -44,6 +52,15 @@ fn fault(kind: &str) -> i32 {
         "write-text" => unsafe {
             core::ptr::write_volatile(fault as *const () as *mut u8, 0xcc);
             0
+        },
+        // SAFETY: a write to the read-only clock page (shared by every process) on
+        // purpose; the kernel must kill this child and the page must stay intact.
+        "write-clock" => match libc_shim::ffi::clock::page_addr() {
+            Some(page) => unsafe {
+                core::ptr::write_volatile((page + 8) as *mut u64, 1);
+                0
+            },
+            None => 201,
         },
         _ => 200,
     }

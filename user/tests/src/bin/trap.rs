@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Trap-door operations: nop, getpid, clock, file create/write/read/stat/unlink, dup,
-//! lseek, mkdir/rename, bad fd (EBADF), unknown opcode (EINVAL).
+//! Trap-door operations: both forms of the door (registers and memory; another form is
+//! ENOSYS), nop, getpid, clock, file create/write/read/stat/unlink, dup, lseek,
+//! mkdir/rename, bad fd (EBADF), unknown opcode (EINVAL).
 #![no_std]
 #![no_main]
 
@@ -10,13 +11,49 @@ extern crate alloc;
 mod common;
 
 use common::{Outcome, ctx, expect_eq, report};
-use libc_shim::abi::{Errno, OpenFlags, Sqe, Whence};
+use libc_shim::abi::{self as abi, Errno, OpenFlags, Sqe, Whence};
 use libc_shim::sys;
 
 libc_shim::entry!(main);
 
+/// A `syscall` with `rax = form` and nothing else set: the raw result.
+fn raw_trap(form: u64) -> i64 {
+    let ret: i64;
+    // SAFETY: the registers carry an all-zero entry (a `Nop`) or an unknown form; the
+    // kernel reads no memory for either and clobbers only rax, rcx and r11.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") form => ret,
+            in("rdi") 0u64,
+            in("rsi") 0u64,
+            in("rdx") 0u64,
+            in("r10") 0u64,
+            in("r8") 0u64,
+            in("r9") 0u64,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
 fn run() -> Outcome {
     ctx("nop", sys::nop())?;
+    // Both forms of the trap door; any other form is ENOSYS.
+    expect_eq("register-form nop", raw_trap(abi::ring::TRAP_REGISTERS), 0)?;
+    let nop = Sqe::ZERO;
+    // SAFETY: a Nop names no memory; the entry itself is a readable local.
+    expect_eq("memory-form nop", unsafe { sys::trap_in_memory(&nop) }, 0)?;
+    expect_eq("unknown form", sys::check(raw_trap(7)), Err(Errno::NoSys))?;
+    let getpid = Sqe::new(abi::Opcode::Getpid);
+    // SAFETY: Getpid names no memory.
+    expect_eq(
+        "getpid, memory form",
+        unsafe { sys::trap_in_memory(&getpid) },
+        i64::from(sys::getpid()),
+    )?;
     if sys::getpid() <= 0 {
         return Err("getpid <= 0".into());
     }

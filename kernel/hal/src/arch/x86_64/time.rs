@@ -259,6 +259,16 @@ pub fn now_ns() -> u64 {
     tsc_ticks_to_ns(cpu::rdtsc().saturating_sub(TSC_ZERO.load(Ordering::Relaxed)))
 }
 
+/// The TSC clock's parameters, `(tsc_zero, ns_mult)`: [`now_ns`] is
+/// `((rdtsc - tsc_zero) * ns_mult) >> 32` (saturating), which a user-mode reader
+/// can repeat (the clock page). `ns_mult` is 0 before calibration.
+pub fn tsc_clock() -> (u64, u64) {
+    (
+        TSC_ZERO.load(Ordering::Relaxed),
+        TSC_NS_MULT.load(Ordering::Relaxed),
+    )
+}
+
 /// A TSC interval in nanoseconds (0 before calibration).
 pub fn tsc_ticks_to_ns(ticks: u64) -> u64 {
     ticks_to_ns(ticks, TSC_NS_MULT.load(Ordering::Relaxed))

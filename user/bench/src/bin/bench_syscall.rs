@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Trap-door costs: `syscall_nop` (one Nop), `syscall_getpid` (as peer-linux's),
+//! Trap-door costs: `syscall_nop` (one Nop, register form), `syscall_nop_memory` (the same
+//! through the memory form), `syscall_getpid` (as peer-linux's),
 //! `clock_gettime_vdso` (libc-shim's `clock_gettime`: the clock page, no trap) and
 //! `clock_gettime_syscall` (the `ClockGettime` operation by trap).
 #![no_std]
@@ -15,11 +16,29 @@ use libc_shim::sys;
 libc_shim::entry!(main);
 
 fn main(args: libc_shim::Args) -> i32 {
+    // `bench_syscall nop N`: exactly N register-form Nops and nothing else (for
+    // bench/tcg-profile's per-operation counts).
+    if let (Some("nop"), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse().ok())) {
+        for _ in 0..n {
+            let _ = sys::nop();
+        }
+        return 0;
+    }
     let s = common::Settings::from_env(&args);
     common::run("syscall_nop", &s, 1, |iters| {
         let t0 = sys::now_ns();
         for _ in 0..iters {
             let _ = sys::nop();
+        }
+        sys::now_ns() - t0
+    });
+    // The same Nop through the trap door's memory form (the kernel copies the entry).
+    let nop = libc_shim::abi::Sqe::ZERO;
+    common::run("syscall_nop_memory", &s, 1, |iters| {
+        let t0 = sys::now_ns();
+        for _ in 0..iters {
+            // SAFETY: a Nop names no memory; the entry is a readable local.
+            let _ = core::hint::black_box(unsafe { sys::trap_in_memory(&nop) });
         }
         sys::now_ns() - t0
     });

@@ -5,6 +5,7 @@
 //! wholly at or beyond `size`, and the bytes of the last page past `size` are zero (so
 //! growing a file with `truncate` exposes zeros, as POSIX requires).
 
+use alloc::vec::Vec;
 use alloc::{boxed::Box, collections::BTreeMap};
 
 use super::PAGE_SIZE;
@@ -40,16 +41,26 @@ impl FileData {
     }
 
     /// Copies up to `out.len()` bytes from `offset` (already clipped to `size` by the caller).
+    #[cfg(test)]
     pub(super) fn read(&self, offset: u64, out: &mut [u8]) {
+        let mut v = Vec::new();
+        self.read_append(offset, out.len(), &mut v);
+        out.copy_from_slice(&v);
+    }
+
+    /// Appends `len` bytes from `offset` (already clipped to `size` by the caller) to
+    /// `out`: each byte is written once (no zero-fill first, except for holes).
+    pub(super) fn read_append(&self, offset: u64, len: usize, out: &mut Vec<u8>) {
+        out.reserve(len);
         let mut done = 0usize;
-        while done < out.len() {
+        while done < len {
             let pos = offset + done as u64;
             let index = pos / PAGE_SIZE as u64;
             let in_page = (pos % PAGE_SIZE as u64) as usize;
-            let n = (PAGE_SIZE - in_page).min(out.len() - done);
+            let n = (PAGE_SIZE - in_page).min(len - done);
             match self.pages.get(&index) {
-                Some(page) => out[done..done + n].copy_from_slice(&page[in_page..in_page + n]),
-                None => out[done..done + n].fill(0),
+                Some(page) => out.extend_from_slice(&page[in_page..in_page + n]),
+                None => out.resize(out.len() + n, 0),
             }
             done += n;
         }

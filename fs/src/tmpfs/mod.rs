@@ -566,8 +566,7 @@ impl State {
             return Err(Errno::Inval);
         }
         let n = f.size().saturating_sub(offset).min(len as u64) as usize;
-        buf.resize(n, 0);
-        f.read(offset, buf);
+        f.read_append(offset, n, buf);
         node.atime = now;
         Ok(VnodeDone::Count(n))
     }

@@ -51,6 +51,29 @@ fn main(args: libc_shim::Args) -> i32 {
     let big = format!("{dir}/big");
     let buf = alloc::vec![0x5au8; CHUNK];
     let mut rbuf = alloc::vec![0u8; CHUNK];
+    // `bench_file DIR pread N`: N 4 KiB preads over a 64 KiB file and nothing else
+    // worth counting (for bench/tcg-profile's per-operation counts).
+    if let (Some("pread"), Some(n)) = (args.get(2), args.get(3).and_then(|n| n.parse().ok())) {
+        let path = format!("{dir}/pread");
+        let Ok(fd) = sys::open(
+            &path,
+            OpenFlags::READ_WRITE
+                .union(OpenFlags::CREATE)
+                .union(OpenFlags::TRUNCATE),
+            0o644,
+        ) else {
+            return 1;
+        };
+        for _ in 0..16 {
+            let _ = sys::write(fd, &buf);
+        }
+        for i in 0..n {
+            let _ = sys::pread(fd, &mut rbuf, (i % 16) * CHUNK as u64);
+        }
+        let _ = sys::close(fd);
+        let _ = sys::unlink(&path);
+        return 0;
+    }
     let bytes = CHUNK as f64;
     let _ = bytes;
     // Each op is one 4 KiB write (read); iterations are whole files as in peer-linux.

@@ -29,7 +29,7 @@ unsafe fn field(page: usize, offset: usize) -> u64 {
 /// # Safety
 /// `addr` is the value the kernel gave for `AT_CLOCK_PAGE`: a mapped, readable page.
 pub unsafe fn set_page(addr: usize) {
-    if addr == 0 || addr % 4096 != 0 {
+    if addr == 0 || !addr.is_multiple_of(4096) {
         return;
     }
     // SAFETY: the caller's promise; offset 0 is in the page and aligned.

@@ -47,20 +47,16 @@ fn page() -> Option<&'static Arc<SharedPages>> {
     .as_ref()
 }
 
-/// Stores `fields` at the start of the page (as 32-bit words, low half first).
+/// Stores `fields` at the start of the page (`ClockPage::to_words`, each as two
+/// 32-bit halves, low first), the magic and version word last.
 fn write(pages: &SharedPages, fields: &ClockPage) {
     use core::sync::atomic::Ordering::Release;
-    let words = pages.words();
-    let put = |index: usize, value: u64| {
-        words[index].store(value as u32, Release);
-        words[index + 1].store((value >> 32) as u32, Release);
-    };
-    put(2, fields.seq);
-    put(4, fields.tsc_zero);
-    put(6, fields.ns_mult);
-    put(8, fields.realtime_base_ns);
-    words[0].store(fields.magic, Release);
-    words[1].store(fields.version, Release);
+    let halves = pages.words();
+    let words = fields.to_words();
+    for (i, word) in words.iter().enumerate().skip(1).chain([(0, &words[0])]) {
+        halves[2 * i].store(*word as u32, Release);
+        halves[2 * i + 1].store((*word >> 32) as u32, Release);
+    }
 }
 
 /// Maps the page read-only at [`ADDRESS`] in `space`: its address for the

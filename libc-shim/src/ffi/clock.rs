@@ -4,9 +4,10 @@
 //! [`read`] answers `None` when there is no page or the clock is not one it covers; the
 //! caller then traps (`ClockGettime`), which gives the same time.
 
+use core::mem::offset_of;
 use core::sync::atomic::{AtomicUsize, Ordering, compiler_fence};
 
-use abi::clock::{CLOCK_PAGE_MAGIC, CLOCK_PAGE_VERSION, monotonic_ns};
+use abi::clock::{CLOCK_PAGE_MAGIC, CLOCK_PAGE_VERSION, ClockPage};
 use abi::ring::{CLOCK_MONOTONIC, CLOCK_REALTIME};
 
 /// The page's address (0: none). Set once at start, before `main`.
@@ -32,9 +33,14 @@ pub unsafe fn set_page(addr: usize) {
     if addr == 0 || !addr.is_multiple_of(4096) {
         return;
     }
-    // SAFETY: the caller's promise; offset 0 is in the page and aligned.
+    let expected = ClockPage {
+        magic: CLOCK_PAGE_MAGIC,
+        version: CLOCK_PAGE_VERSION,
+        ..ClockPage::default()
+    };
+    // SAFETY: the caller's promise; offset 0 (magic and version) is in the page, aligned.
     let head = unsafe { field(addr, 0) };
-    if head == u64::from(CLOCK_PAGE_MAGIC) | (u64::from(CLOCK_PAGE_VERSION) << 32) {
+    if head == expected.to_words()[0] {
         PAGE.store(addr, Ordering::Relaxed);
     }
 }
@@ -72,27 +78,33 @@ pub fn read_ns(clock: i32) -> Option<u64> {
         _ => return None,
     };
     loop {
-        // SAFETY: `page` was adopted by `set_page` (the kernel's mapped clock page);
-        // 8 is `ClockPage::seq` (abi's layout test pins the offsets used here).
-        let seq = unsafe { field(page, 8) };
+        // SAFETY: `page` was adopted by `set_page` (the kernel's mapped clock page) and
+        // the offset is a `ClockPage` field's.
+        let seq = unsafe { field(page, offset_of!(ClockPage, seq)) };
         if seq & 1 != 0 {
             core::hint::spin_loop();
             continue;
         }
         compiler_fence(Ordering::Acquire);
-        // SAFETY: as above; `tsc_zero`, `ns_mult` and `realtime_base_ns`.
-        let (tsc_zero, mult, base) = unsafe { (field(page, 16), field(page, 24), field(page, 32)) };
+        // SAFETY: as above.
+        let snapshot = unsafe {
+            ClockPage {
+                tsc_zero: field(page, offset_of!(ClockPage, tsc_zero)),
+                ns_mult: field(page, offset_of!(ClockPage, ns_mult)),
+                realtime_base_ns: field(page, offset_of!(ClockPage, realtime_base_ns)),
+                ..ClockPage::default()
+            }
+        };
         let now = tsc();
         compiler_fence(Ordering::Acquire);
         // SAFETY: as above (`seq` again: unchanged means the fields were not rewritten).
-        if unsafe { field(page, 8) } != seq {
+        if unsafe { field(page, offset_of!(ClockPage, seq)) } != seq {
             continue;
         }
-        let ns = monotonic_ns(now, tsc_zero, mult);
         return Some(if realtime {
-            ns.saturating_add(base)
+            snapshot.realtime_ns(now)
         } else {
-            ns
+            snapshot.monotonic_ns(now)
         });
     }
 }

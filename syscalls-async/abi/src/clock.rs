@@ -47,7 +47,8 @@ pub struct ClockPage {
 
 /// `CLOCK_MONOTONIC` in nanoseconds at TSC reading `tsc`: the ticks since `tsc_zero`
 /// (none before it) times `ns_mult`, shifted down 32 bits. One widening multiply; monotonic
-/// in `tsc`. The kernel's own clock is this same function.
+/// in `tsc`. The kernel's own clock (`hal`'s `now_ns`, which cannot depend on this crate)
+/// does the same arithmetic; the `clock` user test checks the two agree.
 pub const fn monotonic_ns(tsc: u64, tsc_zero: u64, ns_mult: u64) -> u64 {
     let ticks = tsc.saturating_sub(tsc_zero) as u128;
     let ns = (ticks * ns_mult as u128) >> 32;
@@ -59,6 +60,18 @@ pub const fn monotonic_ns(tsc: u64, tsc_zero: u64, ns_mult: u64) -> u64 {
 }
 
 impl ClockPage {
+    /// The fields as five little-endian 64-bit words in memory order (word `i` covers
+    /// bytes `8*i..8*i+8`; word 0 is `magic | version << 32`).
+    pub const fn to_words(&self) -> [u64; 5] {
+        [
+            self.magic as u64 | (self.version as u64) << 32,
+            self.seq,
+            self.tsc_zero,
+            self.ns_mult,
+            self.realtime_base_ns,
+        ]
+    }
+
     /// Whether the page is one this crate can read (magic and version).
     pub const fn is_valid(&self) -> bool {
         self.magic == CLOCK_PAGE_MAGIC && self.version == CLOCK_PAGE_VERSION
@@ -90,6 +103,18 @@ mod tests {
         assert_eq!(offset_of!(ClockPage, ns_mult), 24);
         assert_eq!(offset_of!(ClockPage, realtime_base_ns), 32);
         assert_eq!(&CLOCK_PAGE_MAGIC.to_le_bytes(), b"DFCK");
+        let page = ClockPage {
+            magic: CLOCK_PAGE_MAGIC,
+            version: CLOCK_PAGE_VERSION,
+            seq: 2,
+            tsc_zero: 3,
+            ns_mult: 4,
+            realtime_base_ns: 5,
+        };
+        let w = page.to_words();
+        assert_eq!(w[0] as u32, CLOCK_PAGE_MAGIC);
+        assert_eq!((w[0] >> 32) as u32, CLOCK_PAGE_VERSION);
+        assert_eq!(&w[1..], &[2, 3, 4, 5]);
     }
 
     #[test]

@@ -214,10 +214,15 @@ fn is_assignment(word: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The `NAME` of a `NAME=value` entry (all of it without a `=`).
+pub fn var_name(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(name, _)| name)
+}
+
 /// Sets `NAME=value` in `env`, replacing an earlier value of `NAME`.
 pub fn set_var(env: &mut Vec<String>, assignment: &str) {
-    let name = assignment.split_once('=').map_or(assignment, |(n, _)| n);
-    env.retain(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) != name);
+    let name = var_name(assignment);
+    env.retain(|e| var_name(e) != name);
     env.push(String::from(assignment));
 }
 

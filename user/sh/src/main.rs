@@ -247,11 +247,18 @@ impl Shell {
         };
         let fds = [(0, input), (1, output), (2, 2)];
         // The command's own assignments override the shell's.
-        let mut env = self.env.clone();
-        for assignment in &cmd.env {
-            shell::set_var(&mut env, assignment);
-        }
-        let env: Vec<&str> = env.iter().map(String::as_str).collect();
+        let overridden = |e: &&String| {
+            cmd.env
+                .iter()
+                .any(|a| shell::var_name(a) == shell::var_name(e))
+        };
+        let env: Vec<&str> = self
+            .env
+            .iter()
+            .filter(|e| !overridden(e))
+            .chain(&cmd.env)
+            .map(String::as_str)
+            .collect();
         match sys::spawn_with_flags(&path, &argv, &env, &fds, flags) {
             Ok(pid) => Ok(pid),
             Err(Errno::NoEnt) => {

@@ -53,9 +53,9 @@ fn fault(kind: &str) -> i32 {
             core::ptr::write_volatile(fault as *const () as *mut u8, 0xcc);
             0
         },
-        // SAFETY: a write to the read-only clock page (shared by every process) on
-        // purpose; the kernel must kill this child and the page must stay intact.
         "write-clock" => match libc_shim::ffi::clock::page_addr() {
+            // SAFETY: a write to the read-only clock page (shared by every process) on
+            // purpose; the kernel must kill this child and the page must stay intact.
             Some(page) => unsafe {
                 core::ptr::write_volatile((page + 8) as *mut u64, 1);
                 0

@@ -164,7 +164,15 @@ fn on_panic(info: &core::panic::PanicInfo<'_>) {
                 )
             }
         }
-        _ => fail(test, format_args!("unexpected panic")),
+        // The message goes on the FAILED line itself, so a report that keeps
+        // only the summary lines (a CI record) still says why.
+        _ => match info.location() {
+            Some(at) => fail(
+                test,
+                format_args!("unexpected panic at {at}: {}", info.message()),
+            ),
+            None => fail(test, format_args!("unexpected panic: {}", info.message())),
+        },
     }
     resume()
 }

@@ -737,7 +737,8 @@ fn runner_selftests(image: &std::path::Path, tally: &mut Tally) -> Result<(), St
 
     let o = qemu::run_captured(&boot_with("test=selftest_unexpected_panic"), SUITE_TIMEOUT)?;
     let ok = o.status == Some(STATUS_FAIL)
-        && o.contains("selftest_unexpected_panic ... FAILED: unexpected panic")
+        && o.contains("selftest_unexpected_panic ... FAILED: unexpected panic at ")
+        && o.contains(": selftest: a panic no test expects")
         && o.contains("!!! PANIC: selftest: a panic no test expects")
         && o.contains("report::selftest_unexpected_panic");
     tally.record(

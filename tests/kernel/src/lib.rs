@@ -59,6 +59,10 @@ use hal::ktest::{Expect, KernelTest};
 pub static TESTS: &[KernelTest] = &[
     KernelTest::new("boot_info_is_sane", memory::boot_info_is_sane),
     KernelTest::new(
+        "memcpy_copies_exactly_the_bytes_asked",
+        memory::memcpy_copies_exactly_the_bytes_asked,
+    ),
+    KernelTest::new(
         "acpi_lists_the_boot_cpu_and_an_ioapic",
         memory::acpi_lists_the_boot_cpu_and_an_ioapic,
     ),

@@ -180,3 +180,35 @@ pub fn acpi_lists_the_boot_cpu_and_an_ioapic() {
     assert!(!acpi.ioapics.is_empty(), "no IOAPIC");
     assert!(acpi.local_apic_address != 0, "no local APIC address");
 }
+
+/// The kernel's `memcpy` (hal's unrolled copy): every length to 300 bytes and
+/// a few long ones, at every pair of source and destination offsets within 8,
+/// copies exactly the bytes asked and touches nothing around them.
+pub fn memcpy_copies_exactly_the_bytes_asked() {
+    const GUARD: u8 = 0xee;
+    let src: alloc::vec::Vec<u8> = (0..5000u32).map(|i| (i * 7 + 1) as u8).collect();
+    let mut dst = alloc::vec![GUARD; 5000];
+    let lengths = (0..=300usize).chain([511, 512, 513, 4095, 4096, 4097, 4096 + 13]);
+    for len in lengths {
+        for s in 0..8 {
+            for d in 0..8 {
+                // A length the compiler cannot see, so the copy is a call to memcpy.
+                let n = core::hint::black_box(len);
+                dst[d..d + n].copy_from_slice(&src[s..s + n]);
+                assert!(
+                    dst[..d].iter().all(|&b| b == GUARD),
+                    "memcpy of {len} bytes wrote before its destination (offsets {s}, {d})"
+                );
+                assert!(
+                    dst[d..d + len] == src[s..s + len],
+                    "memcpy of {len} bytes copied wrong bytes (offsets {s}, {d})"
+                );
+                assert!(
+                    dst[d + len..d + len + 16].iter().all(|&b| b == GUARD),
+                    "memcpy of {len} bytes wrote past its destination (offsets {s}, {d})"
+                );
+                dst[d..d + len].fill(GUARD);
+            }
+        }
+    }
+}

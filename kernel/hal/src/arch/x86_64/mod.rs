@@ -6,6 +6,7 @@ pub mod cmos;
 pub mod cpu;
 pub mod gdt;
 pub mod ioapic;
+pub mod mem;
 pub mod msi;
 pub mod pci;
 pub mod serial;

@@ -664,7 +664,7 @@ fn shell_session(image: &std::path::Path, tally: &mut Tally) -> Result<(), Strin
     let mut boot = Boot::new(image);
     boot.smp = 2;
     // (typed line, text the output must then contain)
-    let steps: [(&str, &str); 17] = [
+    let steps: [(&str, &str); 23] = [
         ("echo hello world", "hello world"),
         ("echo abX\x7fc", "abc"),
         ("cd /bin", ""),
@@ -682,6 +682,14 @@ fn shell_session(image: &std::path::Path, tally: &mut Tally) -> Result<(), Strin
         ("GREETING=hi env", "~GREETING=hi"),
         ("PLACE=lab", ""),
         ("WHO=you env", "~PLACE=lab"),
+        // Pinned children report the CPU they were put on (unpinned, the two `ps` would
+        // take round-robin slots of the same parity: `oncpu` itself takes one between).
+        ("oncpu 0 ps", "~  0 running  ps"),
+        ("oncpu 1 ps", "~  1 running  ps"),
+        ("oncpu 1 false", ""),
+        ("echo oncpu=$?", "oncpu=1"),
+        ("oncpu 7 true", "~oncpu: /bin/true on CPU 7: "),
+        ("echo bad=$?", "bad=127"),
     ];
     let commands: Vec<String> = steps
         .iter()

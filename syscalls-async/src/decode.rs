@@ -260,18 +260,55 @@ const OPF: u8 = 1 << 4;
 const ADDR2: u8 = 1 << 5;
 const AUX: u8 = 1 << 6;
 
+/// The SQE fields `op` reads (`FD | ADDR | ...`); every other field must be zero. Every
+/// arm is a constant, so this compiles to one table load.
+const fn used_fields(op: Opcode) -> u8 {
+    match op {
+        Opcode::Nop | Opcode::PortCreate => 0,
+        Opcode::Read | Opcode::Write | Opcode::Getdents | Opcode::PortSend => FD | ADDR | LEN,
+        Opcode::Pread | Opcode::Pwrite => FD | ADDR | LEN | OFF,
+        Opcode::Openat => FD | ADDR | LEN | OFF | OPF,
+        Opcode::Close => FD,
+        Opcode::Fstat => FD | ADDR,
+        Opcode::Statat => FD | ADDR | LEN | OPF | ADDR2,
+        Opcode::Mkdirat => FD | ADDR | LEN | OFF,
+        Opcode::Unlinkat => FD | ADDR | LEN | OPF,
+        Opcode::Renameat => FD | ADDR | LEN | OFF | OPF | ADDR2 | AUX,
+        Opcode::Lseek => FD | OFF | OPF | ADDR2,
+        Opcode::Dup => FD | OFF | OPF,
+        Opcode::Pipe => ADDR | OPF,
+        Opcode::Spawn | Opcode::RingSetup | Opcode::ProcList => ADDR | LEN,
+        Opcode::Wait => FD | ADDR | OPF,
+        Opcode::Exit => OFF,
+        Opcode::Kill => FD | OPF,
+        Opcode::Getpid => OPF,
+        Opcode::ClockGettime => FD | ADDR,
+        Opcode::Sleep | Opcode::Timeout | Opcode::LinkTimeout => ADDR | OPF,
+        Opcode::Cancel => ADDR,
+        Opcode::Mmap => ADDR | OFF | OPF | ADDR2 | AUX,
+        Opcode::Munmap => ADDR | OFF,
+        Opcode::Mprotect => ADDR | OFF | OPF,
+        Opcode::PortCall => FD | ADDR | LEN | ADDR2 | AUX,
+        Opcode::PortReceive => FD | ADDR | LEN | ADDR2,
+        Opcode::PortReply => FD | ADDR | LEN | OFF,
+        Opcode::RingEnter => ADDR | LEN | OFF | OPF,
+        Opcode::Chdir | Opcode::Getcwd | Opcode::SysInfo => ADDR | LEN,
+    }
+}
+
+/// `Inval` if a field outside `used`, or a reserved one, is not zero. Computed without a
+/// branch per field: under TCG each branch ends a translation block, and this runs for
+/// every entry.
 fn check_unused(sqe: &Sqe, used: u8) -> Result<(), Errno> {
-    let unused_nonzero = (used & FD == 0 && sqe.fd != 0)
-        || (used & OFF == 0 && sqe.off != 0)
-        || (used & ADDR == 0 && sqe.addr != 0)
-        || (used & LEN == 0 && sqe.len != 0)
-        || (used & OPF == 0 && sqe.op_flags != 0)
-        || (used & ADDR2 == 0 && sqe.addr2 != 0)
-        || (used & AUX == 0 && sqe.aux != 0)
-        || sqe.ioprio != 0
-        || sqe.addr3 != 0
-        || sqe.reserved != 0;
-    if unused_nonzero {
+    let nonzero = (u8::from(sqe.fd != 0) * FD)
+        | (u8::from(sqe.off != 0) * OFF)
+        | (u8::from(sqe.addr != 0) * ADDR)
+        | (u8::from(sqe.len != 0) * LEN)
+        | (u8::from(sqe.op_flags != 0) * OPF)
+        | (u8::from(sqe.addr2 != 0) * ADDR2)
+        | (u8::from(sqe.aux != 0) * AUX);
+    let reserved = u64::from(sqe.ioprio) | sqe.addr3 | u64::from(sqe.reserved);
+    if u64::from(nonzero & !used) | reserved != 0 {
         Err(Errno::Inval)
     } else {
         Ok(())
@@ -384,38 +421,7 @@ fn prot(bits: u32) -> Result<u32, Errno> {
 pub fn decode(sqe: &Sqe) -> Result<Request, Errno> {
     let op = Opcode::from_u8(sqe.opcode).ok_or(Errno::Inval)?;
     SqeFlags::from_bits(sqe.flags)?;
-    let used = match op {
-        Opcode::Nop | Opcode::PortCreate => 0,
-        Opcode::Read | Opcode::Write | Opcode::Getdents | Opcode::PortSend => FD | ADDR | LEN,
-        Opcode::Pread | Opcode::Pwrite => FD | ADDR | LEN | OFF,
-        Opcode::Openat => FD | ADDR | LEN | OFF | OPF,
-        Opcode::Close => FD,
-        Opcode::Fstat => FD | ADDR,
-        Opcode::Statat => FD | ADDR | LEN | OPF | ADDR2,
-        Opcode::Mkdirat => FD | ADDR | LEN | OFF,
-        Opcode::Unlinkat => FD | ADDR | LEN | OPF,
-        Opcode::Renameat => FD | ADDR | LEN | OFF | OPF | ADDR2 | AUX,
-        Opcode::Lseek => FD | OFF | OPF | ADDR2,
-        Opcode::Dup => FD | OFF | OPF,
-        Opcode::Pipe => ADDR | OPF,
-        Opcode::Spawn | Opcode::RingSetup | Opcode::ProcList => ADDR | LEN,
-        Opcode::Wait => FD | ADDR | OPF,
-        Opcode::Exit => OFF,
-        Opcode::Kill => FD | OPF,
-        Opcode::Getpid => OPF,
-        Opcode::ClockGettime => FD | ADDR,
-        Opcode::Sleep | Opcode::Timeout | Opcode::LinkTimeout => ADDR | OPF,
-        Opcode::Cancel => ADDR,
-        Opcode::Mmap => ADDR | OFF | OPF | ADDR2 | AUX,
-        Opcode::Munmap => ADDR | OFF,
-        Opcode::Mprotect => ADDR | OFF | OPF,
-        Opcode::PortCall => FD | ADDR | LEN | ADDR2 | AUX,
-        Opcode::PortReceive => FD | ADDR | LEN | ADDR2,
-        Opcode::PortReply => FD | ADDR | LEN | OFF,
-        Opcode::RingEnter => ADDR | LEN | OFF | OPF,
-        Opcode::Chdir | Opcode::Getcwd | Opcode::SysInfo => ADDR | LEN,
-    };
-    check_unused(sqe, used)?;
+    check_unused(sqe, used_fields(op))?;
     let s = sqe;
     Ok(match op {
         Opcode::Nop => Request::Nop,
@@ -724,6 +730,37 @@ mod tests {
         s.fd = 3;
         s.len = 1;
         assert_eq!(decode(&s), Err(Errno::Inval));
+    }
+
+    #[test]
+    fn every_field_an_operation_does_not_read_must_be_zero() {
+        let setters: [(u8, fn(&mut Sqe)); 10] = [
+            (FD, |s| s.fd = 1),
+            (OFF, |s| s.off = 1 << 40),
+            (ADDR, |s| s.addr = 1 << 33),
+            (LEN, |s| s.len = 1 << 31),
+            (OPF, |s| s.op_flags = 1 << 30),
+            (ADDR2, |s| s.addr2 = 1 << 63),
+            (AUX, |s| s.aux = 1),
+            // Reserved in every operation.
+            (0xff, |s| s.ioprio = 1 << 15),
+            (0xff, |s| s.addr3 = 1),
+            (0xff, |s| s.reserved = 1 << 31),
+        ];
+        let mut checked = 0;
+        for op in (0..=u8::MAX).filter_map(Opcode::from_u8) {
+            for (bit, set) in setters {
+                if used_fields(op) & bit == bit && bit != 0xff {
+                    continue;
+                }
+                let mut s = sqe(op);
+                set(&mut s);
+                assert_eq!(decode(&s), Err(Errno::Inval), "{op:?}, field bit {bit:#x}");
+                checked += 1;
+            }
+        }
+        // 40 opcodes, each with at least the three reserved fields.
+        assert!(checked > 3 * 40, "only {checked} cases");
     }
 
     #[test]

@@ -137,7 +137,7 @@ struct State {
 /// one CQ tail store, one wake-up per batch rather than per entry).
 #[derive(Default)]
 struct CqeBatch {
-    cqes: [Cqe; 16],
+    cqes: [Cqe; 32],
     len: usize,
 }
 
@@ -343,13 +343,13 @@ impl Ring {
         }
     }
 
-    /// Copies entry `index` out of the SQ: 16 relaxed word loads (one copy; userland may
-    /// be rewriting it, the decoder validates what was read). The region is looked up once
-    /// per entry, not per word.
-    fn read_sqe(&self, index: u32) -> Sqe {
+    /// Copies entry `index` out of the SQ in `region` (the region's words, looked up once
+    /// per batch by the caller): 16 relaxed word loads (one copy; userland may be
+    /// rewriting it, the decoder validates what was read).
+    fn read_sqe(&self, region: &[AtomicU32], index: u32) -> Sqe {
         let base = self.layout.sqe_offset(index) as usize / 4;
         let mut words = [0u64; 8];
-        if let Some(src) = self.region.words().get(base..base + 16) {
+        if let Some(src) = region.get(base..base + 16) {
             for (w, pair) in words.iter_mut().zip(src.chunks_exact(2)) {
                 let lo = pair[0].load(Ordering::Relaxed) as u64;
                 let hi = pair[1].load(Ordering::Relaxed) as u64;
@@ -359,9 +359,10 @@ impl Ring {
         Sqe::from_words(words)
     }
 
-    fn write_cqe(&self, index: u32, cqe: &Cqe) {
+    /// Writes `cqe` into CQ slot `index` of `region` (the region's words).
+    fn write_cqe(&self, region: &[AtomicU32], index: u32, cqe: &Cqe) {
         let base = self.layout.cqe_offset(index) as usize / 4;
-        if let Some(dst) = self.region.words().get(base..base + 4) {
+        if let Some(dst) = region.get(base..base + 4) {
             for (w, pair) in cqe.to_words().iter().zip(dst.chunks_exact(2)) {
                 pair[0].store(*w as u32, Ordering::Relaxed);
                 pair[1].store((*w >> 32) as u32, Ordering::Relaxed);
@@ -399,7 +400,7 @@ impl Ring {
     }
 
     fn push_cqe(&self, st: &mut State, cqe: &Cqe) {
-        self.write_cqe(st.cq_tail, cqe);
+        self.write_cqe(self.region.words(), st.cq_tail, cqe);
         st.cq_tail = st.cq_tail.wrapping_add(1);
         self.store(self.layout.cq_header + ring_header::TAIL, st.cq_tail);
     }
@@ -454,9 +455,10 @@ impl Ring {
         };
         let mut overflowed = false;
         let tail_before = st.cq_tail;
+        let region = self.region.words();
         for cqe in cqes {
             if space > 0 {
-                self.write_cqe(st.cq_tail, cqe);
+                self.write_cqe(region, st.cq_tail, cqe);
                 st.cq_tail = st.cq_tail.wrapping_add(1);
                 space -= 1;
             } else {
@@ -579,8 +581,9 @@ impl Ring {
             .saturating_sub(st.in_flight + st.deferred.len()) as u32;
         let n = avail.min(max).min(room);
         out.reserve(n as usize);
+        let region = self.region.words();
         for i in 0..n {
-            out.push(self.read_sqe(st.sq_head.wrapping_add(i)));
+            out.push(self.read_sqe(region, st.sq_head.wrapping_add(i)));
         }
         st.sq_head = st.sq_head.wrapping_add(n);
         self.store(self.layout.sq_header + ring_header::HEAD, st.sq_head);

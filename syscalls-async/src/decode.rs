@@ -734,7 +734,9 @@ mod tests {
 
     #[test]
     fn every_field_an_operation_does_not_read_must_be_zero() {
-        let setters: [(u8, fn(&mut Sqe)); 10] = [
+        // (the field's bit in `used_fields`, 0xff for a reserved field; sets it non-zero)
+        type Setter = (u8, fn(&mut Sqe));
+        let setters: [Setter; 10] = [
             (FD, |s| s.fd = 1),
             (OFF, |s| s.off = 1 << 40),
             (ADDR, |s| s.addr = 1 << 33),

@@ -399,27 +399,26 @@ impl Ring {
         self.layout.cq_entries.saturating_sub(used)
     }
 
-    fn push_cqe(&self, st: &mut State, cqe: &Cqe) {
-        self.write_cqe(self.region.words(), st.cq_tail, cqe);
-        st.cq_tail = st.cq_tail.wrapping_add(1);
-        self.store(self.layout.cq_header + ring_header::TAIL, st.cq_tail);
-    }
-
-    /// Moves overflowed completions into the CQ while there is room. Returns true if any
-    /// moved.
+    /// Moves overflowed completions into the CQ while there is room, publishing the CQ
+    /// tail once. Returns true if any moved.
     fn flush_locked(&self, st: &mut State) -> bool {
         if st.overflow.is_empty() {
             return false;
         }
         let mut space = self.cq_space(st);
-        let mut moved = false;
+        let tail_before = st.cq_tail;
+        let region = self.region.words();
         while space > 0 {
             let Some(cqe) = st.overflow.pop_front() else {
                 break;
             };
-            self.push_cqe(st, &cqe);
+            self.write_cqe(region, st.cq_tail, &cqe);
+            st.cq_tail = st.cq_tail.wrapping_add(1);
             space -= 1;
-            moved = true;
+        }
+        let moved = st.cq_tail != tail_before;
+        if moved {
+            self.store(self.layout.cq_header + ring_header::TAIL, st.cq_tail);
         }
         if st.overflow.is_empty() {
             self.set_cq_flag(st, CQ_OVERFLOW, false);

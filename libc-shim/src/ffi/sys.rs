@@ -215,6 +215,17 @@ pub fn pipe() -> Result<(i32, i32), Errno> {
     Ok((fds[0], fds[1]))
 }
 
+/// The executable a command name names: `name` itself if it has a `/`, else `/bin/name`
+/// (the only directory searched; there is no `PATH` yet). The shell and `oncpu` resolve
+/// commands with it.
+pub fn command_path(name: &str) -> alloc::string::String {
+    if name.contains('/') {
+        alloc::string::String::from(name)
+    } else {
+        alloc::format!("/bin/{name}")
+    }
+}
+
 /// Starts `path` in a new process with `argv` and `envp`. `fd_map` lists
 /// `(child_fd, parent_fd)` pairs; empty means the child gets our 0, 1 and 2.
 /// Returns the child's pid.

@@ -234,11 +234,7 @@ impl Shell {
 
     fn spawn(&self, cmd: &Command, input: i32, output: i32) -> Result<i32, i32> {
         let name = cmd.argv[0].as_str();
-        let path = if name.contains('/') {
-            String::from(name)
-        } else {
-            format!("/bin/{name}")
-        };
+        let path = sys::command_path(name);
         let argv: Vec<&str> = cmd.argv.iter().map(String::as_str).collect();
         let flags = if self.is_terminal {
             SPAWN_FOREGROUND

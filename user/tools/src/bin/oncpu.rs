@@ -9,8 +9,6 @@
 
 extern crate alloc;
 
-use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use libc_shim::abi::ring::spawn_on_cpu;
@@ -29,11 +27,7 @@ fn main(args: libc_shim::Args) -> i32 {
         eprintln!("oncpu: not a CPU number: {cpu}\n{USAGE}");
         return 2;
     };
-    let path = if name.contains('/') {
-        String::from(name)
-    } else {
-        format!("/bin/{name}")
-    };
+    let path = sys::command_path(name);
     let argv: Vec<&str> = args.iter().skip(2).collect();
     let envp: Vec<&str> = args
         .env()

@@ -436,7 +436,7 @@ impl Devfs {
             }
             // Truncating a device (`O_TRUNC` on /dev/null) does nothing, as on Linux.
             VnodeOp::Truncate { ino, .. } => self.attr(ino).map(VnodeDone::Node),
-            VnodeOp::SetAttr { ino, set } => self.set_attr(ino, set),
+            VnodeOp::SetAttr { ino, ref set } => self.set_attr(ino, **set),
             VnodeOp::ReadDir { dir, cookie, max } => self.read_dir(dir, cookie, max),
             VnodeOp::ReadLink { ino } => self.node(ino).and(Err(Errno::Inval)),
         }
@@ -707,27 +707,26 @@ async fn serve_block(device: Arc<BlockDevice>, mut request: Request<VnodeMsg>) {
     if let Some(external) = request.msg_mut().external.take() {
         // Zero-copy O_DIRECT on caller memory (the caller's pages stay pinned until the
         // device is done: the pieces in flight hold `external`'s owner).
-        let result = match op {
-            VnodeOp::Read { offset, .. } => {
-                let read = pin!(device.read_external(offset, external));
-                let aborted = pin!(request.aborted());
-                match select(read, aborted).await {
-                    Either::Left((result, _)) => result.map(VnodeDone::Count),
-                    // As below: the device reads are orphaned with their memory.
-                    Either::Right(((), _)) => Err(Errno::Intr),
+        let result =
+            match op {
+                VnodeOp::Read { offset, .. } => {
+                    let read = pin!(device.read_external(offset, *external));
+                    let aborted = pin!(request.aborted());
+                    match select(read, aborted).await {
+                        Either::Left((result, _)) => result.map(VnodeDone::Count),
+                        // As below: the device reads are orphaned with their memory.
+                        Either::Right(((), _)) => Err(Errno::Intr),
+                    }
                 }
-            }
-            VnodeOp::Write { offset, .. } => {
-                device
-                    .write_external(offset, external)
+                VnodeOp::Write { offset, .. } => device
+                    .write_external(offset, *external)
                     .await
                     .map(|count| VnodeDone::Written {
                         count,
                         end: offset + count as u64,
-                    })
-            }
-            _ => Err(Errno::Inval),
-        };
+                    }),
+                _ => Err(Errno::Inval),
+            };
         request.msg_mut().result = Some(result);
         request.reply();
         return;

@@ -24,8 +24,16 @@
 //! segments): a block device then reads into or writes from that memory with no copy
 //! (`crate::blockdev`). The message hands `external` back like `buf`. Only block devices
 //! take it; any other node answers `Inval`.
+//!
+//! One copy on cached filesystems: a filesystem whose data is in memory (tmpfs) says so
+//! with [`Filesystem::takes_caller_memory`](crate::service::Filesystem::takes_caller_memory);
+//! the VFS then gives its `Read` a [`CallerBuf`] in `into` and its `Write` one in `from`
+//! (a process's memory, by user address) and `buf` stays empty: the bytes go between the
+//! file's pages and the caller's memory in one copy, through the kernel's checked copy
+//! routines, with no kernel buffer in between (as Linux's `copy_page_to_iter`). Every other
+//! filesystem gets `buf`, and the VFS does the copy.
 
-use alloc::{boxed::Box, vec::Vec};
+use alloc::{boxed::Box, sync::Arc, vec::Vec};
 
 use abi::{Errno, FileType, Timespec};
 pub use ports::proto::block::{ExternalBuf, PhysSegment};
@@ -104,6 +112,90 @@ impl Attr {
     }
 }
 
+/// Caller memory a filesystem reads into or writes from directly (see the module docs):
+/// the kernel's checked copy routines for one process, so a bad address is an error
+/// (`Fault`), never a crash. Implemented by the kernel's process memory; tests implement
+/// it over a plain buffer.
+pub trait CallerMemory: Send + Sync {
+    /// Copies `dst.len()` bytes from caller address `src`.
+    ///
+    /// # Errors
+    /// `Fault` if any byte of `src..src + dst.len()` is not readable caller memory
+    /// (`dst` may be partly written then).
+    fn copy_from_user(&self, dst: &mut [u8], src: u64) -> Result<(), Errno>;
+
+    /// Copies `src` to caller address `dst`.
+    ///
+    /// # Errors
+    /// `Fault` if any byte of `dst..dst + src.len()` is not writable caller memory
+    /// (earlier bytes may have been written).
+    fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), Errno>;
+}
+
+/// `len` bytes of caller memory at `addr`: where a `Read` puts its bytes (`into`) or where
+/// a `Write` takes them (`from`). Cheap to clone (the memory is shared).
+#[derive(Clone)]
+pub struct CallerBuf {
+    memory: Arc<dyn CallerMemory>,
+    addr: u64,
+    len: usize,
+}
+
+impl CallerBuf {
+    /// `len` bytes at caller address `addr` of `memory`. Nothing is checked here: every
+    /// copy checks the bytes it touches.
+    pub fn new(memory: Arc<dyn CallerMemory>, addr: u64, len: usize) -> CallerBuf {
+        CallerBuf { memory, addr, len }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// `true` if it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `src` to byte `at` of this buffer.
+    ///
+    /// # Errors
+    /// `Fault` if that range runs past the buffer or is not writable caller memory.
+    pub fn write_at(&self, at: usize, src: &[u8]) -> Result<(), Errno> {
+        if at.checked_add(src.len()).is_none_or(|end| end > self.len) {
+            return Err(Errno::Fault);
+        }
+        self.memory.copy_to_user(self.addr + at as u64, src)
+    }
+
+    /// Fills `dst` from byte `at` of this buffer.
+    ///
+    /// # Errors
+    /// `Fault` if that range runs past the buffer or is not readable caller memory.
+    pub fn read_at(&self, at: usize, dst: &mut [u8]) -> Result<(), Errno> {
+        if at.checked_add(dst.len()).is_none_or(|end| end > self.len) {
+            return Err(Errno::Fault);
+        }
+        self.memory.copy_from_user(dst, self.addr + at as u64)
+    }
+}
+
+impl core::fmt::Debug for CallerBuf {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "CallerBuf({:#x}, {})", self.addr, self.len)
+    }
+}
+
+/// The same memory (one `CallerMemory` object) and range.
+impl PartialEq for CallerBuf {
+    fn eq(&self, other: &CallerBuf) -> bool {
+        Arc::ptr_eq(&self.memory, &other.memory) && (self.addr, self.len) == (other.addr, other.len)
+    }
+}
+
+impl Eq for CallerBuf {}
+
 /// How to change one timestamp in `SetAttr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeChange {
@@ -178,31 +270,40 @@ pub enum VnodeOp {
     /// The matching release of an `Open`.
     Close { ino: Ino },
     /// Read up to `len` (at most [`MAX_IO_LEN`]) bytes at `offset` into `buf` (which is
-    /// cleared first). `non_blocking` (`O_NONBLOCK`): answer `Again` rather than wait for
-    /// data that is not there yet (devices only; files never wait). `direct`
-    /// (`O_DIRECT`): bypass caches; a block device then wants offset and length in whole
-    /// sectors (`Inval` otherwise). Filesystems without a cache ignore it.
+    /// cleared first), or straight into `into` (only for a filesystem that
+    /// [takes caller memory](crate::service::Filesystem::takes_caller_memory); `len` is
+    /// then at most `into`'s length, and `buf` stays empty). `non_blocking`
+    /// (`O_NONBLOCK`): answer `Again` rather than wait for data that is not there yet
+    /// (devices only; files never wait). `direct` (`O_DIRECT`): bypass caches; a block
+    /// device then wants offset and length in whole sectors (`Inval` otherwise).
+    /// Filesystems without a cache ignore it.
     Read {
         ino: Ino,
         offset: u64,
         len: usize,
         non_blocking: bool,
         direct: bool,
+        into: Option<CallerBuf>,
     },
-    /// Write `buf` at `offset`, or at the end of the file if `append` (atomically).
-    /// `direct` as for `Read`.
+    /// Write `buf`, or all of `from` (as `into` for `Read`), at `offset`, or at the end of
+    /// the file if `append` (atomically). `direct` as for `Read`. A fault in `from` part
+    /// way is a short write (`Written` with the bytes before it), or `Fault` if there are
+    /// none.
     Write {
         ino: Ino,
         offset: u64,
         append: bool,
         direct: bool,
+        from: Option<CallerBuf>,
     },
     /// Set the size of a regular file.
     Truncate { ino: Ino, size: u64 },
     /// Attributes.
     GetAttr { ino: Ino },
     /// Change attributes (mode, owner, times); the reply has the new attributes.
-    SetAttr { ino: Ino, set: SetAttr },
+    /// (Boxed: it is rare and the largest request, and every message carries the size of
+    /// the largest.)
+    SetAttr { ino: Ino, set: Box<SetAttr> },
     /// Up to `max` entries starting at `cookie` (0 = the beginning, which yields `.` first).
     ReadDir { dir: Ino, cookie: u64, max: usize },
     /// The target of a symbolic link, into `buf`.
@@ -275,8 +376,10 @@ pub struct VnodeMsg {
     pub op: VnodeOp,
     /// The data buffer (see the module table); always handed back.
     pub buf: Vec<u8>,
-    /// Caller memory for a direct `Read`/`Write` instead of `buf` (see the module docs).
-    pub external: Option<ExternalBuf>,
+    /// Caller memory for a direct `Read`/`Write` instead of `buf` (see the module docs;
+    /// boxed: only the rare `O_DIRECT` message to a device without a driver handle takes
+    /// it, and every message carries its size).
+    pub external: Option<Box<ExternalBuf>>,
     /// `None` until served.
     pub result: Option<VnodeResult>,
 }
@@ -295,16 +398,23 @@ impl VnodeMsg {
     /// A direct `Read`/`Write` message on caller memory.
     pub fn with_external(op: VnodeOp, external: ExternalBuf) -> VnodeMsg {
         VnodeMsg {
-            external: Some(external),
+            external: Some(Box::new(external)),
             ..VnodeMsg::new(op)
         }
     }
 
-    /// The bytes a `Write` carries: the external buffer's length, else `buf`'s.
+    /// The bytes a `Write` carries: `from`'s or the external buffer's length, else `buf`'s.
     pub fn data_len(&self) -> usize {
-        self.external
-            .as_ref()
-            .map_or(self.buf.len(), ExternalBuf::len)
+        match (&self.op, &self.external) {
+            (
+                VnodeOp::Write {
+                    from: Some(from), ..
+                },
+                _,
+            ) => from.len(),
+            (_, Some(external)) => external.len(),
+            _ => self.buf.len(),
+        }
     }
 
     /// A message carrying `buf`.

@@ -40,6 +40,13 @@ pub trait Filesystem: Send + Sync + 'static {
     /// Called on the caller's CPU, possibly on several CPUs at once: implementations do
     /// their own (short, spin) locking and never wait.
     fn serve(&self, msg: &mut VnodeMsg);
+
+    /// `true` if this filesystem's data is in memory and its `Read` and `Write` take
+    /// caller memory (`into`, `from`: see `crate::proto`), so the VFS hands it the
+    /// caller's memory instead of copying through `buf`. The default is `false`.
+    fn takes_caller_memory(&self) -> bool {
+        false
+    }
 }
 
 /// The errno an operation gets when its message came back unserved.
@@ -57,6 +64,9 @@ pub fn errno_from_port(error: PortError) -> Errno {
 #[derive(Clone)]
 pub struct FsPort {
     port: Port<VnodeMsg>,
+    /// The filesystem itself when it serves inline: `call` then serves the message where
+    /// it lies, as the function port would, without moving it through the port.
+    inline: Option<Arc<dyn Filesystem>>,
     fs_type: &'static str,
     root: Ino,
 }
@@ -65,12 +75,14 @@ impl FsPort {
     /// A function port that serves every message inline with `fs`.
     pub fn inline(fs: Arc<dyn Filesystem>) -> FsPort {
         let (fs_type, root) = (fs.fs_type(), fs.root());
+        let served = fs.clone();
         let port = Port::function(move |mut msg: VnodeMsg| {
-            fs.serve(&mut msg);
+            served.serve(&mut msg);
             msg
         });
         FsPort {
             port,
+            inline: Some(fs),
             fs_type,
             root,
         }
@@ -81,6 +93,7 @@ impl FsPort {
     pub fn from_port(port: Port<VnodeMsg>, fs_type: &'static str, root: Ino) -> FsPort {
         FsPort {
             port,
+            inline: None,
             fs_type,
             root,
         }
@@ -101,6 +114,14 @@ impl FsPort {
         self.root
     }
 
+    /// `true` if the filesystem takes caller memory in `Read` and `Write`
+    /// ([`Filesystem::takes_caller_memory`]; never for one served by a task).
+    pub fn takes_caller_memory(&self) -> bool {
+        self.inline
+            .as_ref()
+            .is_some_and(|fs| fs.takes_caller_memory())
+    }
+
     /// Puts `msg` and waits for the reply; `Ready` on the first poll when the filesystem
     /// serves inline. A message the port hands back unserved comes back with the
     /// [`errno_from_port`] error as its result.
@@ -112,7 +133,13 @@ impl FsPort {
     /// # Context
     /// A task on any CPU (or any thread, for inline ports); suspends only if the
     /// filesystem queued the message.
-    pub async fn call(&self, msg: VnodeMsg) -> VnodeMsg {
+    pub async fn call(&self, mut msg: VnodeMsg) -> VnodeMsg {
+        if let Some(fs) = &self.inline {
+            // What the function port does, minus moving the message in and out of it
+            // (a message is a few hundred bytes, and each move is a copy).
+            fs.serve(&mut msg);
+            return msg;
+        }
         match self.port.call(msg).await {
             Ok(msg) => msg,
             Err((error, mut msg)) => {

@@ -1021,6 +1021,7 @@ fn zero_copy_direct_io_moves_caller_memory_and_forgets_overlapped_cached_blocks(
                 len: 4096,
                 non_blocking: false,
                 direct: true,
+                into: None,
             };
             port.call(VnodeMsg::with_external(op, ext)).await
         })

@@ -27,7 +27,9 @@ use fs::Vfs;
 use hal::arch::user::{UserContext, UserExit, enter_user};
 use hal::mm::space::{AddressSpace, SharedPages, UserProt};
 use ports::proto::block::{ExternalBuf, PhysSegment};
-use syscalls_async::{BoxFuture, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, UserMemory};
+use syscalls_async::{
+    BoxFuture, CallerMemory, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, UserMemory,
+};
 
 /// Linux's signal numbers for how a process can die here.
 const SIGILL: u32 = 4;
@@ -44,7 +46,7 @@ const MMAP_TOP: u64 = crate::exec::STACK_TOP - crate::exec::STACK_BYTES - 0x1000
 /// A process's user memory, for `syscalls-async` (every bad address is `EFAULT`).
 struct ProcMemory(Arc<AddressSpace>);
 
-impl UserMemory for ProcMemory {
+impl CallerMemory for ProcMemory {
     fn copy_from_user(&self, dst: &mut [u8], src: u64) -> Result<(), Errno> {
         self.0.copy_from_user(dst, src).map_err(|_| Errno::Fault)
     }
@@ -52,7 +54,9 @@ impl UserMemory for ProcMemory {
     fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), Errno> {
         self.0.copy_to_user(dst, src).map_err(|_| Errno::Fault)
     }
+}
 
+impl UserMemory for ProcMemory {
     fn pin(&self, addr: u64, len: usize, device_writes: bool) -> Result<ExternalBuf, Errno> {
         let pin = Arc::new(
             self.0

@@ -14,6 +14,7 @@ use abi::{
     ring::{ProcInfo, SysInfo},
 };
 
+pub use fs::proto::CallerMemory;
 use fs::proto::ExternalBuf;
 
 use crate::process::ProcessInit;
@@ -26,22 +27,12 @@ pub type Pid = i32;
 
 /// One process's user address space, seen from the kernel.
 ///
-/// Both methods are all-or-nothing from the caller's point of view: on `Err`, the bytes
-/// already copied (if any) are unspecified. They never block on anything but a page fault
-/// the kernel resolves itself.
-pub trait UserMemory: Send + Sync {
-    /// Copies `dst.len()` bytes from user address `src`.
-    ///
-    /// # Errors
-    /// `Fault` if any byte of `src..src + dst.len()` is not mapped readable in user mode.
-    fn copy_from_user(&self, dst: &mut [u8], src: u64) -> Result<(), Errno>;
-
-    /// Copies `src` to user address `dst`.
-    ///
-    /// # Errors
-    /// `Fault` if any byte of `dst..dst + src.len()` is not mapped writable in user mode.
-    fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), Errno>;
-
+/// The two copy routines come from [`CallerMemory`] (so that a filesystem can copy
+/// between its pages and a process's memory directly: `fs::proto`). Both are
+/// all-or-nothing from the caller's point of view: on `Err`, the bytes already copied
+/// (if any) are unspecified. They never block on anything but a page fault the kernel
+/// resolves itself.
+pub trait UserMemory: CallerMemory {
     /// Pins `addr..addr + len` for a device (zero-copy `O_DIRECT`) and returns it by its
     /// physical segments; `device_writes` when the device stores into it (a read from
     /// disk), which needs every page writable. The returned buffer's owner keeps the

@@ -19,6 +19,8 @@ mod sync;
 
 pub use decode::{Request, decode};
 pub use files::{Descriptor, Files};
-pub use kernel::{BoxFuture, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, UserMemory};
+pub use kernel::{
+    BoxFuture, CallerMemory, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, UserMemory,
+};
 pub use process::{Cwd, Process, ProcessInit, Trap, TrapWait};
 pub use ring::{EnterStarted, Ring, RingStats};

@@ -28,8 +28,8 @@ use crate::{
     path::check_name,
     platform::Clock,
     proto::{
-        Attr, DirEntry, Ino, MAX_IO_LEN, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp,
-        VnodeResult,
+        Attr, CallerBuf, DirEntry, Ino, MAX_IO_LEN, SetAttr, TimeChange, VnodeDone, VnodeMsg,
+        VnodeOp, VnodeResult,
     },
     service::Filesystem,
 };
@@ -224,17 +224,28 @@ impl Tmpfs {
                 Ok(VnodeDone::Unit)
             }
             VnodeOp::Read {
-                ino, offset, len, ..
-            } => st.read(ino, offset, len.min(MAX_IO_LEN), buf, now),
+                ino,
+                offset,
+                len,
+                ref into,
+                ..
+            } => st.read(ino, offset, len.min(MAX_IO_LEN), into.as_ref(), buf, now),
             VnodeOp::Write {
                 ino,
                 offset,
                 append,
+                ref from,
                 ..
-            } => st.write(ino, offset, append, buf, now),
+            } => {
+                let data = match from {
+                    Some(from) => Source::Caller(from),
+                    None => Source::Bytes(buf),
+                };
+                st.write(ino, offset, append, data, now)
+            }
             VnodeOp::Truncate { ino, size } => st.truncate(ino, size, now),
             VnodeOp::GetAttr { ino } => Ok(VnodeDone::Node(st.node(ino)?.attr(ino))),
-            VnodeOp::SetAttr { ino, set } => st.set_attr(ino, set, now),
+            VnodeOp::SetAttr { ino, ref set } => st.set_attr(ino, **set, now),
             VnodeOp::ReadDir { dir, cookie, max } => st.read_dir(dir, cookie, max, now),
             VnodeOp::ReadLink { ino } => match &st.node(ino)?.data {
                 Data::Symlink(target) => {
@@ -275,7 +286,10 @@ impl Tmpfs {
                         }
                     }
                 }
-                Data::File(f) => pages += f.nr_pages(),
+                Data::File(f) => {
+                    f.debug_check();
+                    pages += f.nr_pages();
+                }
                 Data::Symlink(_) => {}
             }
         }
@@ -312,6 +326,25 @@ impl Filesystem for Tmpfs {
 
     fn serve(&self, msg: &mut VnodeMsg) {
         msg.result = Some(self.serve_op(&msg.op, &mut msg.buf));
+    }
+
+    fn takes_caller_memory(&self) -> bool {
+        true
+    }
+}
+
+/// Where a `Write`'s bytes come from.
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    Caller(&'a CallerBuf),
+}
+
+impl Source<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Source::Bytes(b) => b.len(),
+            Source::Caller(c) => c.len(),
+        }
     }
 }
 
@@ -550,6 +583,7 @@ impl State {
         ino: Ino,
         offset: u64,
         len: usize,
+        into: Option<&CallerBuf>,
         buf: &mut Vec<u8>,
         now: Timespec,
     ) -> VnodeResult {
@@ -566,7 +600,16 @@ impl State {
             return Err(Errno::Inval);
         }
         let n = f.size().saturating_sub(offset).min(len as u64) as usize;
-        f.read_append(offset, n, buf);
+        match into {
+            // Straight from the pages to the caller: one copy.
+            Some(to) => {
+                let n = n.min(to.len());
+                f.read_with(offset, n, |done, bytes| to.write_at(done, bytes))?;
+                node.atime = now;
+                return Ok(VnodeDone::Count(n));
+            }
+            None => f.read_append(offset, n, buf),
+        }
         node.atime = now;
         Ok(VnodeDone::Count(n))
     }
@@ -576,7 +619,7 @@ impl State {
         ino: Ino,
         offset: u64,
         append: bool,
-        data: &[u8],
+        data: Source<'_>,
         now: Timespec,
     ) -> VnodeResult {
         let (used, limit) = (self.bytes_used, self.limit_bytes);
@@ -592,23 +635,41 @@ impl State {
         if offset > MAX_FILE_SIZE || data.len() as u64 > MAX_FILE_SIZE - offset {
             return Err(Errno::FBig);
         }
-        if data.is_empty() {
+        let len = data.len();
+        if len == 0 {
             return Ok(VnodeDone::Written {
                 count: 0,
                 end: offset,
             });
         }
-        let new_bytes = f.pages_needed(offset, data.len()) * PAGE_SIZE as u64;
+        let new_bytes = f.pages_needed(offset, len) * PAGE_SIZE as u64;
         if new_bytes > limit.saturating_sub(used) {
             return Err(Errno::NoSpc);
         }
-        f.write(offset, data);
+        let pages = f.nr_pages();
+        let (count, result) = match data {
+            Source::Bytes(data) => {
+                f.write(offset, data);
+                (len, Ok(()))
+            }
+            // Straight from the caller to the pages: one copy. A fault part way is a
+            // short write.
+            Source::Caller(from) => f.write_with(offset, len, |done, to| from.read_at(done, to)),
+        };
+        let added = (f.nr_pages() - pages) * PAGE_SIZE as u64;
+        if count == 0 {
+            // Nothing written (a fault at once): no page was kept either.
+            return result.map(|()| VnodeDone::Written {
+                count: 0,
+                end: offset,
+            });
+        }
         node.mtime = now;
         node.ctime = now;
-        self.bytes_used += new_bytes;
+        self.bytes_used += added;
         Ok(VnodeDone::Written {
-            count: data.len(),
-            end: offset + data.len() as u64,
+            count,
+            end: offset + count as u64,
         })
     }
 

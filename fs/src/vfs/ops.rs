@@ -8,7 +8,7 @@
 //! Permission checks are not done yet (every caller is root); they belong here when
 //! processes get credentials.
 
-use alloc::{sync::Arc, vec::Vec};
+use alloc::{boxed::Box, sync::Arc, vec::Vec};
 
 use abi::{DirentType, Errno, FileType, OpenFlags, Stat, Whence, dirent::encode_dirent};
 
@@ -20,7 +20,9 @@ use crate::{
     blockdev::DeviceRef,
     file::OpenFile,
     path::PATH_MAX,
-    proto::{Attr, DirEntry, ExternalBuf, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp},
+    proto::{
+        Attr, CallerBuf, DirEntry, ExternalBuf, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp,
+    },
 };
 
 /// Entries asked for per `ReadDir` message by [`Vfs::getdents`].
@@ -40,6 +42,28 @@ pub struct Utimes {
 const CREATION_FLAGS: OpenFlags = OpenFlags::CREATE
     .union(OpenFlags::EXCLUSIVE)
     .union(OpenFlags::TRUNCATE);
+
+/// `BadF` unless `file` is open for reading, `IsDir` on a directory.
+fn check_readable(file: &OpenFile) -> Result<(), Errno> {
+    if !file.flags().is_readable() || file.flags().contains(OpenFlags::PATH) {
+        return Err(Errno::BadF);
+    }
+    if file.kind() == FileType::Directory {
+        return Err(Errno::IsDir);
+    }
+    Ok(())
+}
+
+/// `BadF` unless `file` is open for writing, `IsDir` on a directory.
+fn check_writable(file: &OpenFile) -> Result<(), Errno> {
+    if !file.flags().is_writable() || file.flags().contains(OpenFlags::PATH) {
+        return Err(Errno::BadF);
+    }
+    if file.kind() == FileType::Directory {
+        return Err(Errno::IsDir);
+    }
+    Ok(())
+}
 
 fn expect_node(reply: Result<VnodeDone, Errno>) -> Result<Attr, Errno> {
     match reply? {
@@ -243,15 +267,24 @@ impl Vfs {
         len: usize,
         offset: u64,
     ) -> (Result<usize, Errno>, Vec<u8>) {
-        if !file.flags().is_readable() || file.flags().contains(OpenFlags::PATH) {
-            return (Err(Errno::BadF), buf);
-        }
-        if file.kind() == FileType::Directory {
-            return (Err(Errno::IsDir), buf);
+        if let Err(e) = check_readable(file) {
+            return (Err(e), buf);
         }
         if offset > i64::MAX as u64 {
             return (Err(Errno::Inval), buf);
         }
+        self.read_msg(file, buf, len, offset, None).await
+    }
+
+    /// The `Read` message of `pread` and `read_to`, after their checks.
+    async fn read_msg(
+        &self,
+        file: &OpenFile,
+        buf: Vec<u8>,
+        len: usize,
+        offset: u64,
+        into: Option<CallerBuf>,
+    ) -> (Result<usize, Errno>, Vec<u8>) {
         let v = file.vnode();
         let mut msg = v
             .port()
@@ -262,6 +295,7 @@ impl Vfs {
                     len,
                     non_blocking: file.flags().contains(OpenFlags::NON_BLOCK),
                     direct: file.flags().contains(OpenFlags::DIRECT),
+                    into,
                 },
                 buf,
             ))
@@ -274,6 +308,96 @@ impl Vfs {
         (result, msg.buf)
     }
 
+    /// `read` (`at` is `None`: at the file's offset, which advances) or `pread` (at
+    /// `at`) into caller memory `to`, for as many bytes as `to` has: what the read system
+    /// call does. A filesystem that [takes caller memory] (tmpfs) copies from its pages
+    /// straight to `to`; from any other, the bytes come back in a buffer and are copied
+    /// to `to` here. Returns the bytes read.
+    ///
+    /// # Errors
+    /// As `read` and `pread`, plus `Fault` if `to` is not writable (the offset does not
+    /// move then).
+    ///
+    /// [takes caller memory]: crate::service::Filesystem::takes_caller_memory
+    pub async fn read_to(
+        &self,
+        file: &OpenFile,
+        to: CallerBuf,
+        at: Option<u64>,
+    ) -> Result<usize, Errno> {
+        check_readable(file)?;
+        let _position = match at {
+            None => Some(file.lock_position().await),
+            Some(_) => None,
+        };
+        let offset = at.unwrap_or_else(|| file.offset());
+        if offset > i64::MAX as u64 {
+            return Err(Errno::Inval);
+        }
+        let len = to.len();
+        let n = if file.vnode().port().takes_caller_memory() {
+            self.read_msg(file, Vec::new(), len, offset, Some(to))
+                .await
+                .0?
+        } else {
+            let (n, buf) = self.read_msg(file, Vec::new(), len, offset, None).await;
+            let n = n?.min(buf.len());
+            to.write_at(0, &buf[..n])?;
+            n
+        };
+        if at.is_none() {
+            file.set_offset(offset + n as u64);
+        }
+        Ok(n)
+    }
+
+    /// `write` (`at` is `None`: at the file's offset, which advances) or `pwrite` (at
+    /// `at`) of all of caller memory `from`: what the write system call does. A
+    /// filesystem that [takes caller memory] (tmpfs) copies from `from` straight into
+    /// its pages (a fault part way is a short write); for any other, `from` is copied
+    /// into a buffer here first. Returns the bytes written.
+    ///
+    /// # Errors
+    /// As `write` and `pwrite`, plus `Fault` if `from` is not readable and nothing was
+    /// written; `NoMem` if the buffer for another filesystem cannot be had.
+    ///
+    /// [takes caller memory]: crate::service::Filesystem::takes_caller_memory
+    pub async fn write_from(
+        &self,
+        file: &OpenFile,
+        from: CallerBuf,
+        at: Option<u64>,
+    ) -> Result<usize, Errno> {
+        check_writable(file)?;
+        let _position = match at {
+            None => Some(file.lock_position().await),
+            Some(_) => None,
+        };
+        let offset = match at {
+            Some(offset) if offset > i64::MAX as u64 => return Err(Errno::Inval),
+            Some(offset) => offset,
+            None => file.offset(),
+        };
+        // `write` appends with `APPEND`; so does `pwrite`, as on Linux.
+        let append = file.flags().contains(OpenFlags::APPEND);
+        let (count, end) = if file.vnode().port().takes_caller_memory() {
+            self.write_msg(file, Vec::new(), Some(from), offset, append)
+                .await
+                .0?
+        } else {
+            let mut data = Vec::new();
+            data.try_reserve_exact(from.len())
+                .map_err(|_| Errno::NoMem)?;
+            data.resize(from.len(), 0);
+            from.read_at(0, &mut data)?;
+            self.write_msg(file, data, None, offset, append).await.0?
+        };
+        if at.is_none() {
+            file.set_offset(end);
+        }
+        Ok(count)
+    }
+
     /// `write`: writes `data` at the file's offset (at the end with `APPEND`), advances the
     /// offset, and hands `data` back.
     ///
@@ -282,7 +406,9 @@ impl Vfs {
     pub async fn write(&self, file: &OpenFile, data: Vec<u8>) -> (Result<usize, Errno>, Vec<u8>) {
         let _position = file.lock_position().await;
         let append = file.flags().contains(OpenFlags::APPEND);
-        let (result, data) = self.write_at(file, data, file.offset(), append).await;
+        let (result, data) = self
+            .write_msg(file, data, None, file.offset(), append)
+            .await;
         match result {
             Ok((n, end)) => {
                 file.set_offset(end);
@@ -307,22 +433,22 @@ impl Vfs {
             return (Err(Errno::Inval), data);
         }
         let append = file.flags().contains(OpenFlags::APPEND);
-        let (result, data) = self.write_at(file, data, offset, append).await;
+        let (result, data) = self.write_msg(file, data, None, offset, append).await;
         (result.map(|(n, _)| n), data)
     }
 
-    async fn write_at(
+    /// The `Write` message of `write`, `pwrite` and `write_from`, with the checks they
+    /// share: `data` or `from` at `offset` (at the end if `append`).
+    async fn write_msg(
         &self,
         file: &OpenFile,
         data: Vec<u8>,
+        from: Option<CallerBuf>,
         offset: u64,
         append: bool,
     ) -> (Result<(usize, u64), Errno>, Vec<u8>) {
-        if !file.flags().is_writable() || file.flags().contains(OpenFlags::PATH) {
-            return (Err(Errno::BadF), data);
-        }
-        if file.kind() == FileType::Directory {
-            return (Err(Errno::IsDir), data);
+        if let Err(e) = check_writable(file) {
+            return (Err(e), data);
         }
         let v = file.vnode();
         let mut msg = v
@@ -333,6 +459,7 @@ impl Vfs {
                     offset,
                     append,
                     direct: file.flags().contains(OpenFlags::DIRECT),
+                    from,
                 },
                 data,
             ))
@@ -430,6 +557,7 @@ impl Vfs {
                 offset,
                 append: false,
                 direct: true,
+                from: None,
             }
         } else {
             VnodeOp::Read {
@@ -438,6 +566,7 @@ impl Vfs {
                 len: buf.len(),
                 non_blocking: flags.contains(OpenFlags::NON_BLOCK),
                 direct: true,
+                into: None,
             }
         };
         let mut msg = file
@@ -637,7 +766,10 @@ impl Vfs {
     pub async fn setattr(&self, v: &Vnode, set: SetAttr) -> Result<Attr, Errno> {
         expect_node(
             v.port()
-                .call_op(VnodeOp::SetAttr { ino: v.ino(), set })
+                .call_op(VnodeOp::SetAttr {
+                    ino: v.ino(),
+                    set: Box::new(set),
+                })
                 .await,
         )
     }

@@ -9,7 +9,7 @@ use abi::{
     Errno, OpenFlags, Stat, Whence,
     stat::{S_IFIFO, S_IFSOCK},
 };
-use fs::Vnode;
+use fs::{Vnode, proto::CallerBuf};
 
 use super::{copy_in, copy_out};
 use crate::{
@@ -66,14 +66,9 @@ pub(crate) async fn read(
                 .map(|n| n as i64);
         }
         Descriptor::File(f) => {
-            let (r, data) = match at {
-                None => proc.vfs.read(&f, Vec::new(), buf.len).await,
-                Some(off) => proc.vfs.pread(&f, Vec::new(), buf.len, off).await,
-            };
-            let n = r?;
-            let mut data = data;
-            data.truncate(n);
-            data
+            // The filesystem copies straight to the user's memory where it can (tmpfs).
+            let to = CallerBuf::new(proc.memory.clone(), buf.addr, buf.len);
+            return proc.vfs.read_to(&f, to, at).await.map(|n| n as i64);
         }
         Descriptor::PipeRead(p) if at.is_none() => p.read(buf.len).await?,
         Descriptor::PipeRead(_) => return Err(Errno::SPipe),
@@ -99,13 +94,10 @@ pub(crate) async fn write(
                 .await
                 .map(|n| n as i64)
         }
-        (Descriptor::File(f), None) => {
-            let data = copy_in(&*proc.memory, buf)?;
-            proc.vfs.write(&f, data).await.0.map(|n| n as i64)
-        }
-        (Descriptor::File(f), Some(off)) => {
-            let data = copy_in(&*proc.memory, buf)?;
-            proc.vfs.pwrite(&f, data, off).await.0.map(|n| n as i64)
+        (Descriptor::File(f), at) => {
+            // The filesystem copies straight from the user's memory where it can (tmpfs).
+            let from = CallerBuf::new(proc.memory.clone(), buf.addr, buf.len);
+            proc.vfs.write_from(&f, from, at).await.map(|n| n as i64)
         }
         (Descriptor::PipeWrite(p), None) => {
             let data = copy_in(&*proc.memory, buf)?;

@@ -24,7 +24,8 @@ use fs::{
     tmpfs::Tmpfs,
 };
 use syscalls_async::{
-    BoxFuture, ClockId, Kernel, Pid, Process, ProcessInit, SharedRegion, SpawnRequest, UserMemory,
+    BoxFuture, CallerMemory, ClockId, Kernel, Pid, Process, ProcessInit, SharedRegion,
+    SpawnRequest, UserMemory,
 };
 
 // ------------------------------------------------------------------ user memory
@@ -93,7 +94,7 @@ impl FakeMemory {
     }
 }
 
-impl UserMemory for FakeMemory {
+impl CallerMemory for FakeMemory {
     fn copy_from_user(&self, dst: &mut [u8], src: u64) -> Result<(), Errno> {
         let at = self.range(src, dst.len())?;
         dst.copy_from_slice(&self.bytes.lock().unwrap()[at..at + dst.len()]);
@@ -105,7 +106,9 @@ impl UserMemory for FakeMemory {
         self.bytes.lock().unwrap()[at..at + src.len()].copy_from_slice(src);
         Ok(())
     }
+}
 
+impl UserMemory for FakeMemory {
     /// "Physical" addresses are user addresses here, one segment per 4 KiB page; the
     /// owner counts live pins in `pins`.
     fn pin(&self, addr: u64, len: usize, _device_writes: bool) -> Result<ExternalBuf, Errno> {

@@ -134,24 +134,41 @@ impl FsPort {
     /// A task on any CPU (or any thread, for inline ports); suspends only if the
     /// filesystem queued the message.
     pub async fn call(&self, mut msg: VnodeMsg) -> VnodeMsg {
+        self.call_in_place(&mut msg).await;
+        msg
+    }
+
+    /// `call` on a message that stays where it is: the reply replaces it. An inline
+    /// filesystem serves it right there, as the function port would, but without moving
+    /// it into the port and back (a message is a couple of hundred bytes, and each move
+    /// is a copy); a port that queues it takes it and puts the reply back.
+    ///
+    /// # Cancel safety
+    /// As [`FsPort::call`]; if the future is dropped while the message is queued, `msg`
+    /// is left holding an unserved placeholder.
+    ///
+    /// # Context
+    /// As [`FsPort::call`].
+    pub async fn call_in_place(&self, msg: &mut VnodeMsg) {
         if let Some(fs) = &self.inline {
-            // What the function port does, minus moving the message in and out of it
-            // (a message is a few hundred bytes, and each move is a copy).
-            fs.serve(&mut msg);
-            return msg;
+            fs.serve(msg);
+            return;
         }
-        match self.port.call(msg).await {
+        let queued = core::mem::replace(msg, VnodeMsg::new(VnodeOp::Fsync { ino: 0 }));
+        *msg = match self.port.call(queued).await {
             Ok(msg) => msg,
             Err((error, mut msg)) => {
                 msg.result = Some(Err(errno_from_port(error)));
                 msg
             }
-        }
+        };
     }
 
     /// `call` for an operation without a data buffer, returning just the result.
     pub async fn call_op(&self, op: VnodeOp) -> VnodeResult {
-        self.call(VnodeMsg::new(op)).await.take_result()
+        let mut msg = VnodeMsg::new(op);
+        self.call_in_place(&mut msg).await;
+        msg.take_result()
     }
 
     /// Fire and forget (used to release an open file from `Drop`, where nobody can wait):

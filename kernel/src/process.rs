@@ -679,9 +679,15 @@ fn user_prot(prot: u32) -> UserProt {
 }
 
 /// Polls `work` and the kill signal together: `Err(signal)` if the process
-/// was killed first (the work is dropped, which cancels it).
-async fn unless_killed<T>(proc: &Proc, work: impl Future<Output = T>) -> Result<T, u32> {
-    let mut work = core::pin::pin!(work);
+/// was killed first (the caller then drops the work, which cancels it).
+///
+/// `work` comes pinned where the caller made it: an operation's future is
+/// a kilobyte or two, and taking it by value would copy all of it on every
+/// trap that waits.
+async fn unless_killed<T>(
+    proc: &Proc,
+    mut work: Pin<&mut impl Future<Output = T>>,
+) -> Result<T, u32> {
     let mut kill = core::pin::pin!(proc.kill_signal());
     core::future::poll_fn(move |cx: &mut Context<'_>| {
         if let Poll::Ready(v) = work.as_mut().poll(cx) {
@@ -741,7 +747,8 @@ async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<U
                     syscalls_async::Trap::Wait(wait) => wait,
                 };
                 let is_exit = sqe.opcode == Opcode::Exit as u8;
-                match unless_killed(&proc, proc.sys().finish(wait)).await {
+                let work = core::pin::pin!(proc.sys().finish(wait));
+                match unless_killed(&proc, work).await {
                     Ok(result) if is_exit && result >= 0 => {
                         // `perform` tore the process down and reported the exit.
                         hal::mm::space::deactivate();

@@ -286,20 +286,18 @@ impl Vfs {
         into: Option<CallerBuf>,
     ) -> (Result<usize, Errno>, Vec<u8>) {
         let v = file.vnode();
-        let mut msg = v
-            .port()
-            .call(VnodeMsg::with_buf(
-                VnodeOp::Read {
-                    ino: v.ino(),
-                    offset,
-                    len,
-                    non_blocking: file.flags().contains(OpenFlags::NON_BLOCK),
-                    direct: file.flags().contains(OpenFlags::DIRECT),
-                    into,
-                },
-                buf,
-            ))
-            .await;
+        let mut msg = VnodeMsg::with_buf(
+            VnodeOp::Read {
+                ino: v.ino(),
+                offset,
+                len,
+                non_blocking: file.flags().contains(OpenFlags::NON_BLOCK),
+                direct: file.flags().contains(OpenFlags::DIRECT),
+                into,
+            },
+            buf,
+        );
+        v.port().call_in_place(&mut msg).await;
         let result = match msg.take_result() {
             Ok(VnodeDone::Count(n)) => Ok(n),
             Ok(_) => Err(Errno::Io),
@@ -451,19 +449,17 @@ impl Vfs {
             return (Err(e), data);
         }
         let v = file.vnode();
-        let mut msg = v
-            .port()
-            .call(VnodeMsg::with_buf(
-                VnodeOp::Write {
-                    ino: v.ino(),
-                    offset,
-                    append,
-                    direct: file.flags().contains(OpenFlags::DIRECT),
-                    from,
-                },
-                data,
-            ))
-            .await;
+        let mut msg = VnodeMsg::with_buf(
+            VnodeOp::Write {
+                ino: v.ino(),
+                offset,
+                append,
+                direct: file.flags().contains(OpenFlags::DIRECT),
+                from,
+            },
+            data,
+        );
+        v.port().call_in_place(&mut msg).await;
         let result = match msg.take_result() {
             Ok(VnodeDone::Written { count, end }) => Ok((count, end)),
             Ok(_) => Err(Errno::Io),

@@ -56,8 +56,11 @@ impl FileData {
         }
         let first = offset / PAGE_SIZE as u64;
         let last = (offset + len as u64 - 1) / PAGE_SIZE as u64;
-        let present = self.pages.range(first..=last).count() as u64;
-        (last - first + 1) - present
+        // One look-up per page: cheaper than a range walk for the usual write of a page
+        // or two, and no worse for a long one (which then copies every page anyway).
+        (first..=last)
+            .filter(|index| !self.pages.contains_key(index))
+            .count() as u64
     }
 
     /// Copies up to `out.len()` bytes from `offset` (already clipped to `size` by the caller).

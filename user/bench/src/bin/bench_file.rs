@@ -51,9 +51,12 @@ fn main(args: libc_shim::Args) -> i32 {
     let big = format!("{dir}/big");
     let buf = alloc::vec![0x5au8; CHUNK];
     let mut rbuf = alloc::vec![0u8; CHUNK];
-    // `bench_file DIR pread N`: N 4 KiB preads over a 64 KiB file and nothing else
-    // worth counting (for bench/tcg-profile's per-operation counts).
-    if let (Some("pread"), Some(n)) = (args.get(2), args.get(3).and_then(|n| n.parse().ok())) {
+    // `bench_file DIR MODE N`: N operations of one kind and nothing else worth counting
+    // (for bench/tcg-profile's per-operation counts). MODE: `pread` (4 KiB over a 64 KiB
+    // file), `pwrite` (the same, writing), `stat`, `open` (open+close).
+    if let (Some(mode @ ("pread" | "pwrite" | "stat" | "open")), Some(n)) =
+        (args.get(2), args.get(3).and_then(|n| n.parse().ok()))
+    {
         let path = format!("{dir}/pread");
         let Ok(fd) = sys::open(
             &path,
@@ -68,7 +71,15 @@ fn main(args: libc_shim::Args) -> i32 {
             let _ = sys::write(fd, &buf);
         }
         for i in 0..n {
-            let _ = sys::pread(fd, &mut rbuf, (i % 16) * CHUNK as u64);
+            let at = (i % 16) * CHUNK as u64;
+            let _ = match mode {
+                "pread" => sys::pread(fd, &mut rbuf, at),
+                "pwrite" => sys::pwrite(fd, &buf, at),
+                "stat" => sys::stat(&path).map(|_| 0),
+                _ => sys::open(&path, OpenFlags::READ_ONLY, 0)
+                    .and_then(sys::close)
+                    .map(|_| 0),
+            };
         }
         let _ = sys::close(fd);
         let _ = sys::unlink(&path);

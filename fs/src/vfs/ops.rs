@@ -43,20 +43,16 @@ const CREATION_FLAGS: OpenFlags = OpenFlags::CREATE
     .union(OpenFlags::EXCLUSIVE)
     .union(OpenFlags::TRUNCATE);
 
-/// `BadF` unless `file` is open for reading, `IsDir` on a directory.
-fn check_readable(file: &OpenFile) -> Result<(), Errno> {
-    if !file.flags().is_readable() || file.flags().contains(OpenFlags::PATH) {
-        return Err(Errno::BadF);
-    }
-    if file.kind() == FileType::Directory {
-        return Err(Errno::IsDir);
-    }
-    Ok(())
-}
-
-/// `BadF` unless `file` is open for writing, `IsDir` on a directory.
-fn check_writable(file: &OpenFile) -> Result<(), Errno> {
-    if !file.flags().is_writable() || file.flags().contains(OpenFlags::PATH) {
+/// `BadF` unless `file` is open for writing (`write`) or reading, `IsDir` on a
+/// directory.
+fn check_open_for(file: &OpenFile, write: bool) -> Result<(), Errno> {
+    let flags = file.flags();
+    let allowed = if write {
+        flags.is_writable()
+    } else {
+        flags.is_readable()
+    };
+    if !allowed || flags.contains(OpenFlags::PATH) {
         return Err(Errno::BadF);
     }
     if file.kind() == FileType::Directory {
@@ -267,7 +263,7 @@ impl Vfs {
         len: usize,
         offset: u64,
     ) -> (Result<usize, Errno>, Vec<u8>) {
-        if let Err(e) = check_readable(file) {
+        if let Err(e) = check_open_for(file, false) {
             return (Err(e), buf);
         }
         if offset > i64::MAX as u64 {
@@ -323,7 +319,7 @@ impl Vfs {
         to: CallerBuf,
         at: Option<u64>,
     ) -> Result<usize, Errno> {
-        check_readable(file)?;
+        check_open_for(file, false)?;
         let _position = match at {
             None => Some(file.lock_position().await),
             Some(_) => None,
@@ -366,7 +362,7 @@ impl Vfs {
         from: CallerBuf,
         at: Option<u64>,
     ) -> Result<usize, Errno> {
-        check_writable(file)?;
+        check_open_for(file, true)?;
         let _position = match at {
             None => Some(file.lock_position().await),
             Some(_) => None,
@@ -445,7 +441,7 @@ impl Vfs {
         offset: u64,
         append: bool,
     ) -> (Result<(usize, u64), Errno>, Vec<u8>) {
-        if let Err(e) = check_writable(file) {
+        if let Err(e) = check_open_for(file, true) {
             return (Err(e), data);
         }
         let v = file.vnode();

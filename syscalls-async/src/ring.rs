@@ -656,16 +656,25 @@ impl Ring {
 
     /// Pops the first deferred chain if it may start now, counting it in flight.
     fn take_startable(st: &mut State) -> Option<Chain> {
-        let front = st.deferred.front()?;
-        if st.draining || (front.drain && st.in_flight > 0) {
+        if !Self::may_start(st, st.deferred.front()?) {
             return None;
         }
         let c = st.deferred.pop_front()?;
+        Self::mark_started(st, &c);
+        Some(c)
+    }
+
+    /// True when `chain`, first in line, may start now.
+    fn may_start(st: &State, chain: &Chain) -> bool {
+        !st.draining && !(chain.drain && st.in_flight > 0)
+    }
+
+    /// Counts `chain` as started.
+    fn mark_started(st: &mut State, chain: &Chain) {
         st.in_flight += 1;
-        if c.drain {
+        if chain.drain {
             st.draining = true;
         }
-        Some(c)
     }
 
     /// Launches the deferred chains that may start now, in order (each taken under the
@@ -824,8 +833,15 @@ impl Ring {
                         lt.slot = Self::register(&mut st, lt.user_data, &lt.token);
                     }
                 }
-                st.deferred.push_back(chain);
-                Self::take_startable(&mut st)
+                if st.deferred.is_empty() && Self::may_start(&st, &chain) {
+                    // What pushing it and taking it back would do, without moving the
+                    // chain in and out of the queue.
+                    Self::mark_started(&mut st, &chain);
+                    Some(chain)
+                } else {
+                    st.deferred.push_back(chain);
+                    Self::take_startable(&mut st)
+                }
             };
             inline_ok = self.launch_startable(first, true);
         });

@@ -12,7 +12,7 @@
 //! |---|---|---|---|
 //! | `Lookup`, `Create`, `Mkdir`, `Link`, `Open`, `GetAttr`, `SetAttr` | unused | unchanged | `Node(Attr)` |
 //! | `Symlink` | link target | unchanged | `Node(Attr)` |
-//! | `Read` | any capacity | the bytes read | `Count(n)` |
+//! | `Read` | any capacity | the bytes read (none with `into`) | `Count(n)` |
 //! | `ReadLink` | any capacity | the target | `Count(n)` |
 //! | `Write` | the data | unchanged | `Written { count, end }` |
 //! | `ReadDir` | unused | unchanged | `Entries { .. }` |
@@ -132,6 +132,20 @@ pub trait CallerMemory: Send + Sync {
     fn copy_to_user(&self, dst: u64, src: &[u8]) -> Result<(), Errno>;
 }
 
+/// Copies `len` bytes of caller memory at `addr` into a new `Vec`.
+///
+/// # Errors
+/// `NoMem` if the allocation fails; `Fault` from the copy.
+pub fn copy_in(memory: &dyn CallerMemory, addr: u64, len: usize) -> Result<Vec<u8>, Errno> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Errno::NoMem)?;
+    v.resize(len, 0);
+    if len > 0 {
+        memory.copy_from_user(&mut v, addr)?;
+    }
+    Ok(v)
+}
+
 /// `len` bytes of caller memory at `addr`: where a `Read` puts its bytes (`into`) or where
 /// a `Write` takes them (`from`). Cheap to clone (the memory is shared).
 #[derive(Clone)]
@@ -167,6 +181,14 @@ impl CallerBuf {
             return Err(Errno::Fault);
         }
         self.memory.copy_to_user(self.addr + at as u64, src)
+    }
+
+    /// All of this buffer, copied into a new `Vec`.
+    ///
+    /// # Errors
+    /// `NoMem` if the allocation fails; `Fault` from the copy.
+    pub fn to_vec(&self) -> Result<Vec<u8>, Errno> {
+        copy_in(&*self.memory, self.addr, self.len)
     }
 
     /// Fills `dst` from byte `at` of this buffer.

@@ -666,7 +666,7 @@ impl Ring {
 
     /// True when `chain`, first in line, may start now.
     fn may_start(st: &State, chain: &Chain) -> bool {
-        !st.draining && !(chain.drain && st.in_flight > 0)
+        !st.draining && (!chain.drain || st.in_flight == 0)
     }
 
     /// Counts `chain` as started.

@@ -600,16 +600,18 @@ impl State {
             return Err(Errno::Inval);
         }
         let n = f.size().saturating_sub(offset).min(len as u64) as usize;
-        match into {
+        let n = match into {
             // Straight from the pages to the caller: one copy.
             Some(to) => {
                 let n = n.min(to.len());
                 f.read_with(offset, n, |done, bytes| to.write_at(done, bytes))?;
-                node.atime = now;
-                return Ok(VnodeDone::Count(n));
+                n
             }
-            None => f.read_append(offset, n, buf),
-        }
+            None => {
+                f.read_append(offset, n, buf);
+                n
+            }
+        };
         node.atime = now;
         Ok(VnodeDone::Count(n))
     }

@@ -379,11 +379,7 @@ impl Vfs {
                 .await
                 .0?
         } else {
-            let mut data = Vec::new();
-            data.try_reserve_exact(from.len())
-                .map_err(|_| Errno::NoMem)?;
-            data.resize(from.len(), 0);
-            from.read_at(0, &mut data)?;
+            let data = from.to_vec()?;
             self.write_msg(file, data, None, offset, append).await.0?
         };
         if at.is_none() {

@@ -152,13 +152,7 @@ pub(crate) fn run_sync(proc: &Arc<Process>, request: Request) -> Option<Result<i
 /// # Errors
 /// `NoMem` if the allocation fails; `Fault` from the copy.
 pub(crate) fn copy_in(memory: &dyn UserMemory, buf: UserBuf) -> Result<Vec<u8>, Errno> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(buf.len).map_err(|_| Errno::NoMem)?;
-    v.resize(buf.len, 0);
-    if buf.len > 0 {
-        memory.copy_from_user(&mut v, buf.addr)?;
-    }
-    Ok(v)
+    fs::proto::copy_in(memory, buf.addr, buf.len)
 }
 
 /// Copies `data` (at most `buf.len` bytes of it) out to a user buffer.

@@ -770,7 +770,10 @@ impl Ring {
                     done.post(self);
                     inline_ok = self.start_chains(&sqes[from..i]);
                 }
-                if inline_ok && let Some(res) = Self::run_inline(proc, sqe) {
+                if inline_ok
+                    && !ops::always_waits(sqe.opcode)
+                    && let Some(res) = Self::run_inline(proc, sqe)
+                {
                     if !(flags.contains(SqeFlags::SKIP_SUCCESS) && res >= 0) {
                         log::debug!(target: "syscall", "op={} res={res} inline", sqe.user_data);
                         done.push(

@@ -53,8 +53,8 @@ impl RequestHeader {
     /// 0xff (so a device that never writes it is caught).
     pub fn write_to(&self, headers: &impl DmaRegion, slot: usize) {
         let at = slot * HEADER_SLOT_BYTES;
-        headers.write_u32(at, self.kind);
-        headers.write_u32(at + 4, 0);
+        // `type` and the reserved word in one little-endian store.
+        headers.write_u64(at, u64::from(self.kind));
         headers.write_u64(at + 8, self.sector);
         headers.write_u16(at + 16, 0x00ff);
     }

@@ -395,12 +395,14 @@ impl<R: DmaRegion> SplitQueue<R> {
             if !is_last {
                 flags |= VIRTQ_DESC_F_NEXT;
             }
+            // `len` (u32), `flags` and `next` (u16 each) in one little-endian store.
             let offset = self.layout.descriptor(index);
+            let next_field = if is_last { 0 } else { next };
             self.region.write_u64(offset, segment.addr);
-            self.region.write_u32(offset + 8, segment.len);
-            self.region.write_u16(offset + 12, flags);
-            self.region
-                .write_u16(offset + 14, if is_last { 0 } else { next });
+            self.region.write_u64(
+                offset + 8,
+                u64::from(segment.len) | u64::from(flags) << 32 | u64::from(next_field) << 48,
+            );
             if is_last {
                 self.free_head = next;
             } else {

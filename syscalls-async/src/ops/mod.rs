@@ -17,6 +17,7 @@ pub(crate) use time::deadline_ns;
 use alloc::{sync::Arc, vec::Vec};
 
 use abi::Errno;
+use abi::ring::Opcode;
 
 use crate::{
     decode::{Request, UserBuf},
@@ -94,6 +95,38 @@ pub(crate) async fn run(proc: &Arc<Process>, request: Request) -> Result<i64, Er
             None => Err(Errno::NoSys),
         },
     }
+}
+
+/// `true` for the opcodes [`run_sync`] never takes (they always need [`run`]'s future),
+/// judged on the opcode byte alone, so the ring's inline attempt can pass them over
+/// without decoding an entry the general path then decodes again. Only a shortcut: an
+/// opcode missing here is decoded twice, one listed wrongly still runs (through `run`).
+pub(crate) fn always_waits(opcode: u8) -> bool {
+    use Opcode as O;
+    matches!(
+        Opcode::from_u8(opcode),
+        Some(
+            O::Read
+                | O::Write
+                | O::Pread
+                | O::Pwrite
+                | O::Openat
+                | O::Fstat
+                | O::Statat
+                | O::Getdents
+                | O::Mkdirat
+                | O::Unlinkat
+                | O::Renameat
+                | O::Lseek
+                | O::Spawn
+                | O::Wait
+                | O::Sleep
+                | O::Timeout
+                | O::PortCall
+                | O::PortReceive
+                | O::Chdir
+        )
+    )
 }
 
 /// Performs `request` at once if it is one of the operations that never wait (`Nop`,

@@ -120,6 +120,13 @@ pub const fn class_of(layout: Layout) -> Option<usize> {
     Some(class)
 }
 
+/// `true` when `layout` has no class (`class_of` is `None`): the test a free
+/// needs, without the class look-up (a slab object's class is in its header).
+#[inline]
+pub const fn is_large(layout: Layout) -> bool {
+    layout.size() > MAX_CLASS_SIZE || layout.align() > MAX_CLASS_ALIGN
+}
+
 /// Offset of the first object of `class` in its slab: just past the header,
 /// rounded up to the class alignment.
 pub const fn first_offset(class: usize, header_bytes: usize) -> usize {

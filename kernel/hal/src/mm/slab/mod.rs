@@ -70,7 +70,7 @@ pub use class::{
 pub use slab::MAX_EMPTY_SLABS;
 pub use stats::{ClassStats, LargeStats, Stats};
 
-use class::{class_align, large_pages};
+use class::{class_align, is_large, large_pages};
 use remote::RemoteList;
 use slab::ClassCache;
 use stats::CpuCounters;
@@ -262,18 +262,20 @@ impl<P: PageSource, const MAX_CPUS: usize> SlabAllocator<P, MAX_CPUS> {
     /// compare-and-swap loop on the owner's list.
     #[inline]
     pub unsafe fn free(&self, cpu: usize, ptr: NonNull<u8>, layout: Layout) {
-        let Some(layout_class) = class_of(layout) else {
+        if is_large(layout) {
             // SAFETY: caller conditions 1 and 2; a layout without a class was
             // served by `alloc_large` with the same page count and alignment.
             return unsafe { self.free_large(cpu, ptr, layout) };
-        };
+        }
         let hdr = slab::header_of(ptr);
         // SAFETY: `ptr` is an allocated slab object held by the caller
         // (caller condition 2; its layout has a class, so it came from a
         // slab), which keeps its slab alive.
         let (owner, class) = unsafe { slab::owner_and_class(hdr) };
+        // The class comes from the header; the layout's is only checked.
         debug_assert_eq!(
-            class, layout_class,
+            Some(class),
+            class_of(layout),
             "freed with the layout of another class"
         );
         let pcpu = &self.cpus[cpu];

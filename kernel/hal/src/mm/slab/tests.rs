@@ -156,6 +156,19 @@ fn every_size_maps_to_the_smallest_fitting_class() {
 }
 
 #[test]
+fn is_large_is_exactly_the_layouts_without_a_class() {
+    for align in [1, 8, 16, 32, 64, 4096, 8192, 1 << 16] {
+        for size in (0..=MAX_CLASS_SIZE + 64)
+            .step_by(16)
+            .chain([MAX_CLASS_SIZE + 1])
+        {
+            let l = layout(size, align);
+            assert_eq!(class::is_large(l), class_of(l).is_none(), "{l:?}");
+        }
+    }
+}
+
+#[test]
 fn aligned_layouts_get_a_class_with_that_alignment() {
     assert_eq!(class_size(class_of(layout(48, 16)).unwrap()), 48);
     assert_eq!(class_size(class_of(layout(48, 32)).unwrap()), 64);

@@ -177,10 +177,7 @@ impl CallerBuf {
     /// # Errors
     /// `Fault` if that range runs past the buffer or is not writable caller memory.
     pub fn write_at(&self, at: usize, src: &[u8]) -> Result<(), Errno> {
-        if at.checked_add(src.len()).is_none_or(|end| end > self.len) {
-            return Err(Errno::Fault);
-        }
-        self.memory.copy_to_user(self.addr + at as u64, src)
+        self.memory.copy_to_user(self.addr_of(at, src.len())?, src)
     }
 
     /// All of this buffer, copied into a new `Vec`.
@@ -196,10 +193,16 @@ impl CallerBuf {
     /// # Errors
     /// `Fault` if that range runs past the buffer or is not readable caller memory.
     pub fn read_at(&self, at: usize, dst: &mut [u8]) -> Result<(), Errno> {
-        if at.checked_add(dst.len()).is_none_or(|end| end > self.len) {
+        self.memory
+            .copy_from_user(dst, self.addr_of(at, dst.len())?)
+    }
+
+    /// The caller address of byte `at`, if `len` bytes from there lie inside the buffer.
+    fn addr_of(&self, at: usize, len: usize) -> Result<u64, Errno> {
+        if at.checked_add(len).is_none_or(|end| end > self.len) {
             return Err(Errno::Fault);
         }
-        self.memory.copy_from_user(dst, self.addr + at as u64)
+        Ok(self.addr + at as u64)
     }
 }
 

@@ -61,6 +61,18 @@ fn check_open_for(file: &OpenFile, write: bool) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The file's position lock for a `read` or `write` at the file's offset (`at` is
+/// `None`); none for a `pread` or `pwrite` at `at`.
+async fn lock_position_unless_at(
+    file: &OpenFile,
+    at: Option<u64>,
+) -> Option<crate::file::PositionGuard<'_>> {
+    match at {
+        None => Some(file.lock_position().await),
+        Some(_) => None,
+    }
+}
+
 fn expect_node(reply: Result<VnodeDone, Errno>) -> Result<Attr, Errno> {
     match reply? {
         VnodeDone::Node(attr) => Ok(attr),
@@ -320,10 +332,7 @@ impl Vfs {
         at: Option<u64>,
     ) -> Result<usize, Errno> {
         check_open_for(file, false)?;
-        let _position = match at {
-            None => Some(file.lock_position().await),
-            Some(_) => None,
-        };
+        let _position = lock_position_unless_at(file, at).await;
         let offset = at.unwrap_or_else(|| file.offset());
         if offset > i64::MAX as u64 {
             return Err(Errno::Inval);
@@ -363,24 +372,19 @@ impl Vfs {
         at: Option<u64>,
     ) -> Result<usize, Errno> {
         check_open_for(file, true)?;
-        let _position = match at {
-            None => Some(file.lock_position().await),
-            Some(_) => None,
-        };
+        let _position = lock_position_unless_at(file, at).await;
         let offset = match at {
             Some(offset) if offset > i64::MAX as u64 => return Err(Errno::Inval),
             Some(offset) => offset,
             None => file.offset(),
         };
-        // `write` appends with `APPEND`; so does `pwrite`, as on Linux.
-        let append = file.flags().contains(OpenFlags::APPEND);
         let (count, end) = if file.vnode().port().takes_caller_memory() {
-            self.write_msg(file, Vec::new(), Some(from), offset, append)
+            self.write_msg(file, Vec::new(), Some(from), offset)
                 .await
                 .0?
         } else {
             let data = from.to_vec()?;
-            self.write_msg(file, data, None, offset, append).await.0?
+            self.write_msg(file, data, None, offset).await.0?
         };
         if at.is_none() {
             file.set_offset(end);
@@ -394,11 +398,11 @@ impl Vfs {
     /// # Errors
     /// `BadF` if not open for writing; `FBig` past the maximum file size; `NoSpc`.
     pub async fn write(&self, file: &OpenFile, data: Vec<u8>) -> (Result<usize, Errno>, Vec<u8>) {
+        if let Err(e) = check_open_for(file, true) {
+            return (Err(e), data);
+        }
         let _position = file.lock_position().await;
-        let append = file.flags().contains(OpenFlags::APPEND);
-        let (result, data) = self
-            .write_msg(file, data, None, file.offset(), append)
-            .await;
+        let (result, data) = self.write_msg(file, data, None, file.offset()).await;
         match result {
             Ok((n, end)) => {
                 file.set_offset(end);
@@ -422,30 +426,29 @@ impl Vfs {
         if offset > i64::MAX as u64 {
             return (Err(Errno::Inval), data);
         }
-        let append = file.flags().contains(OpenFlags::APPEND);
-        let (result, data) = self.write_msg(file, data, None, offset, append).await;
+        if let Err(e) = check_open_for(file, true) {
+            return (Err(e), data);
+        }
+        let (result, data) = self.write_msg(file, data, None, offset).await;
         (result.map(|(n, _)| n), data)
     }
 
-    /// The `Write` message of `write`, `pwrite` and `write_from`, with the checks they
-    /// share: `data` or `from` at `offset` (at the end if `append`).
+    /// The `Write` message of `write`, `pwrite` and `write_from`, after their checks:
+    /// `data` or `from` at `offset`, or at the end with `APPEND` (for `pwrite` too, as on
+    /// Linux).
     async fn write_msg(
         &self,
         file: &OpenFile,
         data: Vec<u8>,
         from: Option<CallerBuf>,
         offset: u64,
-        append: bool,
     ) -> (Result<(usize, u64), Errno>, Vec<u8>) {
-        if let Err(e) = check_open_for(file, true) {
-            return (Err(e), data);
-        }
         let v = file.vnode();
         let mut msg = VnodeMsg::with_buf(
             VnodeOp::Write {
                 ino: v.ino(),
                 offset,
-                append,
+                append: file.flags().contains(OpenFlags::APPEND),
                 direct: file.flags().contains(OpenFlags::DIRECT),
                 from,
             },

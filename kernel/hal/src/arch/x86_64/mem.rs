@@ -5,8 +5,9 @@
 //! instruction as a translation block of its own, so a 4 KiB copy costs about
 //! 930 ns there against about 700 ns for this loop (measured in a kernel test
 //! under TCG). A tmpfs read or write moves each of its bytes through here
-//! twice (file page and kernel buffer, kernel buffer and user). On hardware (KVM) the loop is still a fair copy for the sizes the
-//! kernel moves (messages, futures, 4 KiB pages).
+//! once (between the file's page and the caller's memory). On hardware (KVM)
+//! the loop is still a fair copy for the sizes the kernel moves (messages,
+//! futures, 4 KiB pages).
 //!
 //! The symbol overrides compiler_builtins' (a weak definition). It is written
 //! in assembly, so the compiler cannot turn it back into a call to `memcpy`.

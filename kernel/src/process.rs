@@ -24,7 +24,7 @@ use abi::Errno;
 use abi::ring::{Opcode, ProcInfo, Sqe, SysInfo};
 use executor::CpuId;
 use fs::Vfs;
-use hal::arch::user::{UserContext, UserExit, enter_user};
+use hal::arch::user::{InlineSyscall, UserContext, UserExit, enter_user};
 use hal::mm::space::{AddressSpace, SharedPages, UserProt};
 use ports::proto::block::{ExternalBuf, PhysSegment};
 use syscalls_async::{
@@ -165,6 +165,20 @@ impl Proc {
     }
 }
 
+/// The trap door's cheapest case: operations that complete at once are done on the
+/// `syscall` trap itself, and the thread returns to user mode without its task
+/// running (`syscalls_async::Process::try_inline` says which). A killed process is
+/// left to its task, which ends it.
+impl InlineSyscall for Proc {
+    fn try_complete(&self, number: u64, args: [u64; 6]) -> Option<u64> {
+        if number != abi::ring::TRAP_REGISTERS || self.killed().is_some() {
+            return None;
+        }
+        let sqe = Sqe::from_trap_registers(args);
+        self.sys.get()?.try_inline(&sqe).map(|result| result as u64)
+    }
+}
+
 /// The process table and the services `syscalls-async` calls.
 pub struct Services {
     vfs: Arc<Vfs>,
@@ -290,7 +304,8 @@ impl Services {
             )
         });
         self.table.lock().insert(pid, proc.clone());
-        let context = Box::new(UserContext::new(loaded.entry, loaded.stack_pointer));
+        let mut context = Box::new(UserContext::new(loaded.entry, loaded.stack_pointer));
+        context.set_inline(proc.clone());
         let runtime = crate::sched::runtime().ok_or(Errno::NoSys)?;
         let services = self.arc();
         match runtime.spawn_on(

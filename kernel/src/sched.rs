@@ -20,7 +20,7 @@
 //! then, and an idle boot CPU halts like the others.
 
 use alloc::boxed::Box;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use executor::{CpuId, LocalCpu, Platform, Runtime};
 use hal::arch::{apic, smp, time, trap};
@@ -198,7 +198,9 @@ static BOUND: AtomicU64 = AtomicU64::new(0);
 
 /// The timer: nothing is armed any more; the executor loop does the work.
 fn timer_fired(_vector: u8) {
-    if let Some(deadline) = TIMER_DEADLINE.get(hal::cpu_index()) {
+    let cpu = hal::cpu_index();
+    if let (Some(deadline), Some(slice)) = (TIMER_DEADLINE.get(cpu), SLICE_ARMED.get(cpu)) {
+        slice.store(false, Ordering::Relaxed);
         deadline.store(0, Ordering::Relaxed);
     }
 }
@@ -228,7 +230,15 @@ pub const TIME_SLICE_NS: u64 = 4_000_000;
 static TIMER_DEADLINE: [AtomicU64; hal::percpu::MAX_CPUS] =
     [const { AtomicU64::new(0) }; hal::percpu::MAX_CPUS];
 
+/// Per CPU: the armed deadline is one [`arm_time_slice`] armed or checked,
+/// and it has neither fired nor been replaced since. While this holds the
+/// deadline is at most a time slice away from when it was checked, so it
+/// still is: the next entry to user mode needs no clock read.
+static SLICE_ARMED: [AtomicBool; hal::percpu::MAX_CPUS] =
+    [const { AtomicBool::new(false) }; hal::percpu::MAX_CPUS];
+
 fn arm_timer(cpu: usize, after_ns: u64) {
+    SLICE_ARMED[cpu].store(false, Ordering::Relaxed);
     let deadline = time::now_ns() + after_ns;
     TIMER_DEADLINE[cpu].store(deadline, Ordering::Relaxed);
     time::arm_oneshot_ns(VECTOR_TIMER, after_ns);
@@ -237,14 +247,20 @@ fn arm_timer(cpu: usize, after_ns: u64) {
 /// Before entering user mode: makes sure the timer fires within a time
 /// slice (so a spinning program gives the CPU back, and this CPU's timers
 /// run). Cheap when a suitable deadline is armed already.
+///
+/// Call with interrupts disabled: a deadline that passes between the check
+/// and user mode then interrupts the thread at once.
 pub fn arm_time_slice() {
     let cpu = hal::cpu_index();
+    if SLICE_ARMED[cpu].load(Ordering::Relaxed) {
+        return; // a clock read (a host call under TCG) spared per system call
+    }
     let now = time::now_ns();
     let armed = TIMER_DEADLINE[cpu].load(Ordering::Relaxed);
-    if armed > now && armed <= now + TIME_SLICE_NS {
-        return;
+    if !(armed > now && armed <= now + TIME_SLICE_NS) {
+        arm_timer(cpu, TIME_SLICE_NS);
     }
-    arm_timer(cpu, TIME_SLICE_NS);
+    SLICE_ARMED[cpu].store(true, Ordering::Relaxed);
 }
 
 /// Interrupts `cpu` (a wake IPI): a user thread running there comes back

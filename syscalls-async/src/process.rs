@@ -206,6 +206,26 @@ impl Process {
         }
     }
 
+    /// The trap door's cheapest case, for a kernel that offers system calls to the process
+    /// on the trap itself, interrupts off, before the thread's task sees them: performs
+    /// `sqe` if its operation always completes at once at a small, bounded cost (`Nop`,
+    /// `Getpid`, `ClockGettime`, descriptor-table changes, port sends and replies, ...) and
+    /// returns its result. `None` for every other operation, untouched: the task then
+    /// calls [`Process::start`].
+    ///
+    /// # Context
+    /// Any context; never suspends, takes only leaf locks.
+    pub fn try_inline(self: &Arc<Self>, sqe: &Sqe) -> Option<i64> {
+        if !ops::completes_on_trap(sqe.opcode) {
+            return None;
+        }
+        let request = match decode(sqe) {
+            Ok(r) => r,
+            Err(e) => return Some(e.to_syscall_result()),
+        };
+        ops::run_sync(self, request).map(|r| r.unwrap_or_else(|e| e.to_syscall_result()))
+    }
+
     /// Finishes what [`Process::start`] could not: returns the result for `rax`.
     ///
     /// # Context and cancel safety

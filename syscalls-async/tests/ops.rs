@@ -18,6 +18,8 @@ use common::*;
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Door {
     Trap,
+    /// The trap door with `Process::try_inline` first, as the kernel runs it.
+    TrapInline,
     Ring,
 }
 
@@ -46,6 +48,7 @@ impl T {
     fn run(&mut self, mut s: Sqe) -> i64 {
         match self.door {
             Door::Trap => self.w.trap(s),
+            Door::TrapInline => self.w.trap_inline(s).0,
             Door::Ring => {
                 self.next_ud += 1;
                 s.user_data = self.next_ud;
@@ -131,7 +134,7 @@ impl T {
 }
 
 fn both(f: impl Fn(&mut T)) {
-    for door in [Door::Trap, Door::Ring] {
+    for door in [Door::Trap, Door::TrapInline, Door::Ring] {
         let mut t = T::new(door);
         f(&mut t);
     }
@@ -587,7 +590,7 @@ fn memory_mmap_munmap_mprotect() {
         let addr = t.w.memory.read_u64(out);
         assert!(addr >= 0x1_0000_0000);
         match t.door {
-            Door::Trap => assert_eq!(r, addr as i64),
+            Door::Trap | Door::TrapInline => assert_eq!(r, addr as i64),
             Door::Ring => assert_eq!(
                 r,
                 i32::MAX as i64,
@@ -840,4 +843,64 @@ fn exit_tears_down_and_tells_the_kernel() {
     assert!(w.now() < 1_000_000_000, "cancelled, not slept");
     w.settle();
     assert_eq!(w.task_count(), 0, "the ring task finished");
+}
+
+#[test]
+fn the_cheap_operations_complete_on_the_trap_and_the_others_are_left_to_the_task() {
+    let mut w = World::new();
+    let out = w.alloc(16);
+    let inline = |w: &mut World, s: Sqe| w.trap_inline(s);
+    assert_eq!(inline(&mut w, Sqe::new(Opcode::Nop)), (0, true));
+    let (pid, at_once) = inline(&mut w, Sqe::new(Opcode::Getpid));
+    assert!(pid > 0 && at_once, "getpid {pid} inline {at_once}");
+    let mut clock = Sqe::new(Opcode::ClockGettime);
+    clock.fd = CLOCK_MONOTONIC;
+    clock.addr = out;
+    assert_eq!(inline(&mut w, clock), (0, true));
+    // A bad argument is answered on the trap too, with the same error.
+    clock.addr = 8;
+    assert_eq!(inline(&mut w, clock), (ERR(Errno::Fault), true));
+    let mut pipe = Sqe::new(Opcode::Pipe);
+    pipe.addr = out;
+    assert_eq!(inline(&mut w, pipe), (0, true));
+    let (r, wr) = (w.memory.read_i32(out), w.memory.read_i32(out + 4));
+    let mut dup = Sqe::new(Opcode::Dup);
+    dup.fd = wr;
+    let (copy, at_once) = inline(&mut w, dup);
+    assert!(
+        copy > i64::from(wr) && at_once,
+        "dup {copy} inline {at_once}"
+    );
+    let copy = copy as i32;
+    // Operations that may wait, and those whose cost grows with their arguments, are
+    // the task's; they still complete (through `perform`) with the right result.
+    let data = w.put(b"hi");
+    let mut write = Sqe::new(Opcode::Write);
+    write.fd = copy;
+    write.addr = data;
+    write.len = 2;
+    assert_eq!(inline(&mut w, write), (2, false));
+    let buf = w.alloc(2);
+    let mut read = Sqe::new(Opcode::Read);
+    read.fd = r;
+    read.addr = buf;
+    read.len = 2;
+    assert_eq!(inline(&mut w, read), (2, false));
+    assert_eq!(w.memory.read(buf, 2), b"hi");
+    let mut mmap = Sqe::new(Opcode::Mmap);
+    mmap.off = 4096;
+    mmap.op_flags = PROT_READ | PROT_WRITE;
+    mmap.aux = MAP_PRIVATE | MAP_ANONYMOUS;
+    mmap.addr2 = out;
+    let (addr, at_once) = inline(&mut w, mmap);
+    assert!(addr > 0 && !at_once, "mmap {addr} inline {at_once}");
+    let mut kill = Sqe::new(Opcode::Kill);
+    kill.fd = pid as i32;
+    kill.op_flags = 0;
+    assert!(!inline(&mut w, kill).1, "kill is the task's");
+    for fd in [r, wr, copy] {
+        let mut close = Sqe::new(Opcode::Close);
+        close.fd = fd;
+        assert_eq!(inline(&mut w, close), (0, true));
+    }
 }

@@ -97,6 +97,34 @@ pub(crate) async fn run(proc: &Arc<Process>, request: Request) -> Result<i64, Er
     }
 }
 
+/// `true` for the opcodes the trap door may complete on the trap itself, with
+/// interrupts off ([`Process::try_inline`](crate::Process::try_inline)): those
+/// [`run_sync`] always completes at a small, bounded cost. Left out: `Kill` (it may end
+/// the caller, which must then not return to user mode), the memory-map changes (their
+/// cost grows with the range) and `ProcList` (with the process table). An opcode listed
+/// wrongly costs one decode more, nothing else: `run_sync` answering `None` leaves the
+/// call to the thread's task.
+pub(crate) fn completes_on_trap(opcode: u8) -> bool {
+    use Opcode as O;
+    matches!(
+        Opcode::from_u8(opcode),
+        Some(
+            O::Nop
+                | O::Getpid
+                | O::ClockGettime
+                | O::Close
+                | O::Dup
+                | O::Pipe
+                | O::Cancel
+                | O::PortCreate
+                | O::PortSend
+                | O::PortReply
+                | O::Getcwd
+                | O::SysInfo
+        )
+    )
+}
+
 /// `true` for the opcodes [`run_sync`] never takes (they always need [`run`]'s future),
 /// judged on the opcode byte alone, so the ring's inline attempt can pass them over
 /// without decoding an entry the general path then decodes again. Only a shortcut: an

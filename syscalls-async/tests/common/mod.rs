@@ -568,6 +568,16 @@ impl World {
         self.block_on(async move { proc.perform(&sqe).await })
     }
 
+    /// Performs one Sqe through the trap door as Damselfly's kernel does: offered to
+    /// `Process::try_inline` on the trap first, to the task (`perform`) if that declines.
+    /// Returns the result and whether it completed inline.
+    pub fn trap_inline(&mut self, sqe: Sqe) -> (i64, bool) {
+        if let Some(result) = self.proc.try_inline(&sqe) {
+            return (result, true);
+        }
+        (self.trap(sqe), false)
+    }
+
     /// Writes `data` at a fresh address in user memory and returns it (a bump allocator).
     pub fn put(&self, data: &[u8]) -> u64 {
         let addr = self.alloc(data.len().max(1));

@@ -16,8 +16,13 @@
 //!   loads the user registers and `iretq`s to ring 3 after `swapgs` (in user
 //!   mode the GS base is the user's, the kernel's waits in `KERNEL_GS_BASE`).
 //! - `syscall` lands in [`syscall_entry`]: `swapgs`, store the user
-//!   registers into the context, switch back to the recorded kernel stack,
-//!   pop the callee-saved registers and return [`UserExit::Syscall`].
+//!   registers into the context, switch back to the recorded kernel stack.
+//!   There the context's [`InlineSyscall`] may complete the call at once
+//!   (interrupts still off); the thread then goes straight back to ring 3.
+//!   Otherwise pop the callee-saved registers and return
+//!   [`UserExit::Syscall`].
+//! - The way back to ring 3 is `sysretq` when the context's rcx and r11
+//!   equal its rip and rflags (after any `syscall` they do), else `iretq`.
 //! - An interrupt or exception in ring 3 arrives on the TSS `rsp0` stack;
 //!   `trap_common` does `swapgs` when the interrupted code was in ring 3,
 //!   and `dispatch` hands the frame to [`exit_from_trap`], which copies it
@@ -101,6 +106,24 @@ pub struct UserContext {
     pub exit_error_code: u64,
     pub exit_cr2: u64,
     fpu: Arc<spin::Mutex<FpuArea>>,
+    /// Who may complete a system call on the trap itself ([`InlineSyscall`]).
+    inline: Option<Arc<dyn InlineSyscall>>,
+}
+
+/// A system call completed on the `syscall` trap itself, before
+/// [`enter_user`] returns: the thread goes straight back to ring 3 (by
+/// `sysretq`) and its task never sees the call. This is the trap door's
+/// synchronous case at its cheapest (one trap, no return into the task).
+///
+/// [`try_complete`](InlineSyscall::try_complete) runs on the CPU's kernel
+/// stack with interrupts disabled (an interrupt that arrives meanwhile is
+/// taken as soon as the thread is back in ring 3), so it must be short and
+/// must not wait. It returns `None` to leave the call to the task, which
+/// then sees [`UserExit::Syscall`] with the registers untouched.
+pub trait InlineSyscall: Send + Sync {
+    /// `number` is `rax`, `args` are `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`;
+    /// `Some(result)` is the value for `rax`.
+    fn try_complete(&self, number: u64, args: [u64; 6]) -> Option<u64>;
 }
 
 impl Clone for UserContext {
@@ -108,6 +131,7 @@ impl Clone for UserContext {
     fn clone(&self) -> UserContext {
         UserContext {
             fpu: Arc::new(spin::Mutex::new(self.fpu.lock().clone())),
+            inline: self.inline.clone(),
             ..*self
         }
     }
@@ -144,7 +168,14 @@ impl UserContext {
             exit_error_code: 0,
             exit_cr2: 0,
             fpu: Arc::new(spin::Mutex::new(FpuArea::new())),
+            inline: None,
         }
+    }
+
+    /// Lets `handler` complete this thread's system calls on the trap
+    /// ([`InlineSyscall`]).
+    pub fn set_inline(&mut self, handler: Arc<dyn InlineSyscall>) {
+        self.inline = Some(handler);
     }
 }
 
@@ -384,6 +415,50 @@ unsafe extern "C" fn user_entry(context: *mut UserContext) -> u64 {
         "cli",
         "mov gs:[16], rsp",
         "mov gs:[24], rdi",
+        "jmp {user_return}",
+        user_return = sym user_return,
+    )
+}
+
+/// Loads the user registers from the context in `rdi` and returns to ring
+/// 3; jumped to (never called) with interrupts off and the kernel's GS, by
+/// `user_entry` and by `syscall_entry` after an inline completion.
+///
+/// `sysretq` when it restores exactly what `iretq` would: it takes rip from
+/// rcx and rflags from r11, so it may be used when the context holds the
+/// same values there (as a return from `syscall` does, the instruction
+/// having put them there). rip is canonical (checked by `enter_user` and
+/// `syscall_inline`), and between loading the user rsp and `sysretq`
+/// interrupts are off and NMI and machine checks have their own stacks
+/// (IST).
+#[unsafe(naked)]
+unsafe extern "C" fn user_return(context: *mut UserContext) -> ! {
+    naked_asm!(
+        "mov rax, [rdi + 16]",
+        "cmp rax, [rdi + {rip}]",
+        "jne 2f",
+        "mov rax, [rdi + 80]",
+        "cmp rax, [rdi + {rflags}]",
+        "jne 2f",
+        "mov rax, [rdi + 0]",
+        "mov rbx, [rdi + 8]",
+        "mov rcx, [rdi + 16]",
+        "mov rdx, [rdi + 24]",
+        "mov rsi, [rdi + 32]",
+        "mov rbp, [rdi + 48]",
+        "mov r8, [rdi + 56]",
+        "mov r9, [rdi + 64]",
+        "mov r10, [rdi + 72]",
+        "mov r11, [rdi + 80]",
+        "mov r12, [rdi + 88]",
+        "mov r13, [rdi + 96]",
+        "mov r14, [rdi + 104]",
+        "mov r15, [rdi + 112]",
+        "mov rsp, [rdi + {rsp}]",
+        "mov rdi, [rdi + 40]",
+        "swapgs",
+        "sysretq",
+        "2:",
         // The iretq frame: ss, rsp, rflags, cs, rip.
         "push {user_ss}",
         "push qword ptr [rdi + {rsp}]",
@@ -416,6 +491,11 @@ unsafe extern "C" fn user_entry(context: *mut UserContext) -> u64 {
 }
 
 /// The `syscall` instruction's target (LSTAR). Interrupts are off (SFMASK).
+///
+/// Saves the user registers into the context, then offers the call to the
+/// context's [`InlineSyscall`] on the kernel stack; if it completes the
+/// call the thread returns to ring 3 at once, otherwise `enter_user`
+/// returns [`UserExit::Syscall`].
 #[unsafe(naked)]
 unsafe extern "C" fn syscall_entry() {
     naked_asm!(
@@ -442,6 +522,16 @@ unsafe extern "C" fn syscall_entry() {
         "mov rax, gs:[32]",
         "mov [rsp + {rsp_off}], rax",
         "mov rsp, gs:[16]",
+        // The kernel stack below user_entry's frame; 16-byte aligned for the call.
+        "sub rsp, 8",
+        "mov rdi, gs:[24]",
+        "call {inline}",
+        "add rsp, 8",
+        "test eax, eax",
+        "jz 2f",
+        "mov rdi, gs:[24]",
+        "jmp {user_return}",
+        "2:",
         "pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx",
         "mov eax, {kind}",
         "sti",
@@ -450,7 +540,37 @@ unsafe extern "C" fn syscall_entry() {
         rflags = const OFF_RFLAGS,
         rsp_off = const OFF_RSP,
         kind = const EXIT_SYSCALL,
+        inline = sym syscall_inline,
+        user_return = sym user_return,
     )
+}
+
+/// Offers the system call just saved in `context` to its [`InlineSyscall`]:
+/// 1 if it completed (result in `rax`), 0 to hand it to the task.
+///
+/// # Safety
+/// `context` is the context `user_entry` entered on this CPU (the per-CPU
+/// block's), which `enter_user`'s caller borrows mutably until the thread
+/// comes back; nothing else touches it meanwhile.
+unsafe extern "C" fn syscall_inline(context: *mut UserContext) -> u64 {
+    // SAFETY: see the function's contract.
+    let c = unsafe { &mut *context };
+    // A `syscall` at the very top of the user half leaves a non-canonical
+    // rip, which `sysretq` would fault on in ring 0: the task's path refuses
+    // it (BadContext).
+    if c.rip >= USER_TOP {
+        return 0;
+    }
+    let Some(handler) = c.inline.as_deref() else {
+        return 0;
+    };
+    match handler.try_complete(c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9]) {
+        Some(result) => {
+            c.rax = result;
+            1
+        }
+        None => 0,
+    }
 }
 
 /// Abandons the trap stack and returns from `user_entry` with `kind`.

@@ -28,7 +28,7 @@ use hal::arch::user::{InlineSyscall, UserContext, UserExit, enter_user};
 use hal::mm::space::{AddressSpace, SharedPages, UserProt};
 use ports::proto::block::{ExternalBuf, PhysSegment};
 use syscalls_async::{
-    BoxFuture, CallerMemory, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, UserMemory,
+    BoxFuture, CallerMemory, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, TrapWait, UserMemory,
 };
 
 /// Linux's signal numbers for how a process can die here.
@@ -136,6 +136,8 @@ pub struct Proc {
     mmap_next: AtomicU64,
     /// Ring pages mapped into the process; kept until the process is gone.
     rings: spin::Mutex<Vec<(u64, u64, Arc<RingRegion>)>>,
+    /// A system call started on the trap ([`InlineSyscall`]) that its task must finish.
+    trap_wait: spin::Mutex<Option<TrapWait>>,
 }
 
 impl Proc {
@@ -165,17 +167,24 @@ impl Proc {
     }
 }
 
-/// The trap door's cheapest case: operations that complete at once are done on the
-/// `syscall` trap itself, and the thread returns to user mode without its task
-/// running (`syscalls_async::Process::try_inline` says which). A killed process is
-/// left to its task, which ends it.
+/// The trap door's cheapest case: operations whose start is short are started on the
+/// `syscall` trap itself (`syscalls_async::Process::try_inline` says which), and when
+/// they complete there the thread returns to user mode without its task running. One
+/// that must wait is left in `trap_wait` for the task. A killed process is left to its
+/// task, which ends it.
 impl InlineSyscall for Proc {
     fn try_complete(&self, number: u64, args: [u64; 6]) -> Option<u64> {
         if number != abi::ring::TRAP_REGISTERS || self.killed().is_some() {
             return None;
         }
         let sqe = Sqe::from_trap_registers(args);
-        self.sys.get()?.try_inline(&sqe).map(|result| result as u64)
+        match self.sys.get()?.try_inline(&sqe)? {
+            syscalls_async::Trap::Done(result) => Some(result as u64),
+            syscalls_async::Trap::Wait(wait) => {
+                *self.trap_wait.lock() = Some(wait);
+                None
+            }
+        }
     }
 }
 
@@ -291,6 +300,7 @@ impl Services {
             kill_waker: spin::Mutex::new(None),
             mmap_next: AtomicU64::new(MMAP_BASE.max(loaded.end)),
             rings: spin::Mutex::new(Vec::new()),
+            trap_wait: spin::Mutex::new(None),
         });
         let kernel: Arc<dyn Kernel> = self.arc();
         proc.sys.call_once(|| {
@@ -730,38 +740,45 @@ async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<U
         crate::sched::arm_time_slice();
         match enter_user(&mut context) {
             UserExit::Syscall => {
-                let sqe = match context.rax {
-                    abi::ring::TRAP_REGISTERS => Sqe::from_trap_registers([
-                        context.rdi,
-                        context.rsi,
-                        context.rdx,
-                        context.r10,
-                        context.r8,
-                        context.r9,
-                    ]),
-                    abi::ring::TRAP_MEMORY => {
-                        let mut raw = [0u8; abi::ring::SQE_SIZE];
-                        if proc.space.copy_from_user(&mut raw, context.rdi).is_err() {
-                            context.rax = Errno::Fault.to_syscall_result() as u64;
+                // Started on the trap and left to this task, or not seen yet.
+                let started = proc.trap_wait.lock().take();
+                let (wait, is_exit) = if let Some(wait) = started {
+                    (wait, false)
+                } else {
+                    let sqe = match context.rax {
+                        abi::ring::TRAP_REGISTERS => Sqe::from_trap_registers([
+                            context.rdi,
+                            context.rsi,
+                            context.rdx,
+                            context.r10,
+                            context.r8,
+                            context.r9,
+                        ]),
+                        abi::ring::TRAP_MEMORY => {
+                            let mut raw = [0u8; abi::ring::SQE_SIZE];
+                            if proc.space.copy_from_user(&mut raw, context.rdi).is_err() {
+                                context.rax = Errno::Fault.to_syscall_result() as u64;
+                                continue;
+                            }
+                            Sqe::from_bytes(&raw)
+                        }
+                        _ => {
+                            context.rax = Errno::NoSys.to_syscall_result() as u64;
                             continue;
                         }
-                        Sqe::from_bytes(&raw)
-                    }
-                    _ => {
-                        context.rax = Errno::NoSys.to_syscall_result() as u64;
-                        continue;
+                    };
+                    // Done at once: no future and no kill race (a kill is seen at the top of
+                    // the loop, before user mode is entered again).
+                    match proc.sys().start(&sqe) {
+                        syscalls_async::Trap::Done(result) => {
+                            context.rax = result as u64;
+                            continue;
+                        }
+                        syscalls_async::Trap::Wait(wait) => {
+                            (wait, sqe.opcode == Opcode::Exit as u8)
+                        }
                     }
                 };
-                // Done at once: no future and no kill race (a kill is seen at the top of
-                // the loop, before user mode is entered again).
-                let wait = match proc.sys().start(&sqe) {
-                    syscalls_async::Trap::Done(result) => {
-                        context.rax = result as u64;
-                        continue;
-                    }
-                    syscalls_async::Trap::Wait(wait) => wait,
-                };
-                let is_exit = sqe.opcode == Opcode::Exit as u8;
                 let work = core::pin::pin!(proc.sys().finish(wait));
                 match unless_killed(&proc, work).await {
                     Ok(result) if is_exit && result >= 0 => {

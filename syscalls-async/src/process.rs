@@ -207,23 +207,17 @@ impl Process {
     }
 
     /// The trap door's cheapest case, for a kernel that offers system calls to the process
-    /// on the trap itself, interrupts off, before the thread's task sees them: performs
-    /// `sqe` if its operation always completes at once at a small, bounded cost (`Nop`,
-    /// `Getpid`, `ClockGettime`, descriptor-table changes, port sends and replies, ...) and
-    /// returns its result. `None` for every other operation, untouched: the task then
-    /// calls [`Process::start`].
+    /// on the trap itself, interrupts off, before the thread's task sees them: runs
+    /// [`Process::start`] for `sqe` if that is short and bounded for its operation (`Nop`,
+    /// `Getpid`, `ClockGettime`, descriptor-table changes, port sends and replies, a
+    /// `RingEnter` of a small batch, ...). `None` for every other operation, untouched: the
+    /// task then calls `start` itself. A [`Trap::Wait`] goes to the task, which finishes it
+    /// ([`Process::finish`]).
     ///
     /// # Context
     /// Any context; never suspends, takes only leaf locks.
-    pub fn try_inline(self: &Arc<Self>, sqe: &Sqe) -> Option<i64> {
-        if !ops::completes_on_trap(sqe.opcode) {
-            return None;
-        }
-        let request = match decode(sqe) {
-            Ok(r) => r,
-            Err(e) => return Some(e.to_syscall_result()),
-        };
-        ops::run_sync(self, request).map(|r| r.unwrap_or_else(|e| e.to_syscall_result()))
+    pub fn try_inline(self: &Arc<Self>, sqe: &Sqe) -> Option<Trap> {
+        ops::starts_on_trap(sqe).then(|| self.start(sqe))
     }
 
     /// Finishes what [`Process::start`] could not: returns the result for `rax`.

@@ -904,3 +904,45 @@ fn the_cheap_operations_complete_on_the_trap_and_the_others_are_left_to_the_task
         assert_eq!(inline(&mut w, close), (0, true));
     }
 }
+
+#[test]
+fn a_ring_enter_is_started_on_the_trap_and_a_wait_is_left_to_the_task() {
+    let mut w = World::new();
+    let ring = w.setup_ring(64, 0, 0, 0);
+    let enter = |to_submit: u32, min_complete: u32| {
+        let mut s = Sqe::new(Opcode::RingEnter);
+        s.len = to_submit;
+        s.off = u64::from(min_complete);
+        s.op_flags = RingEnterFlags::GETEVENTS.bits();
+        s
+    };
+    // Two Nops complete while the trap submits them: the whole call is done on the trap.
+    for ud in [1, 2] {
+        let mut s = Sqe::new(Opcode::Nop);
+        s.user_data = ud;
+        ring.push(s);
+    }
+    assert_eq!(w.trap_inline(enter(2, 2)), (2, true));
+    let uds: Vec<u64> = ring.reap().iter().map(|c| c.user_data).collect();
+    assert_eq!(uds, [1, 2]);
+    // A timeout submitted on the trap: its completion is waited for by the task.
+    ring.push(Sqe {
+        addr: 1_000_000,
+        user_data: 3,
+        ..Sqe::new(Opcode::Timeout)
+    });
+    assert_eq!(w.trap_inline(enter(1, 1)), (1, false));
+    let c = ring.reap();
+    assert_eq!(
+        (c.len(), c[0].user_data, c[0].res),
+        (1, 3, -(Errno::Time as i32))
+    );
+    // A batch bigger than the trap's bound is submitted by the task, with the same result.
+    for ud in 10..10 + 40 {
+        let mut s = Sqe::new(Opcode::Nop);
+        s.user_data = ud;
+        ring.push(s);
+    }
+    assert_eq!(w.trap_inline(enter(40, 40)), (40, false));
+    assert_eq!(ring.reap().len(), 40);
+}

@@ -17,7 +17,7 @@ pub(crate) use time::deadline_ns;
 use alloc::{sync::Arc, vec::Vec};
 
 use abi::Errno;
-use abi::ring::Opcode;
+use abi::ring::{Opcode, Sqe};
 
 use crate::{
     decode::{Request, UserBuf},
@@ -97,32 +97,38 @@ pub(crate) async fn run(proc: &Arc<Process>, request: Request) -> Result<i64, Er
     }
 }
 
-/// `true` for the opcodes the trap door may complete on the trap itself, with
-/// interrupts off ([`Process::try_inline`](crate::Process::try_inline)): those
-/// [`run_sync`] always completes at a small, bounded cost. Left out: `Kill` (it may end
-/// the caller, which must then not return to user mode), the memory-map changes (their
-/// cost grows with the range) and `ProcList` (with the process table). An opcode listed
-/// wrongly costs one decode more, nothing else: `run_sync` answering `None` leaves the
-/// call to the thread's task.
-pub(crate) fn completes_on_trap(opcode: u8) -> bool {
+/// Most entries a `RingEnter` may submit when it is started on the trap, interrupts off
+/// ([`starts_on_trap`]); a bigger batch is submitted by the thread's task.
+pub(crate) const TRAP_RING_BATCH: u32 = 32;
+
+/// `true` for the entries the trap door may start on the trap itself, with interrupts
+/// off ([`Process::try_inline`](crate::Process::try_inline)): those whose
+/// [`Process::start`](crate::Process::start) is short and bounded. That is the
+/// operations [`run_sync`] completes at a small, fixed cost, and a `RingEnter` of at most
+/// [`TRAP_RING_BATCH`] entries. Left out: `Kill` (it may end the caller, which must then
+/// not return to user mode), the memory-map changes (their cost grows with the range)
+/// and `ProcList` (with the process table). Listing an opcode wrongly costs time, not
+/// correctness: what `start` cannot finish is handed to the thread's task to wait for.
+pub(crate) fn starts_on_trap(sqe: &Sqe) -> bool {
     use Opcode as O;
-    matches!(
-        Opcode::from_u8(opcode),
+    match Opcode::from_u8(sqe.opcode) {
         Some(
             O::Nop
-                | O::Getpid
-                | O::ClockGettime
-                | O::Close
-                | O::Dup
-                | O::Pipe
-                | O::Cancel
-                | O::PortCreate
-                | O::PortSend
-                | O::PortReply
-                | O::Getcwd
-                | O::SysInfo
-        )
-    )
+            | O::Getpid
+            | O::ClockGettime
+            | O::Close
+            | O::Dup
+            | O::Pipe
+            | O::Cancel
+            | O::PortCreate
+            | O::PortSend
+            | O::PortReply
+            | O::Getcwd
+            | O::SysInfo,
+        ) => true,
+        Some(O::RingEnter) => sqe.len <= TRAP_RING_BATCH,
+        _ => false,
+    }
 }
 
 /// `true` for the opcodes [`run_sync`] never takes (they always need [`run`]'s future),

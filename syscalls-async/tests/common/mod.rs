@@ -25,7 +25,7 @@ use fs::{
 };
 use syscalls_async::{
     BoxFuture, CallerMemory, ClockId, Kernel, Pid, Process, ProcessInit, SharedRegion,
-    SpawnRequest, UserMemory,
+    SpawnRequest, Trap, UserMemory,
 };
 
 // ------------------------------------------------------------------ user memory
@@ -569,13 +569,18 @@ impl World {
     }
 
     /// Performs one Sqe through the trap door as Damselfly's kernel does: offered to
-    /// `Process::try_inline` on the trap first, to the task (`perform`) if that declines.
-    /// Returns the result and whether it completed inline.
+    /// `Process::try_inline` on the trap first (its wait, if any, finished by
+    /// `Process::finish`), to the task (`perform`) if that declines. Returns the result
+    /// and whether it completed on the trap.
     pub fn trap_inline(&mut self, sqe: Sqe) -> (i64, bool) {
-        if let Some(result) = self.proc.try_inline(&sqe) {
-            return (result, true);
+        let proc = self.proc.clone();
+        match proc.try_inline(&sqe) {
+            Some(Trap::Done(result)) => (result, true),
+            Some(Trap::Wait(wait)) => {
+                (self.block_on(async move { proc.finish(wait).await }), false)
+            }
+            None => (self.trap(sqe), false),
         }
-        (self.trap(sqe), false)
     }
 
     /// Writes `data` at a fresh address in user memory and returns it (a bump allocator).

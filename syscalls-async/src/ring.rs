@@ -133,22 +133,16 @@ struct State {
     tokens: Slab<(u64, Arc<CancelToken>)>,
 }
 
-/// Completions of inline entries, gathered on the stack and posted together (one lock,
-/// one CQ tail store, one wake-up per batch rather than per entry).
-/// The buffer is not initialised up front (a zeroed array cost a 512-byte `memset` per
-/// submission).
-#[derive(Default)]
+/// Completions of inline entries, gathered and posted together (one lock, one CQ tail
+/// store, one wake-up per run of inline entries rather than per entry). The buffer is kept
+/// in the ring between submissions: it allocates nothing once grown, and is not zeroed
+/// per call as an array on the stack was (a 512-byte `memset` per submission).
 struct CqeBatch {
-    cqes: SmallVec<[Cqe; CQE_BATCH]>,
+    cqes: Vec<Cqe>,
 }
 
-const CQE_BATCH: usize = 32;
-
 impl CqeBatch {
-    fn push(&mut self, ring: &Ring, cqe: Cqe) {
-        if self.cqes.len() == CQE_BATCH {
-            self.post(ring);
-        }
+    fn push(&mut self, cqe: Cqe) {
         self.cqes.push(cqe);
     }
 
@@ -194,8 +188,9 @@ pub struct Ring {
     process: Weak<Process>,
     kernel: Arc<dyn Kernel>,
     state: spin::Mutex<State>,
-    /// Where `submit` copies a batch of `Sqe`s (reused).
-    sqe_buffer: spin::Mutex<Vec<Sqe>>,
+    /// Where `submit` copies a batch of `Sqe`s and gathers the inline completions
+    /// (reused, so a submission allocates nothing once they have grown).
+    scratch: spin::Mutex<(Vec<Sqe>, Vec<Cqe>)>,
     incoming: spin::Mutex<Vec<BoxFuture<()>>>,
     in_flight_set: spin::Mutex<FuturesUnordered<BoxFuture<()>>>,
     task_waker: Arc<AtomicWaker>,
@@ -273,7 +268,7 @@ impl Ring {
                 corrupt: false,
                 tokens: Slab::new(),
             }),
-            sqe_buffer: spin::Mutex::new(Vec::new()),
+            scratch: spin::Mutex::new((Vec::new(), Vec::new())),
             incoming: spin::Mutex::new(Vec::new()),
             in_flight_set: spin::Mutex::new(FuturesUnordered::new()),
             task_waker: task_waker.clone(),
@@ -736,7 +731,7 @@ impl Ring {
     pub fn submit(self: &Arc<Self>, to_submit: u32) -> Result<u32, Errno> {
         // The copies go into a buffer kept between calls (no allocation per batch once it
         // has grown to the batch size).
-        let mut sqes = core::mem::take(&mut *self.sqe_buffer.lock());
+        let (mut sqes, cqes) = core::mem::take(&mut *self.scratch.lock());
         sqes.clear();
         let mut inline_ok = {
             let mut st = self.state.lock();
@@ -755,7 +750,7 @@ impl Ring {
             self.sq_consumed.notify();
         }
         let proc = self.process.upgrade();
-        let mut done = CqeBatch::default();
+        let mut done = CqeBatch { cqes };
         // Entries from here on go the general way (chains), until the next inline one.
         let mut general_from: Option<usize> = None;
         for (i, sqe) in sqes.iter().enumerate() {
@@ -778,14 +773,11 @@ impl Ring {
                 {
                     if !(flags.contains(SqeFlags::SKIP_SUCCESS) && res >= 0) {
                         log::debug!(target: "syscall", "op={} res={res} inline", sqe.user_data);
-                        done.push(
-                            self,
-                            Cqe {
-                                user_data: sqe.user_data,
-                                res: clamp_res(res),
-                                flags: 0,
-                            },
-                        );
+                        done.push(Cqe {
+                            user_data: sqe.user_data,
+                            res: clamp_res(res),
+                            flags: 0,
+                        });
                     }
                     continue;
                 }
@@ -797,7 +789,7 @@ impl Ring {
             self.start_chains(&sqes[from..]);
         }
         sqes.clear();
-        *self.sqe_buffer.lock() = sqes;
+        *self.scratch.lock() = (sqes, done.cqes);
         Ok(n)
     }
 

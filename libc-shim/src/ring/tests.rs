@@ -54,6 +54,29 @@ fn batches_submit_in_one_enter_and_complete_in_order() {
 }
 
 #[test]
+fn reap_all_takes_every_ready_completion_in_order_and_frees_the_slots_once() {
+    fake::reset();
+    let mut ring = Ring::setup(RingOptions::new(8)).unwrap();
+    assert_eq!(ring.reap_all(|_, _| panic!("nothing to reap")), 0);
+    for round in 0..3u64 {
+        for i in 0..8 {
+            ring.try_push_scalar(&nop(round * 100 + i)).unwrap();
+        }
+        assert_eq!(ring.submit_and_wait(8).unwrap(), 8);
+        let mut seen = Vec::new();
+        let n = ring.reap_all(|cqe, keep| {
+            assert!(keep.is_none());
+            seen.push((cqe.user_data, cqe.res));
+        });
+        assert_eq!(n, 8);
+        let want: Vec<(u64, i32)> = (0..8).map(|i| (round * 100 + i, 0)).collect();
+        assert_eq!(seen, want);
+        assert_eq!(ring.cq_ready(), 0);
+        assert!(ring.try_reap().is_none());
+    }
+}
+
+#[test]
 fn a_full_sq_is_back_pressure_not_loss() {
     fake::reset();
     let mut ring = Ring::setup(RingOptions::new(4)).unwrap();

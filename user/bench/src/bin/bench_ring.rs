@@ -38,13 +38,16 @@ fn batches(ring: &mut Ring, batch: u32, iters: u64, error: &mut Option<&'static 
         if ring.submit_and_wait(batch).is_err() {
             *error = Some("ring_enter failed");
         }
+        // As the peer's: every ready completion, then one head update.
         let mut seen = 0;
         while seen < batch {
-            match ring.try_reap() {
-                Some(_) => seen += 1,
-                None => {
-                    let _ = ring.submit_and_wait(batch - seen);
+            seen += ring.reap_all(|cqe, _| {
+                if cqe.res < 0 {
+                    *error = Some("a Nop failed");
                 }
+            });
+            if seen < batch {
+                let _ = ring.submit_and_wait(batch - seen);
             }
         }
     }

@@ -451,12 +451,7 @@ impl Ring {
     /// Takes the oldest completion, with the buffer of its owned entry if it had one.
     pub fn try_reap(&mut self) -> Option<(Cqe, Option<Keep>)> {
         let cqe = self.try_reap_raw()?;
-        let keep = if self.kept.is_empty() {
-            None
-        } else {
-            self.kept.remove(&cqe.user_data)
-        };
-        Some((cqe, keep))
+        Some((cqe, self.take_keep(cqe.user_data)))
     }
 
     /// Takes every completion in the CQ now, oldest first, handing each to `f` with the
@@ -466,24 +461,11 @@ impl Ring {
     pub fn reap_all(&mut self, mut f: impl FnMut(Cqe, Option<Keep>)) -> u32 {
         let ready = self.cq_ready();
         for i in 0..ready {
-            let index = self.cq_head.wrapping_add(i);
-            let slot = self.cqes + (index & (self.cq_entries - 1)) as usize * size_of::<Cqe>();
-            // SAFETY: as in `try_reap_raw`: the slot is inside the region and 16-byte
-            // aligned, published by the kernel (the acquire load in `cq_ready` saw a tail
-            // past it), and not reused before the release store of `head` below.
-            let cqe = unsafe { core::ptr::read_volatile(self.base.add(slot) as *const Cqe) };
-            let keep = if self.kept.is_empty() {
-                None
-            } else {
-                self.kept.remove(&cqe.user_data)
-            };
+            let cqe = self.cqe_at(self.cq_head.wrapping_add(i));
+            let keep = self.take_keep(cqe.user_data);
             f(cqe, keep);
         }
-        if ready > 0 {
-            self.cq_head = self.cq_head.wrapping_add(ready);
-            self.cq_field(ring_header::HEAD)
-                .store(self.cq_head, Ordering::Release);
-        }
+        self.advance_cq(ready);
         ready
     }
 
@@ -492,15 +474,37 @@ impl Ring {
         if self.cq_ready() == 0 {
             return None;
         }
-        let slot = self.cqes + (self.cq_head & (self.cq_entries - 1)) as usize * size_of::<Cqe>();
-        // SAFETY: invariant 2: the slot is inside the region and 16-byte aligned; the
-        // kernel published it (acquire load of the CQ tail in `cq_ready`) and will not
-        // reuse it until our release store of `head` below.
-        let cqe = unsafe { core::ptr::read_volatile(self.base.add(slot) as *const Cqe) };
-        self.cq_head = self.cq_head.wrapping_add(1);
-        self.cq_field(ring_header::HEAD)
-            .store(self.cq_head, Ordering::Release);
+        let cqe = self.cqe_at(self.cq_head);
+        self.advance_cq(1);
         Some(cqe)
+    }
+
+    /// CQ slot `index` (taken modulo the CQ size). Callers read only slots below the tail
+    /// `cq_ready` loaded (acquire), which the kernel has published and does not reuse
+    /// until [`Ring::advance_cq`] moves the head past them.
+    fn cqe_at(&self, index: u32) -> Cqe {
+        let slot = self.cqes + (index & (self.cq_entries - 1)) as usize * size_of::<Cqe>();
+        // SAFETY: invariant 2: the slot is inside the region and 16-byte aligned.
+        // Volatile because the kernel writes the CQ concurrently (invariant 3).
+        unsafe { core::ptr::read_volatile(self.base.add(slot) as *const Cqe) }
+    }
+
+    /// Gives `n` read CQ slots back to the kernel (one release store of the head).
+    fn advance_cq(&mut self, n: u32) {
+        if n > 0 {
+            self.cq_head = self.cq_head.wrapping_add(n);
+            self.cq_field(ring_header::HEAD)
+                .store(self.cq_head, Ordering::Release);
+        }
+    }
+
+    /// The buffer the ring kept for the owned entry with `user_data`, if any.
+    fn take_keep(&mut self, user_data: u64) -> Option<Keep> {
+        if self.kept.is_empty() {
+            None
+        } else {
+            self.kept.remove(&user_data)
+        }
     }
 }
 

@@ -133,25 +133,6 @@ struct State {
     tokens: Slab<(u64, Arc<CancelToken>)>,
 }
 
-/// Completions of inline entries, gathered and posted together (one lock, one CQ tail
-/// store, one wake-up per run of inline entries rather than per entry). The buffer is kept
-/// in the ring between submissions: it allocates nothing once grown, and is not zeroed
-/// per call as an array on the stack was (a 512-byte `memset` per submission).
-struct CqeBatch {
-    cqes: Vec<Cqe>,
-}
-
-impl CqeBatch {
-    fn push(&mut self, cqe: Cqe) {
-        self.cqes.push(cqe);
-    }
-
-    fn post(&mut self, ring: &Ring) {
-        ring.post_all(&self.cqes);
-        self.cqes.clear();
-    }
-}
-
 /// What [`Ring::enter_start`] did: the entries it consumed and the absolute deadline of
 /// the wait that may follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -430,6 +411,12 @@ impl Ring {
         if moved {
             self.cq_posted.notify();
         }
+    }
+
+    /// Posts `cqes` ([`Ring::post_all`]) and empties the buffer for reuse.
+    fn post_taken(&self, cqes: &mut Vec<Cqe>) {
+        self.post_all(cqes);
+        cqes.clear();
     }
 
     fn post(&self, cqe: Cqe) {
@@ -750,7 +737,11 @@ impl Ring {
             self.sq_consumed.notify();
         }
         let proc = self.process.upgrade();
-        let mut done = CqeBatch { cqes };
+        // Completions of inline entries, posted together (one lock, one CQ tail store, one
+        // wake-up per run of inline entries rather than per entry) from a buffer kept in
+        // the ring: it allocates nothing once grown, and is not zeroed per call as an array
+        // on the stack was (a 512-byte `memset` per submission).
+        let mut done = cqes;
         // Entries from here on go the general way (chains), until the next inline one.
         let mut general_from: Option<usize> = None;
         for (i, sqe) in sqes.iter().enumerate() {
@@ -764,7 +755,7 @@ impl Ring {
             {
                 if let Some(from) = general_from.take() {
                     // Keep submission order: what came before starts first.
-                    done.post(self);
+                    self.post_taken(&mut done);
                     inline_ok = self.start_chains(&sqes[from..i]);
                 }
                 if inline_ok
@@ -784,12 +775,12 @@ impl Ring {
             }
             general_from.get_or_insert(i);
         }
-        done.post(self);
+        self.post_taken(&mut done);
         if let Some(from) = general_from {
             self.start_chains(&sqes[from..]);
         }
         sqes.clear();
-        *self.scratch.lock() = (sqes, done.cqes);
+        *self.scratch.lock() = (sqes, done);
         Ok(n)
     }
 

@@ -23,6 +23,7 @@ use crate::{
     proto::{
         Attr, CallerBuf, DirEntry, ExternalBuf, SetAttr, TimeChange, VnodeDone, VnodeMsg, VnodeOp,
     },
+    service::FsPort,
 };
 
 /// Entries asked for per `ReadDir` message by [`Vfs::getdents`].
@@ -71,6 +72,22 @@ async fn lock_position_unless_at(
         None => Some(file.lock_position().await),
         Some(_) => None,
     }
+}
+
+/// Sends `op` with `buf` to `port` and takes the buffer back with the reply's value, as
+/// `pick` finds it (a reply of another kind is `Io`).
+async fn call_with_buf<T>(
+    port: &FsPort,
+    op: VnodeOp,
+    buf: Vec<u8>,
+    pick: impl FnOnce(VnodeDone) -> Option<T>,
+) -> (Result<T, Errno>, Vec<u8>) {
+    let mut msg = VnodeMsg::with_buf(op, buf);
+    port.call_in_place(&mut msg).await;
+    let result = msg
+        .take_result()
+        .and_then(|done| pick(done).ok_or(Errno::Io));
+    (result, msg.buf)
 }
 
 fn expect_node(reply: Result<VnodeDone, Errno>) -> Result<Attr, Errno> {
@@ -294,24 +311,19 @@ impl Vfs {
         into: Option<CallerBuf>,
     ) -> (Result<usize, Errno>, Vec<u8>) {
         let v = file.vnode();
-        let mut msg = VnodeMsg::with_buf(
-            VnodeOp::Read {
-                ino: v.ino(),
-                offset,
-                len,
-                non_blocking: file.flags().contains(OpenFlags::NON_BLOCK),
-                direct: file.flags().contains(OpenFlags::DIRECT),
-                into,
-            },
-            buf,
-        );
-        v.port().call_in_place(&mut msg).await;
-        let result = match msg.take_result() {
-            Ok(VnodeDone::Count(n)) => Ok(n),
-            Ok(_) => Err(Errno::Io),
-            Err(e) => Err(e),
+        let op = VnodeOp::Read {
+            ino: v.ino(),
+            offset,
+            len,
+            non_blocking: file.flags().contains(OpenFlags::NON_BLOCK),
+            direct: file.flags().contains(OpenFlags::DIRECT),
+            into,
         };
-        (result, msg.buf)
+        call_with_buf(v.port(), op, buf, |done| match done {
+            VnodeDone::Count(n) => Some(n),
+            _ => None,
+        })
+        .await
     }
 
     /// `read` (`at` is `None`: at the file's offset, which advances) or `pread` (at
@@ -444,23 +456,18 @@ impl Vfs {
         offset: u64,
     ) -> (Result<(usize, u64), Errno>, Vec<u8>) {
         let v = file.vnode();
-        let mut msg = VnodeMsg::with_buf(
-            VnodeOp::Write {
-                ino: v.ino(),
-                offset,
-                append: file.flags().contains(OpenFlags::APPEND),
-                direct: file.flags().contains(OpenFlags::DIRECT),
-                from,
-            },
-            data,
-        );
-        v.port().call_in_place(&mut msg).await;
-        let result = match msg.take_result() {
-            Ok(VnodeDone::Written { count, end }) => Ok((count, end)),
-            Ok(_) => Err(Errno::Io),
-            Err(e) => Err(e),
+        let op = VnodeOp::Write {
+            ino: v.ino(),
+            offset,
+            append: file.flags().contains(OpenFlags::APPEND),
+            direct: file.flags().contains(OpenFlags::DIRECT),
+            from,
         };
-        (result, msg.buf)
+        call_with_buf(v.port(), op, data, |done| match done {
+            VnodeDone::Written { count, end } => Some((count, end)),
+            _ => None,
+        })
+        .await
     }
 
     /// Zero-copy `O_DIRECT` read on a block device: the device DMAs straight into `buf`

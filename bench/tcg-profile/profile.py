@@ -106,6 +106,8 @@ def main():
     p.add_argument('mode', choices=['blocks', 'callers'])
     p.add_argument('--cmd', default='/bin/bench/bench_disk /dev/vda disk_randread_4k_qd1')
     p.add_argument('--ops', type=float, required=True, help='operations CMD performs')
+    p.add_argument('--before', help='a command typed (and waited for) before the counts are '
+                   'zeroed, e.g. a first run, so that CMD is measured on a warm system')
     p.add_argument('--watch', help='callers: regex over kernel symbol names to watch')
     p.add_argument('--smp', type=int, default=2)
     p.add_argument('--disk', help='disk image (default: xtask\'s)')
@@ -130,6 +132,9 @@ def main():
     try:
         at = guest.wait_for(b'rc done', 0, 300)
         at = guest.wait_for(b'$ ', at, 60)
+        if a.before:
+            guest.type(a.before)
+            at = guest.wait_for(b'\n$ ', at, 1800)
         control(a.workdir, 'reset')
         guest.type(a.cmd)
         at = guest.wait_for(b'\n$ ', at, 1800)

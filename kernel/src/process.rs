@@ -726,6 +726,25 @@ async fn unless_killed<T>(
     .await
 }
 
+/// The entry a `syscall` carries: in the registers (`rax` = `TRAP_REGISTERS`) or in
+/// user memory at `rdi` (`TRAP_MEMORY`).
+///
+/// # Errors
+/// `Fault` for an unreadable entry, `NoSys` for another `rax`.
+fn trap_sqe(proc: &Proc, context: &UserContext) -> Result<Sqe, Errno> {
+    match context.rax {
+        abi::ring::TRAP_REGISTERS => Ok(Sqe::from_trap_registers(context.syscall_args())),
+        abi::ring::TRAP_MEMORY => {
+            let mut raw = [0u8; abi::ring::SQE_SIZE];
+            proc.space
+                .copy_from_user(&mut raw, context.rdi)
+                .map_err(|_| Errno::Fault)?;
+            Ok(Sqe::from_bytes(&raw))
+        }
+        _ => Err(Errno::NoSys),
+    }
+}
+
 /// The user thread: runs the process until it exits, is killed or faults.
 async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<UserContext>) {
     let status = loop {
@@ -742,40 +761,26 @@ async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<U
             UserExit::Syscall => {
                 // Started on the trap and left to this task, or not seen yet.
                 let started = proc.trap_wait.lock().take();
-                let (wait, is_exit) = if let Some(wait) = started {
-                    (wait, false)
-                } else {
-                    let sqe = match context.rax {
-                        abi::ring::TRAP_REGISTERS => Sqe::from_trap_registers([
-                            context.rdi,
-                            context.rsi,
-                            context.rdx,
-                            context.r10,
-                            context.r8,
-                            context.r9,
-                        ]),
-                        abi::ring::TRAP_MEMORY => {
-                            let mut raw = [0u8; abi::ring::SQE_SIZE];
-                            if proc.space.copy_from_user(&mut raw, context.rdi).is_err() {
-                                context.rax = Errno::Fault.to_syscall_result() as u64;
+                let (wait, is_exit) = match started {
+                    Some(wait) => (wait, false),
+                    None => {
+                        let sqe = match trap_sqe(&proc, &context) {
+                            Ok(sqe) => sqe,
+                            Err(e) => {
+                                context.rax = e.to_syscall_result() as u64;
                                 continue;
                             }
-                            Sqe::from_bytes(&raw)
-                        }
-                        _ => {
-                            context.rax = Errno::NoSys.to_syscall_result() as u64;
-                            continue;
-                        }
-                    };
-                    // Done at once: no future and no kill race (a kill is seen at the top of
-                    // the loop, before user mode is entered again).
-                    match proc.sys().start(&sqe) {
-                        syscalls_async::Trap::Done(result) => {
-                            context.rax = result as u64;
-                            continue;
-                        }
-                        syscalls_async::Trap::Wait(wait) => {
-                            (wait, sqe.opcode == Opcode::Exit as u8)
+                        };
+                        // Done at once: no future and no kill race (a kill is seen at the
+                        // top of the loop, before user mode is entered again).
+                        match proc.sys().start(&sqe) {
+                            syscalls_async::Trap::Done(result) => {
+                                context.rax = result as u64;
+                                continue;
+                            }
+                            syscalls_async::Trap::Wait(wait) => {
+                                (wait, sqe.opcode == Opcode::Exit as u8)
+                            }
                         }
                     }
                 };

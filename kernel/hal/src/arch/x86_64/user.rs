@@ -172,6 +172,12 @@ impl UserContext {
         }
     }
 
+    /// A system call's arguments as the `syscall` left them: `rdi`, `rsi`,
+    /// `rdx`, `r10`, `r8`, `r9`.
+    pub fn syscall_args(&self) -> [u64; 6] {
+        [self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9]
+    }
+
     /// Lets `handler` complete this thread's system calls on the trap
     /// ([`InlineSyscall`]).
     pub fn set_inline(&mut self, handler: Arc<dyn InlineSyscall>) {
@@ -554,7 +560,7 @@ unsafe extern "C" fn syscall_inline(context: *mut UserContext) -> u64 {
     let Some(handler) = c.inline.as_deref() else {
         return 0;
     };
-    match handler.try_complete(c.rax, [c.rdi, c.rsi, c.rdx, c.r10, c.r8, c.r9]) {
+    match handler.try_complete(c.rax, c.syscall_args()) {
         Some(result) => {
             c.rax = result;
             1

@@ -714,6 +714,16 @@ pub fn deactivate() {
     });
 }
 
+/// Flushes this CPU's whole TLB (global entries too), keeping the loaded
+/// table: the next accesses walk the page tables again.
+///
+/// Nothing needs this for correctness; the scheduler calls it now and then
+/// so that a software TLB (QEMU's TCG) resizes itself, see
+/// `kernel/src/sched.rs`.
+pub fn flush_local_tlb() {
+    x86_64::instructions::tlb::flush_all();
+}
+
 /// The space each CPU has loaded (None: the kernel's table).
 static LOADED: CpuLocal<core::cell::RefCell<Option<Arc<AddressSpace>>>> = CpuLocal::new();
 

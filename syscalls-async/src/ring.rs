@@ -259,6 +259,7 @@ impl Ring {
             sq_consumed: Notify::new(),
             wakeup: Notify::new(),
         };
+        let words = ring.region.words();
         for (header, entries) in [
             (layout.sq_header, layout.sq_entries),
             (layout.cq_header, layout.cq_entries),
@@ -270,10 +271,10 @@ impl Ring {
                 ring_header::DROPPED,
                 ring_header::OVERFLOW,
             ] {
-                ring.store(header + field, 0);
+                Ring::store(words, header + field, 0);
             }
-            ring.store(header + ring_header::MASK, entries - 1);
-            ring.store(header + ring_header::ENTRIES, entries);
+            Ring::store(words, header + ring_header::MASK, entries - 1);
+            Ring::store(words, header + ring_header::ENTRIES, entries);
         }
         Ok(Arc::new(ring))
     }
@@ -307,16 +308,17 @@ impl Ring {
 
     // ------------------------------------------------------------------ shared words
 
-    fn word(&self, byte_offset: u32) -> Option<&AtomicU32> {
-        self.region.words().get(byte_offset as usize / 4)
+    // `region` is `self.region.words()`, looked up once by the caller: the lookup is a
+    // dynamic call, and a batch makes several of these accesses.
+
+    fn load(region: &[AtomicU32], byte_offset: u32, order: Ordering) -> u32 {
+        region
+            .get(byte_offset as usize / 4)
+            .map_or(0, |w| w.load(order))
     }
 
-    fn load(&self, byte_offset: u32, order: Ordering) -> u32 {
-        self.word(byte_offset).map_or(0, |w| w.load(order))
-    }
-
-    fn store(&self, byte_offset: u32, value: u32) {
-        if let Some(w) = self.word(byte_offset) {
+    fn store(region: &[AtomicU32], byte_offset: u32, value: u32) {
+        if let Some(w) = region.get(byte_offset as usize / 4) {
             w.store(value, Ordering::Release);
         }
     }
@@ -354,7 +356,8 @@ impl Ring {
         } else {
             st.sq_flags &= !bit;
         }
-        if let Some(w) = self.word(self.layout.sq_header + ring_header::FLAGS) {
+        let flags = self.layout.sq_header + ring_header::FLAGS;
+        if let Some(w) = self.region.words().get(flags as usize / 4) {
             w.store(st.sq_flags, Ordering::SeqCst);
         }
     }
@@ -365,27 +368,40 @@ impl Ring {
         } else {
             st.cq_flags &= !bit;
         }
-        self.store(self.layout.cq_header + ring_header::FLAGS, st.cq_flags);
+        Self::store(
+            self.region.words(),
+            self.layout.cq_header + ring_header::FLAGS,
+            st.cq_flags,
+        );
     }
 
     // ------------------------------------------------------------------ completion side
 
     /// Free CQ slots as the kernel sees them (0 if userland's head is impossible).
-    fn cq_space(&self, st: &State) -> u32 {
-        let head = self.load(self.layout.cq_header + ring_header::HEAD, Ordering::Acquire);
+    fn cq_space(&self, region: &[AtomicU32], st: &State) -> u32 {
+        let head = Self::load(
+            region,
+            self.layout.cq_header + ring_header::HEAD,
+            Ordering::Acquire,
+        );
         let used = st.cq_tail.wrapping_sub(head);
         self.layout.cq_entries.saturating_sub(used)
     }
 
     /// Moves overflowed completions into the CQ while there is room, publishing the CQ
     /// tail once. Returns true if any moved.
+    #[inline]
     fn flush_locked(&self, st: &mut State) -> bool {
-        if st.overflow.is_empty() {
-            return false;
-        }
-        let mut space = self.cq_space(st);
-        let tail_before = st.cq_tail;
+        !st.overflow.is_empty() && self.flush_overflow(st)
+    }
+
+    /// [`Ring::flush_locked`] with completions in the overflow list (a rare case, kept
+    /// out of line so that the usual check stays a load and a branch).
+    #[inline(never)]
+    fn flush_overflow(&self, st: &mut State) -> bool {
         let region = self.region.words();
+        let mut space = self.cq_space(region, st);
+        let tail_before = st.cq_tail;
         while space > 0 {
             let Some(cqe) = st.overflow.pop_front() else {
                 break;
@@ -396,7 +412,11 @@ impl Ring {
         }
         let moved = st.cq_tail != tail_before;
         if moved {
-            self.store(self.layout.cq_header + ring_header::TAIL, st.cq_tail);
+            Self::store(
+                region,
+                self.layout.cq_header + ring_header::TAIL,
+                st.cq_tail,
+            );
         }
         if st.overflow.is_empty() {
             self.set_cq_flag(st, CQ_OVERFLOW, false);
@@ -431,14 +451,14 @@ impl Ring {
         }
         let mut st = self.state.lock();
         self.flush_locked(&mut st);
+        let region = self.region.words();
         let mut space = if st.overflow.is_empty() {
-            self.cq_space(&st)
+            self.cq_space(region, &st)
         } else {
             0
         };
         let mut overflowed = false;
         let tail_before = st.cq_tail;
-        let region = self.region.words();
         for cqe in cqes {
             if space > 0 {
                 self.write_cqe(region, st.cq_tail, cqe);
@@ -451,10 +471,15 @@ impl Ring {
             }
         }
         if st.cq_tail != tail_before {
-            self.store(self.layout.cq_header + ring_header::TAIL, st.cq_tail);
+            Self::store(
+                region,
+                self.layout.cq_header + ring_header::TAIL,
+                st.cq_tail,
+            );
         }
         if overflowed {
-            self.store(
+            Self::store(
+                region,
                 self.layout.cq_header + ring_header::OVERFLOW,
                 st.overflow_total,
             );
@@ -483,7 +508,11 @@ impl Ring {
     fn cq_ready(&self) -> u32 {
         let mut st = self.state.lock();
         self.flush_locked(&mut st);
-        let head = self.load(self.layout.cq_header + ring_header::HEAD, Ordering::Acquire);
+        let head = Self::load(
+            self.region.words(),
+            self.layout.cq_header + ring_header::HEAD,
+            Ordering::Acquire,
+        );
         let used = st.cq_tail.wrapping_sub(head);
         if used > self.layout.cq_entries {
             u32::MAX
@@ -551,7 +580,12 @@ impl Ring {
         if st.corrupt {
             return Err(Errno::Inval);
         }
-        let tail = self.load(self.layout.sq_header + ring_header::TAIL, Ordering::Acquire);
+        let region = self.region.words();
+        let tail = Self::load(
+            region,
+            self.layout.sq_header + ring_header::TAIL,
+            Ordering::Acquire,
+        );
         let avail = tail.wrapping_sub(st.sq_head);
         if avail > self.layout.sq_entries {
             log::warn!(target: "syscall", "ring: corrupt SQ tail {tail} (head {})", st.sq_head);
@@ -564,12 +598,15 @@ impl Ring {
             .saturating_sub(st.in_flight + st.deferred.len()) as u32;
         let n = avail.min(max).min(room);
         out.reserve(n as usize);
-        let region = self.region.words();
         for i in 0..n {
             out.push(self.read_sqe(region, st.sq_head.wrapping_add(i)));
         }
         st.sq_head = st.sq_head.wrapping_add(n);
-        self.store(self.layout.sq_header + ring_header::HEAD, st.sq_head);
+        Self::store(
+            region,
+            self.layout.sq_header + ring_header::HEAD,
+            st.sq_head,
+        );
         Ok(())
     }
 
@@ -894,7 +931,11 @@ impl Ring {
 
     fn sq_has_room(&self) -> bool {
         let st = self.state.lock();
-        let tail = self.load(self.layout.sq_header + ring_header::TAIL, Ordering::Acquire);
+        let tail = Self::load(
+            self.region.words(),
+            self.layout.sq_header + ring_header::TAIL,
+            Ordering::Acquire,
+        );
         st.closed || st.corrupt || tail.wrapping_sub(st.sq_head) < self.layout.sq_entries
     }
 
@@ -1005,8 +1046,11 @@ impl Ring {
                 fence(Ordering::SeqCst);
                 let has_work = {
                     let st = self.state.lock();
-                    let tail =
-                        self.load(self.layout.sq_header + ring_header::TAIL, Ordering::SeqCst);
+                    let tail = Self::load(
+                        self.region.words(),
+                        self.layout.sq_header + ring_header::TAIL,
+                        Ordering::SeqCst,
+                    );
                     tail != st.sq_head && !st.corrupt
                 };
                 if !has_work {

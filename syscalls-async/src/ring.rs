@@ -311,16 +311,32 @@ impl Ring {
     // `region` is `self.region.words()`, looked up once by the caller: the lookup is a
     // dynamic call, and a batch makes several of these accesses.
 
+    fn word(region: &[AtomicU32], byte_offset: u32) -> Option<&AtomicU32> {
+        region.get(byte_offset as usize / 4)
+    }
+
     fn load(region: &[AtomicU32], byte_offset: u32, order: Ordering) -> u32 {
-        region
-            .get(byte_offset as usize / 4)
-            .map_or(0, |w| w.load(order))
+        Self::word(region, byte_offset).map_or(0, |w| w.load(order))
     }
 
     fn store(region: &[AtomicU32], byte_offset: u32, value: u32) {
-        if let Some(w) = region.get(byte_offset as usize / 4) {
+        if let Some(w) = Self::word(region, byte_offset) {
             w.store(value, Ordering::Release);
         }
+    }
+
+    /// Userland's SQ tail: how far it has published entries.
+    fn sq_tail(&self, region: &[AtomicU32], order: Ordering) -> u32 {
+        Self::load(region, self.layout.sq_header + ring_header::TAIL, order)
+    }
+
+    /// Userland's CQ head: how far it has reaped completions.
+    fn cq_head(&self, region: &[AtomicU32]) -> u32 {
+        Self::load(
+            region,
+            self.layout.cq_header + ring_header::HEAD,
+            Ordering::Acquire,
+        )
     }
 
     /// Copies entry `index` out of the SQ in `region` (the region's words, looked up once
@@ -357,7 +373,7 @@ impl Ring {
             st.sq_flags &= !bit;
         }
         let flags = self.layout.sq_header + ring_header::FLAGS;
-        if let Some(w) = self.region.words().get(flags as usize / 4) {
+        if let Some(w) = Self::word(self.region.words(), flags) {
             w.store(st.sq_flags, Ordering::SeqCst);
         }
     }
@@ -379,12 +395,7 @@ impl Ring {
 
     /// Free CQ slots as the kernel sees them (0 if userland's head is impossible).
     fn cq_space(&self, region: &[AtomicU32], st: &State) -> u32 {
-        let head = Self::load(
-            region,
-            self.layout.cq_header + ring_header::HEAD,
-            Ordering::Acquire,
-        );
-        let used = st.cq_tail.wrapping_sub(head);
+        let used = st.cq_tail.wrapping_sub(self.cq_head(region));
         self.layout.cq_entries.saturating_sub(used)
     }
 
@@ -508,12 +519,7 @@ impl Ring {
     fn cq_ready(&self) -> u32 {
         let mut st = self.state.lock();
         self.flush_locked(&mut st);
-        let head = Self::load(
-            self.region.words(),
-            self.layout.cq_header + ring_header::HEAD,
-            Ordering::Acquire,
-        );
-        let used = st.cq_tail.wrapping_sub(head);
+        let used = st.cq_tail.wrapping_sub(self.cq_head(self.region.words()));
         if used > self.layout.cq_entries {
             u32::MAX
         } else {
@@ -581,11 +587,7 @@ impl Ring {
             return Err(Errno::Inval);
         }
         let region = self.region.words();
-        let tail = Self::load(
-            region,
-            self.layout.sq_header + ring_header::TAIL,
-            Ordering::Acquire,
-        );
+        let tail = self.sq_tail(region, Ordering::Acquire);
         let avail = tail.wrapping_sub(st.sq_head);
         if avail > self.layout.sq_entries {
             log::warn!(target: "syscall", "ring: corrupt SQ tail {tail} (head {})", st.sq_head);
@@ -931,11 +933,7 @@ impl Ring {
 
     fn sq_has_room(&self) -> bool {
         let st = self.state.lock();
-        let tail = Self::load(
-            self.region.words(),
-            self.layout.sq_header + ring_header::TAIL,
-            Ordering::Acquire,
-        );
+        let tail = self.sq_tail(self.region.words(), Ordering::Acquire);
         st.closed || st.corrupt || tail.wrapping_sub(st.sq_head) < self.layout.sq_entries
     }
 
@@ -1046,11 +1044,7 @@ impl Ring {
                 fence(Ordering::SeqCst);
                 let has_work = {
                     let st = self.state.lock();
-                    let tail = Self::load(
-                        self.region.words(),
-                        self.layout.sq_header + ring_header::TAIL,
-                        Ordering::SeqCst,
-                    );
+                    let tail = self.sq_tail(self.region.words(), Ordering::SeqCst);
                     tail != st.sq_head && !st.corrupt
                 };
                 if !has_work {

@@ -81,6 +81,10 @@ impl SharedRegion for RingRegion {
     fn words(&self) -> &[AtomicU32] {
         self.0.words()
     }
+
+    fn words64(&self) -> Option<&[AtomicU64]> {
+        Some(self.0.words64())
+    }
 }
 
 /// A one-way "something changed" signal with any number of waiters.

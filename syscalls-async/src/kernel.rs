@@ -7,7 +7,11 @@
 //! virtual clock. Every method here is object-safe; the async ones return a [`BoxFuture`].
 
 use alloc::{boxed::Box, sync::Arc, vec::Vec};
-use core::{future::Future, pin::Pin, sync::atomic::AtomicU32};
+use core::{
+    future::Future,
+    pin::Pin,
+    sync::atomic::{AtomicU32, AtomicU64},
+};
 
 use abi::{
     Errno,
@@ -53,6 +57,13 @@ pub trait UserMemory: CallerMemory {
 pub trait SharedRegion: Send + Sync {
     /// The region as 32-bit words (`region_len / 4` of them).
     fn words(&self) -> &[AtomicU32];
+
+    /// The same memory as 64-bit words, where the implementation can offer that view
+    /// (the region is 8-aligned): the ring then copies an `Sqe` in eight loads and
+    /// writes a `Cqe` in two stores. `None` (the default): 32-bit words only.
+    fn words64(&self) -> Option<&[AtomicU64]> {
+        None
+    }
 }
 
 impl SharedRegion for &'static [AtomicU32] {

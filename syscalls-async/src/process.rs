@@ -200,7 +200,7 @@ impl Process {
                 })),
             };
         }
-        match ops::run_sync(self, request) {
+        match ops::run_sync(self, &request) {
             Some(result) => Trap::Done(result.unwrap_or_else(|e| e.to_syscall_result())),
             None => Trap::Wait(TrapWait(Waiting::Op(request))),
         }
@@ -229,7 +229,7 @@ impl Process {
             Ok(r) => r,
             Err(e) => return Some(Trap::Done(e.to_syscall_result())),
         };
-        Some(match ops::run_sync(self, request) {
+        Some(match ops::run_sync(self, &request) {
             Some(result) => Trap::Done(result.unwrap_or_else(|e| e.to_syscall_result())),
             // Not an operation `run_sync` takes after all (listed wrongly): the general
             // path decodes it again and hands it to the task.

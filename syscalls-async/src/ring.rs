@@ -57,7 +57,7 @@ use alloc::{
 use core::{
     future::{Future, poll_fn},
     pin::pin,
-    sync::atomic::{AtomicU32, Ordering, fence},
+    sync::atomic::{AtomicU32, AtomicU64, Ordering, fence},
     task::{Context, Poll, Waker},
 };
 
@@ -181,6 +181,14 @@ pub struct Ring {
     chain_finished: Notify,
     sq_consumed: Notify,
     wakeup: Notify,
+}
+
+/// The shared region as 32-bit words and, where the region offers it, as 64-bit words
+/// (the same memory): [`Ring::view`].
+#[derive(Clone, Copy)]
+struct View<'a> {
+    words: &'a [AtomicU32],
+    words64: Option<&'a [AtomicU64]>,
 }
 
 struct WakeRingTask(Arc<AtomicWaker>);
@@ -339,13 +347,20 @@ impl Ring {
         )
     }
 
-    /// Copies entry `index` out of the SQ in `region` (the region's words, looked up once
-    /// per batch by the caller): 16 relaxed word loads (one copy; userland may be
-    /// rewriting it, the decoder validates what was read).
-    fn read_sqe(&self, region: &[AtomicU32], index: u32) -> Sqe {
-        let base = self.layout.sqe_offset(index) as usize / 4;
+    /// Copies the entry at byte `offset` out of the SQ (`view`, looked up once per batch by
+    /// the caller): eight relaxed 64-bit loads, or sixteen 32-bit ones without the 64-bit
+    /// view (one copy; userland may be rewriting it, the decoder validates what was read).
+    #[inline]
+    fn read_sqe(view: View<'_>, offset: u32) -> Sqe {
+        let offset = offset as usize;
         let mut words = [0u64; 8];
-        if let Some(src) = region.get(base..base + 16) {
+        if let Some(region64) = view.words64 {
+            if let Some(src) = region64.get(offset / 8..offset / 8 + 8) {
+                for (w, src) in words.iter_mut().zip(src) {
+                    *w = src.load(Ordering::Relaxed);
+                }
+            }
+        } else if let Some(src) = view.words.get(offset / 4..offset / 4 + 16) {
             for (w, pair) in words.iter_mut().zip(src.chunks_exact(2)) {
                 let lo = pair[0].load(Ordering::Relaxed) as u64;
                 let hi = pair[1].load(Ordering::Relaxed) as u64;
@@ -355,14 +370,32 @@ impl Ring {
         Sqe::from_words(words)
     }
 
-    /// Writes `cqe` into CQ slot `index` of `region` (the region's words).
-    fn write_cqe(&self, region: &[AtomicU32], index: u32, cqe: &Cqe) {
-        let base = self.layout.cqe_offset(index) as usize / 4;
-        if let Some(dst) = region.get(base..base + 4) {
-            for (w, pair) in cqe.to_words().iter().zip(dst.chunks_exact(2)) {
+    /// Writes `cqe` into the CQ slot at byte `offset` (`view`, looked up once per batch).
+    #[inline]
+    fn write_cqe(view: View<'_>, offset: u32, cqe: &Cqe) {
+        let offset = offset as usize;
+        let words = cqe.to_words();
+        if let Some(region64) = view.words64 {
+            if let Some(dst) = region64.get(offset / 8..offset / 8 + 2) {
+                dst[0].store(words[0], Ordering::Relaxed);
+                dst[1].store(words[1], Ordering::Relaxed);
+            }
+        } else if let Some(dst) = view.words.get(offset / 4..offset / 4 + 4) {
+            for (w, pair) in words.iter().zip(dst.chunks_exact(2)) {
                 pair[0].store(*w as u32, Ordering::Relaxed);
                 pair[1].store((*w >> 32) as u32, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// Both views of the shared region (two dynamic calls: once per batch, not per word).
+    fn view(&self) -> View<'_> {
+        View {
+            words: self.region.words(),
+            words64: self
+                .region
+                .words64()
+                .filter(|w| w.len() * 8 >= self.layout.region_len as usize),
         }
     }
 
@@ -410,14 +443,15 @@ impl Ring {
     /// out of line so that the usual check stays a load and a branch).
     #[inline(never)]
     fn flush_overflow(&self, st: &mut State) -> bool {
-        let region = self.region.words();
+        let view = self.view();
+        let region = view.words;
         let mut space = self.cq_space(region, st);
         let tail_before = st.cq_tail;
         while space > 0 {
             let Some(cqe) = st.overflow.pop_front() else {
                 break;
             };
-            self.write_cqe(region, st.cq_tail, &cqe);
+            Self::write_cqe(view, self.layout.cqe_offset(st.cq_tail), &cqe);
             st.cq_tail = st.cq_tail.wrapping_add(1);
             space -= 1;
         }
@@ -462,7 +496,9 @@ impl Ring {
         }
         let mut st = self.state.lock();
         self.flush_locked(&mut st);
-        let region = self.region.words();
+        let view = self.view();
+        let region = view.words;
+        let layout = self.layout;
         let mut space = if st.overflow.is_empty() {
             self.cq_space(region, &st)
         } else {
@@ -470,10 +506,11 @@ impl Ring {
         };
         let mut overflowed = false;
         let tail_before = st.cq_tail;
+        let mut tail = tail_before;
         for cqe in cqes {
             if space > 0 {
-                self.write_cqe(region, st.cq_tail, cqe);
-                st.cq_tail = st.cq_tail.wrapping_add(1);
+                Self::write_cqe(view, layout.cqe_offset(tail), cqe);
+                tail = tail.wrapping_add(1);
                 space -= 1;
             } else {
                 st.overflow.push_back(*cqe);
@@ -481,7 +518,8 @@ impl Ring {
                 overflowed = true;
             }
         }
-        if st.cq_tail != tail_before {
+        st.cq_tail = tail;
+        if tail != tail_before {
             Self::store(
                 region,
                 self.layout.cq_header + ring_header::TAIL,
@@ -586,7 +624,8 @@ impl Ring {
         if st.corrupt {
             return Err(Errno::Inval);
         }
-        let region = self.region.words();
+        let view = self.view();
+        let region = view.words;
         let tail = self.sq_tail(region, Ordering::Acquire);
         let avail = tail.wrapping_sub(st.sq_head);
         if avail > self.layout.sq_entries {
@@ -599,10 +638,7 @@ impl Ring {
             .max_in_flight
             .saturating_sub(st.in_flight + st.deferred.len()) as u32;
         let n = avail.min(max).min(room);
-        out.reserve(n as usize);
-        for i in 0..n {
-            out.push(self.read_sqe(region, st.sq_head.wrapping_add(i)));
-        }
+        Self::copy_sqes(view, self.layout, st.sq_head, n, out);
         st.sq_head = st.sq_head.wrapping_add(n);
         Self::store(
             region,
@@ -610,6 +646,15 @@ impl Ring {
             st.sq_head,
         );
         Ok(())
+    }
+
+    /// Appends copies of the `n` entries from SQ index `head` on to `out`. Out of line: in
+    /// `submit`'s frame the copy ran short of registers and went through the stack.
+    #[inline(never)]
+    fn copy_sqes(view: View<'_>, layout: RingLayout, head: u32, n: u32, out: &mut Vec<Sqe>) {
+        // A `Range` map has an exact length: `extend` reserves once and writes each entry
+        // in place (no capacity check per entry, as `push` made).
+        out.extend((0..n).map(|i| Self::read_sqe(view, layout.sqe_offset(head.wrapping_add(i)))));
     }
 
     /// Splits `sqes` into chains (decoding each entry) and hands each to `each`, in order.
@@ -783,13 +828,17 @@ impl Ring {
         let mut done = cqes;
         // Entries from here on go the general way (chains), until the next inline one.
         let mut general_from: Option<usize> = None;
+        let count = sqes.len();
+        // Whether the entry before this one links to it (this one is inside a chain).
+        let mut linked = false;
         for (i, sqe) in sqes.iter().enumerate() {
-            let flags = SqeFlags::from_bits(sqe.flags).unwrap_or(SqeFlags::NONE);
-            let starts_chain = i == 0 || !links(Self::sqe_flags(&sqes[i - 1]));
+            let flags = Self::sqe_flags(sqe);
+            let starts_chain = !linked;
+            linked = links(flags);
             if starts_chain
                 && !flags.contains(SqeFlags::DRAIN)
                 && !flags.contains(SqeFlags::FORCE_ASYNC)
-                && !(links(flags) && i + 1 < sqes.len())
+                && !(linked && i + 1 < count)
                 && let Some(proc) = &proc
             {
                 if let Some(from) = general_from.take() {
@@ -836,14 +885,15 @@ impl Ring {
     /// never waits (or fails to decode), with no future, token or allocation; `None` if it
     /// needs the general path.
     fn run_inline(proc: &Arc<Process>, sqe: &Sqe) -> Option<i64> {
-        let request = match decode(sqe) {
+        // Matched by reference: moving the request out of the `Result` copied it.
+        let request = match &decode(sqe) {
             Ok(Request::RingSetup { .. } | Request::RingEnter { .. } | Request::Exit { .. }) => {
                 return Some(Errno::Inval.to_syscall_result());
             }
-            Ok(r) => r,
+            Ok(r) => ops::run_sync(proc, r)?,
             Err(e) => return Some(e.to_syscall_result()),
         };
-        Some(ops::run_sync(proc, request)?.unwrap_or_else(|e| e.to_syscall_result()))
+        Some(request.unwrap_or_else(|e| e.to_syscall_result()))
     }
 
     /// The general path: builds the chains of `sqes` (whole chains), registers their

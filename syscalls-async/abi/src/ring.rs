@@ -215,6 +215,7 @@ impl Sqe {
 
     /// The entry as eight little-endian 64-bit words, in memory order (word `i` covers bytes
     /// `8*i..8*i+8`). This is how the kernel reads a shared slot: eight atomic loads.
+    #[inline]
     pub const fn to_words(&self) -> [u64; 8] {
         [
             self.opcode as u64
@@ -232,6 +233,7 @@ impl Sqe {
     }
 
     /// The inverse of [`Sqe::to_words`]. Total: every word pattern is an `Sqe`.
+    #[inline]
     pub const fn from_words(w: [u64; 8]) -> Sqe {
         Sqe {
             opcode: w[0] as u8,
@@ -304,6 +306,7 @@ pub struct Cqe {
 
 impl Cqe {
     /// The entry as two little-endian 64-bit words in memory order.
+    #[inline]
     pub const fn to_words(&self) -> [u64; 2] {
         [
             self.user_data,
@@ -312,6 +315,7 @@ impl Cqe {
     }
 
     /// The inverse of [`Cqe::to_words`]. Total.
+    #[inline]
     pub const fn from_words(w: [u64; 2]) -> Cqe {
         Cqe {
             user_data: w[0],

@@ -150,6 +150,20 @@ impl SharedPages {
             )
         }
     }
+
+    /// The pages as 64-bit atomics: the same memory as [`SharedPages::words`],
+    /// for readers that copy whole 64-bit fields (a ring entry in eight loads
+    /// rather than sixteen).
+    pub fn words64(&self) -> &[core::sync::atomic::AtomicU64] {
+        // SAFETY: as for `words`; the frames are page-aligned, so 8-aligned,
+        // and AtomicU64 is valid for any bit pattern.
+        unsafe {
+            core::slice::from_raw_parts(
+                phys_to_virt(self.phys) as *const core::sync::atomic::AtomicU64,
+                self.pages * PAGE_SIZE as usize / 8,
+            )
+        }
+    }
 }
 
 impl Drop for SharedPages {

@@ -838,7 +838,7 @@ impl Ring {
             if starts_chain
                 && !flags.contains(SqeFlags::DRAIN)
                 && !flags.contains(SqeFlags::FORCE_ASYNC)
-                && !(linked && i + 1 < count)
+                && (!linked || i + 1 == count)
                 && let Some(proc) = &proc
             {
                 if let Some(from) = general_from.take() {

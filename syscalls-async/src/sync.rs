@@ -10,7 +10,7 @@ use alloc::vec::Vec;
 use core::{
     future::{Future, poll_fn},
     pin::pin,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering, fence},
     task::{Poll, Waker},
 };
 
@@ -20,6 +20,9 @@ use futures_util::task::AtomicWaker;
 #[derive(Default)]
 pub(crate) struct Notify {
     generation: AtomicU64,
+    /// True while `wakers` may hold a waker (changed under its lock): `notify` skips the
+    /// lock when nobody waits, the usual case on the ring's fast path.
+    waiting: AtomicBool,
     wakers: spin::Mutex<Vec<Waker>>,
 }
 
@@ -27,6 +30,7 @@ impl Notify {
     pub(crate) const fn new() -> Notify {
         Notify {
             generation: AtomicU64::new(0),
+            waiting: AtomicBool::new(false),
             wakers: spin::Mutex::new(Vec::new()),
         }
     }
@@ -34,7 +38,14 @@ impl Notify {
     /// Wakes every waiter (they re-check their condition).
     pub(crate) fn notify(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `register`: either this load sees the waiter's flag, or
+        // the waiter's re-check, after its fence, sees what changed before this call.
+        fence(Ordering::SeqCst);
+        if !self.waiting.load(Ordering::Relaxed) {
+            return;
+        }
         let mut wakers = self.wakers.lock();
+        self.waiting.store(false, Ordering::Relaxed);
         if wakers.len() <= 1 {
             // The usual single waiter: popped, so the list keeps its room (no
             // allocation at the next `register`); woken outside the lock.
@@ -62,6 +73,10 @@ impl Notify {
         if !wakers.iter().any(|w| w.will_wake(waker)) {
             wakers.push(waker.clone());
         }
+        self.waiting.store(true, Ordering::Relaxed);
+        drop(wakers);
+        // See `notify`: the caller checks its condition again after this.
+        fence(Ordering::SeqCst);
     }
 
     /// Waits until `check` returns `Some`.

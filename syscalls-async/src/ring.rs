@@ -5,11 +5,11 @@
 //!
 //! # Shared memory discipline
 //!
-//! The region is only touched through `AtomicU32`s ([`SharedRegion`]). The kernel keeps
-//! its own copies of the indices it owns (SQ head, CQ tail) and of the geometry (mask,
-//! entries) and never reads those back; from userland it reads only the SQ tail and the
-//! CQ head. Each `Sqe` is read exactly once (16 word loads into a local) and decoded from
-//! that copy. A tail that claims more than `entries` new entries marks the ring corrupt
+//! The region is only touched through atomics ([`SharedRegion`]). The kernel keeps its own
+//! copies of the indices it owns (SQ head, CQ tail) and of the geometry (mask, entries)
+//! and never reads those back; from userland it reads only the SQ tail and the CQ head.
+//! Each `Sqe` is read exactly once (eight 64-bit loads into a local, or sixteen 32-bit ones
+//! where the region offers no 64-bit view) and decoded from that copy. A tail that claims more than `entries` new entries marks the ring corrupt
 //! ([`SQ_CORRUPT`]) and nothing more is consumed. A CQ head that claims an impossible fill
 //! level makes the CQ look full (completions wait in the overflow list).
 //!

@@ -333,9 +333,8 @@ const ZERO_BITS: [[u64; 8]; Opcode::ALL.len()] = {
 };
 
 /// `Inval` if a field `op` does not read, or a reserved one, is not zero: the entry's
-/// words ANDed with [`ZERO_BITS`], with no branch per field (under TCG each branch ends
-/// a translation block, and this runs for
-/// every entry.
+/// words ANDed with [`ZERO_BITS`], with no branch per field (under TCG each branch ends a
+/// translation block, and this runs for every entry).
 fn check_unused(sqe: &Sqe, op: Opcode) -> Result<(), Errno> {
     let stray = sqe
         .to_words()

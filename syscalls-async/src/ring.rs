@@ -9,9 +9,10 @@
 //! copies of the indices it owns (SQ head, CQ tail) and of the geometry (mask, entries)
 //! and never reads those back; from userland it reads only the SQ tail and the CQ head.
 //! Each `Sqe` is read exactly once (eight 64-bit loads into a local, or sixteen 32-bit ones
-//! where the region offers no 64-bit view) and decoded from that copy. A tail that claims more than `entries` new entries marks the ring corrupt
-//! ([`SQ_CORRUPT`]) and nothing more is consumed. A CQ head that claims an impossible fill
-//! level makes the CQ look full (completions wait in the overflow list).
+//! where the region offers no 64-bit view) and decoded from that copy. A tail that claims
+//! more than `entries` new entries marks the ring corrupt ([`SQ_CORRUPT`]) and nothing
+//! more is consumed. A CQ head that claims an impossible fill level makes the CQ look full
+//! (completions wait in the overflow list).
 //!
 //! # Chains
 //!
@@ -217,7 +218,7 @@ impl Ring {
     /// headers initialised. `idle_ns` is the polled-mode idle time (0: the default).
     ///
     /// # Errors
-    /// `Inval` if the region is smaller than `layout.region_len`.
+    /// `Inval` if the region (either view of it) is smaller than `layout.region_len`.
     pub fn new(
         process: &Arc<Process>,
         layout: RingLayout,
@@ -226,7 +227,8 @@ impl Ring {
         polled: bool,
         idle_ns: u64,
     ) -> Result<Arc<Ring>, Errno> {
-        if region.words().len() * 4 < layout.region_len as usize {
+        let len = layout.region_len as usize;
+        if region.words().len() * 4 < len || region.words64().is_some_and(|w| w.len() * 8 < len) {
             return Err(Errno::Inval);
         }
         let task_waker = Arc::new(AtomicWaker::new());
@@ -388,14 +390,12 @@ impl Ring {
         }
     }
 
-    /// Both views of the shared region (two dynamic calls: once per batch, not per word).
+    /// Both views of the shared region (two dynamic calls: once per batch, not per word;
+    /// both long enough, checked in `new`).
     fn view(&self) -> View<'_> {
         View {
             words: self.region.words(),
-            words64: self
-                .region
-                .words64()
-                .filter(|w| w.len() * 8 >= self.layout.region_len as usize),
+            words64: self.region.words64(),
         }
     }
 
@@ -666,7 +666,7 @@ impl Ring {
         };
         let count = sqes.len();
         for (i, sqe) in sqes.iter().enumerate() {
-            let flags = SqeFlags::from_bits(sqe.flags).unwrap_or(SqeFlags::NONE);
+            let flags = Self::sqe_flags(sqe);
             let request = decode(sqe).and_then(|r| match r {
                 Request::RingSetup { .. } | Request::RingEnter { .. } | Request::Exit { .. } => {
                     Err(Errno::Inval)
@@ -886,14 +886,14 @@ impl Ring {
     /// needs the general path.
     fn run_inline(proc: &Arc<Process>, sqe: &Sqe) -> Option<i64> {
         // Matched by reference: moving the request out of the `Result` copied it.
-        let request = match &decode(sqe) {
+        let result = match &decode(sqe) {
             Ok(Request::RingSetup { .. } | Request::RingEnter { .. } | Request::Exit { .. }) => {
                 return Some(Errno::Inval.to_syscall_result());
             }
             Ok(r) => ops::run_sync(proc, r)?,
             Err(e) => return Some(e.to_syscall_result()),
         };
-        Some(request.unwrap_or_else(|e| e.to_syscall_result()))
+        Some(result.unwrap_or_else(|e| e.to_syscall_result()))
     }
 
     /// The general path: builds the chains of `sqes` (whole chains), registers their

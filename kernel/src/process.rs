@@ -28,7 +28,8 @@ use hal::arch::user::{InlineSyscall, UserContext, UserExit, enter_user};
 use hal::mm::space::{AddressSpace, SharedPages, UserProt};
 use ports::proto::block::{ExternalBuf, PhysSegment};
 use syscalls_async::{
-    BoxFuture, CallerMemory, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, TrapWait, UserMemory,
+    BoxFuture, CallerMemory, ClockId, Kernel, Pid, RegionView, SharedRegion, SpawnRequest, TrapWait,
+    UserMemory,
 };
 
 /// Linux's signal numbers for how a process can die here.
@@ -84,6 +85,13 @@ impl SharedRegion for RingRegion {
 
     fn words64(&self) -> Option<&[AtomicU64]> {
         Some(self.0.words64())
+    }
+
+    fn view(&self) -> RegionView<'_> {
+        RegionView {
+            words: self.0.words(),
+            words64: Some(self.0.words64()),
+        }
     }
 }
 

@@ -151,6 +151,7 @@ impl OwnedSqe {
 }
 
 /// Whether the kernel would use `addr`, `addr2` or `addr3` of `sqe` as user addresses.
+#[inline]
 fn names_memory(sqe: &Sqe) -> bool {
     let scalar_addr = matches!(
         Opcode::from_u8(sqe.opcode),
@@ -245,6 +246,7 @@ impl Ring {
         Ok(ring)
     }
 
+    #[inline]
     fn field(&self, header: usize, offset: u32) -> &AtomicU32 {
         debug_assert!(header + offset as usize + 4 <= self.len);
         // SAFETY: invariants 1 and 2: the header lies inside the live region and is
@@ -253,10 +255,12 @@ impl Ring {
         unsafe { &*(self.base.add(header + offset as usize) as *const AtomicU32) }
     }
 
+    #[inline]
     fn sq_field(&self, offset: u32) -> &AtomicU32 {
         self.field(self.sq_header, offset)
     }
 
+    #[inline]
     fn cq_field(&self, offset: u32) -> &AtomicU32 {
         self.field(self.cq_header, offset)
     }
@@ -277,6 +281,7 @@ impl Ring {
     }
 
     /// The SQ header flags (`SQ_NEED_WAKEUP`, `SQ_CQ_FULL`, `SQ_CORRUPT`).
+    #[inline]
     pub fn sq_flags(&self) -> u32 {
         self.sq_field(ring_header::FLAGS).load(Ordering::Acquire)
     }
@@ -288,12 +293,14 @@ impl Ring {
     }
 
     /// Entries published but not yet consumed by the kernel.
+    #[inline]
     pub fn sq_pending(&self) -> u32 {
         let head = self.sq_field(ring_header::HEAD).load(Ordering::Acquire);
         self.sq_tail.wrapping_sub(head)
     }
 
     /// Free SQ slots.
+    #[inline]
     pub fn sq_space(&self) -> u32 {
         self.sq_entries.saturating_sub(self.sq_pending())
     }
@@ -311,16 +318,25 @@ impl Ring {
     /// # Safety
     /// Every address in `sqe` stays valid for what the opcode does with it until the
     /// entry's completion has been reaped (or, for entries the kernel rejects, until then).
+    #[inline]
     pub unsafe fn try_push(&mut self, sqe: &Sqe) -> Result<(), QueueFull> {
         if self.sq_space() == 0 {
             return Err(QueueFull);
         }
         let slot = self.sqes + (self.sq_tail & (self.sq_entries - 1)) as usize * size_of::<Sqe>();
-        // SAFETY: invariant 2: the slot lies inside the region and is 64-byte aligned; the
-        // kernel is done with it because `head` has moved past it (space > 0, acquire
-        // load in `sq_pending`). Volatile because the kernel reads it concurrently
-        // (invariant 3); the release store below publishes it.
-        unsafe { core::ptr::write_volatile(self.base.add(slot) as *mut Sqe, *sqe) };
+        // SAFETY: invariant 2: the slot lies inside the region.
+        let dst = unsafe { self.base.add(slot) } as *mut u64;
+        // Written as the eight words of `Sqe::to_words`, as the kernel reads it: a constant
+        // entry becomes eight immediate stores (a volatile write of the struct went field
+        // by field through the stack).
+        for (i, w) in sqe.to_words().into_iter().enumerate() {
+            // SAFETY: invariant 2: word `i` (< 8) of the slot is inside the region and
+            // 8-byte aligned (slots are 64-byte aligned); the kernel is done with the slot
+            // because `head` has moved past it (space > 0, acquire load in `sq_pending`).
+            // Volatile because the kernel reads it concurrently (invariant 3); the release
+            // store below publishes it.
+            unsafe { core::ptr::write_volatile(dst.add(i), w) };
+        }
         self.sq_tail = self.sq_tail.wrapping_add(1);
         self.sq_field(ring_header::TAIL)
             .store(self.sq_tail, Ordering::Release);
@@ -334,6 +350,7 @@ impl Ring {
     /// [`PushError::Full`] as for `try_push`; [`PushError::NamesMemory`], without
     /// queueing, if `addr` (for an opcode where it is an address), `addr2` or `addr3` is
     /// not 0.
+    #[inline]
     pub fn try_push_scalar(&mut self, sqe: &Sqe) -> Result<(), PushError> {
         if names_memory(sqe) {
             return Err(PushError::NamesMemory);
@@ -380,6 +397,7 @@ impl Ring {
     ///
     /// # Errors
     /// `ETIME` on timeout, `EINTR`, or an error about the ring itself.
+    #[inline]
     pub fn enter(
         &mut self,
         to_submit: u32,
@@ -411,6 +429,7 @@ impl Ring {
     ///
     /// # Errors
     /// As [`Ring::enter`].
+    #[inline]
     pub fn submit_and_wait(&mut self, min_complete: u32) -> Result<u32, Errno> {
         if self.polled {
             // The tail store in `try_push` must be visible before we read the flag, or we
@@ -443,6 +462,7 @@ impl Ring {
     }
 
     /// Completions ready to reap.
+    #[inline]
     pub fn cq_ready(&self) -> u32 {
         let tail = self.cq_field(ring_header::TAIL).load(Ordering::Acquire);
         tail.wrapping_sub(self.cq_head).min(self.cq_entries)
@@ -458,6 +478,7 @@ impl Ring {
     /// buffer of its owned entry if it had one; returns how many. The CQ head moves once,
     /// after the last (liburing's `io_uring_for_each_cqe` and `io_uring_cq_advance`), so a
     /// batch costs one acquire load and one release store, not one of each per entry.
+    #[inline]
     pub fn reap_all(&mut self, mut f: impl FnMut(Cqe, Option<Keep>)) -> u32 {
         let ready = self.cq_ready();
         for i in 0..ready {
@@ -482,6 +503,7 @@ impl Ring {
     /// CQ slot `index` (taken modulo the CQ size). Callers read only slots below the tail
     /// `cq_ready` loaded (acquire), which the kernel has published and does not reuse
     /// until [`Ring::advance_cq`] moves the head past them.
+    #[inline]
     fn cqe_at(&self, index: u32) -> Cqe {
         let slot = self.cqes + (index & (self.cq_entries - 1)) as usize * size_of::<Cqe>();
         // SAFETY: invariant 2: the slot is inside the region and 16-byte aligned.
@@ -490,6 +512,7 @@ impl Ring {
     }
 
     /// Gives `n` read CQ slots back to the kernel (one release store of the head).
+    #[inline]
     fn advance_cq(&mut self, n: u32) {
         if n > 0 {
             self.cq_head = self.cq_head.wrapping_add(n);
@@ -499,6 +522,7 @@ impl Ring {
     }
 
     /// The buffer the ring kept for the owned entry with `user_data`, if any.
+    #[inline]
     fn take_keep(&mut self, user_data: u64) -> Option<Keep> {
         if self.kept.is_empty() {
             None

@@ -64,6 +64,24 @@ pub trait SharedRegion: Send + Sync {
     fn words64(&self) -> Option<&[AtomicU64]> {
         None
     }
+
+    /// Both views at once: what the ring asks for, once per batch (one dynamic call
+    /// instead of two). Implementations with a 64-bit view should return it here too.
+    fn view(&self) -> RegionView<'_> {
+        RegionView {
+            words: self.words(),
+            words64: self.words64(),
+        }
+    }
+}
+
+/// A [`SharedRegion`] as 32-bit words and, where offered, as 64-bit words (the same memory).
+#[derive(Clone, Copy)]
+pub struct RegionView<'a> {
+    /// [`SharedRegion::words`].
+    pub words: &'a [AtomicU32],
+    /// [`SharedRegion::words64`].
+    pub words64: Option<&'a [AtomicU64]>,
 }
 
 impl SharedRegion for &'static [AtomicU32] {

@@ -20,7 +20,8 @@ mod sync;
 pub use decode::{Request, decode};
 pub use files::{Descriptor, Files};
 pub use kernel::{
-    BoxFuture, CallerMemory, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, UserMemory,
+    BoxFuture, CallerMemory, ClockId, Kernel, Pid, RegionView, SharedRegion, SpawnRequest,
+    UserMemory,
 };
 pub use process::{Cwd, Process, ProcessInit, Trap, TrapWait};
 pub use ring::{EnterStarted, Ring, RingStats};

@@ -9,7 +9,7 @@ use abi::{Errno, Opcode, RingEnterFlags, Sqe};
 use fs::{Vfs, Vnode};
 
 use crate::{
-    decode::{Request, decode},
+    decode::{Request, decode, decode_ring_enter},
     files::{Descriptor, Files},
     kernel::{Kernel, Pid, UserMemory},
     ops,
@@ -177,32 +177,41 @@ impl Process {
             Err(e) => return Trap::Done(e.to_syscall_result()),
         };
         log::debug!(target: "syscall", "pid={} op={:?} trap", self.pid, request);
-        if let Request::RingEnter {
+        if let Request::RingEnter { .. } = request {
+            return self.start_ring_enter(request);
+        }
+        match ops::run_sync(self, &request) {
+            Some(result) => Trap::Done(result.unwrap_or_else(|e| e.to_syscall_result())),
+            None => Trap::Wait(TrapWait(Waiting::Op(request))),
+        }
+    }
+
+    /// [`Process::start`] for a decoded `RingEnter` (anything else is `Inval`): submits, and
+    /// finishes at once unless completions must be waited for.
+    fn start_ring_enter(self: &Arc<Self>, request: Request) -> Trap {
+        let Request::RingEnter {
             to_submit,
             min_complete,
             flags,
             timeout_ns,
         } = request
-        {
-            let Some(ring) = self.ring() else {
-                return Trap::Done(Errno::Inval.to_syscall_result());
-            };
-            return match ring.enter_start(to_submit, flags, timeout_ns) {
-                Err(e) => Trap::Done(e.to_syscall_result()),
-                Ok(started) if ring.enter_ready(min_complete, flags) => {
-                    Trap::Done(started.submitted as i64)
-                }
-                Ok(started) => Trap::Wait(TrapWait(Waiting::Ring {
-                    ring,
-                    started,
-                    min_complete,
-                    flags,
-                })),
-            };
-        }
-        match ops::run_sync(self, &request) {
-            Some(result) => Trap::Done(result.unwrap_or_else(|e| e.to_syscall_result())),
-            None => Trap::Wait(TrapWait(Waiting::Op(request))),
+        else {
+            return Trap::Done(Errno::Inval.to_syscall_result());
+        };
+        let Some(ring) = self.ring() else {
+            return Trap::Done(Errno::Inval.to_syscall_result());
+        };
+        match ring.enter_start(Some(self), to_submit, flags, timeout_ns) {
+            Err(e) => Trap::Done(e.to_syscall_result()),
+            Ok(started) if ring.enter_ready(min_complete, flags) => {
+                Trap::Done(started.submitted as i64)
+            }
+            Ok(started) => Trap::Wait(TrapWait(Waiting::Ring {
+                ring,
+                started,
+                min_complete,
+                flags,
+            })),
         }
     }
 
@@ -221,7 +230,11 @@ impl Process {
             return None;
         }
         if sqe.opcode == Opcode::RingEnter as u8 {
-            return Some(self.start(sqe));
+            // Its own decoder: the general one dispatches over every opcode.
+            return Some(match decode_ring_enter(sqe) {
+                Ok(request) => self.start_ring_enter(request),
+                Err(e) => Trap::Done(e.to_syscall_result()),
+            });
         }
         // The others go straight to `run_sync`, without `start`'s general dispatch (about
         // ninety guest instructions a call, a fifth of a trap).

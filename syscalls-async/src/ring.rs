@@ -58,7 +58,7 @@ use alloc::{
 use core::{
     future::{Future, poll_fn},
     pin::pin,
-    sync::atomic::{AtomicU32, AtomicU64, Ordering, fence},
+    sync::atomic::{AtomicU32, Ordering, fence},
     task::{Context, Poll, Waker},
 };
 
@@ -72,7 +72,7 @@ use smallvec::SmallVec;
 
 use crate::{
     decode::{Deadline, Request, decode},
-    kernel::{BoxFuture, ClockId, Kernel, SharedRegion},
+    kernel::{BoxFuture, ClockId, Kernel, RegionView as View, SharedRegion},
     ops,
     ops::deadline_ns,
     process::Process,
@@ -182,14 +182,6 @@ pub struct Ring {
     chain_finished: Notify,
     sq_consumed: Notify,
     wakeup: Notify,
-}
-
-/// The shared region as 32-bit words and, where the region offers it, as 64-bit words
-/// (the same memory): [`Ring::view`].
-#[derive(Clone, Copy)]
-struct View<'a> {
-    words: &'a [AtomicU32],
-    words64: Option<&'a [AtomicU64]>,
 }
 
 struct WakeRingTask(Arc<AtomicWaker>);
@@ -390,13 +382,10 @@ impl Ring {
         }
     }
 
-    /// Both views of the shared region (two dynamic calls: once per batch, not per word;
-    /// both long enough, checked in `new`).
+    /// Both views of the shared region (one dynamic call: made once per batch, not per
+    /// word; both long enough, checked in `new`).
     fn view(&self) -> View<'_> {
-        View {
-            words: self.region.words(),
-            words64: self.region.words64(),
-        }
+        self.region.view()
     }
 
     fn set_sq_flag(&self, st: &mut State, bit: u32, on: bool) {
@@ -478,25 +467,26 @@ impl Ring {
         }
     }
 
-    /// Posts `cqes` ([`Ring::post_all`]) and empties the buffer for reuse.
-    fn post_taken(&self, cqes: &mut Vec<Cqe>) {
-        self.post_all(cqes);
+    /// Posts `cqes` ([`Ring::post_all`], `view` looked up by the caller) and empties the
+    /// buffer for reuse.
+    fn post_taken(&self, view: View<'_>, cqes: &mut Vec<Cqe>) {
+        self.post_all(view, cqes);
         cqes.clear();
     }
 
     fn post(&self, cqe: Cqe) {
-        self.post_all(&[cqe]);
+        self.post_all(self.view(), &[cqe]);
     }
 
     /// Posts `cqes` in order under one lock, publishing the CQ tail once; what does not fit
-    /// goes to the overflow list (behind anything already there).
-    fn post_all(&self, cqes: &[Cqe]) {
+    /// goes to the overflow list (behind anything already there). `view` is
+    /// [`Ring::view`], looked up by the caller.
+    fn post_all(&self, view: View<'_>, cqes: &[Cqe]) {
         if cqes.is_empty() {
             return;
         }
         let mut st = self.state.lock();
         self.flush_locked(&mut st);
-        let view = self.view();
         let region = view.words;
         let layout = self.layout;
         let mut space = if st.overflow.is_empty() {
@@ -550,19 +540,6 @@ impl Ring {
             res: clamp_res(res),
             flags: 0,
         });
-    }
-
-    /// Completions ready for userland to reap (`u32::MAX` if its head is impossible, so
-    /// that no waiter waits on a corrupt ring).
-    fn cq_ready(&self) -> u32 {
-        let mut st = self.state.lock();
-        self.flush_locked(&mut st);
-        let used = st.cq_tail.wrapping_sub(self.cq_head(self.region.words()));
-        if used > self.layout.cq_entries {
-            u32::MAX
-        } else {
-            used
-        }
     }
 
     // ------------------------------------------------------------------ cancellation
@@ -620,11 +597,16 @@ impl Ring {
     // ------------------------------------------------------------------ submission side
 
     /// Copies up to `max` new entries out of the SQ and advances the kernel's head.
-    fn fetch_locked(&self, st: &mut State, max: u32, out: &mut Vec<Sqe>) -> Result<(), Errno> {
+    fn fetch_locked(
+        &self,
+        view: View<'_>,
+        st: &mut State,
+        max: u32,
+        out: &mut Vec<Sqe>,
+    ) -> Result<(), Errno> {
         if st.corrupt {
             return Err(Errno::Inval);
         }
-        let view = self.view();
         let region = view.words;
         let tail = self.sq_tail(region, Ordering::Acquire);
         let avail = tail.wrapping_sub(st.sq_head);
@@ -797,9 +779,26 @@ impl Ring {
     /// `Busy` while completions wait in the overflow list (reap, then retry); `Inval` once
     /// the ring is corrupt; `Srch` once the ring is closed.
     ///
+    /// `proc` is the ring's process when the caller holds it (a `RingEnter`); `None` (the
+    /// polling task) looks it up. Without a live process nothing runs inline.
+    ///
     /// # Context
     /// The process's trap task (`RingEnter`) or the polling task. Never suspends.
-    pub fn submit(self: &Arc<Self>, to_submit: u32) -> Result<u32, Errno> {
+    pub fn submit(
+        self: &Arc<Self>,
+        proc: Option<&Arc<Process>>,
+        to_submit: u32,
+    ) -> Result<u32, Errno> {
+        let upgraded;
+        let proc = match proc {
+            Some(p) => Some(p),
+            None => {
+                upgraded = self.process.upgrade();
+                upgraded.as_ref()
+            }
+        };
+        // One look-up of the shared region for the whole call (a dynamic call).
+        let view = self.view();
         // The copies go into a buffer kept between calls (no allocation per batch once it
         // has grown to the batch size).
         let (mut sqes, cqes) = core::mem::take(&mut *self.scratch.lock());
@@ -813,14 +812,13 @@ impl Ring {
             if !st.overflow.is_empty() {
                 return Err(Errno::Busy);
             }
-            self.fetch_locked(&mut st, to_submit, &mut sqes)?;
+            self.fetch_locked(view, &mut st, to_submit, &mut sqes)?;
             Self::nothing_waits(&st)
         };
         let n = sqes.len() as u32;
         if n > 0 {
             self.sq_consumed.notify();
         }
-        let proc = self.process.upgrade();
         // Completions of inline entries, posted together (one lock, one CQ tail store, one
         // wake-up per run of inline entries rather than per entry) from a buffer kept in
         // the ring: it allocates nothing once grown, and is not zeroed per call as an array
@@ -839,11 +837,11 @@ impl Ring {
                 && !flags.contains(SqeFlags::DRAIN)
                 && !flags.contains(SqeFlags::FORCE_ASYNC)
                 && (!linked || i + 1 == count)
-                && let Some(proc) = &proc
+                && let Some(proc) = proc
             {
                 if let Some(from) = general_from.take() {
                     // Keep submission order: what came before starts first.
-                    self.post_taken(&mut done);
+                    self.post_taken(view, &mut done);
                     inline_ok = self.start_chains(&sqes[from..i]);
                 }
                 if inline_ok
@@ -863,7 +861,7 @@ impl Ring {
             }
             general_from.get_or_insert(i);
         }
-        self.post_taken(&mut done);
+        self.post_taken(view, &mut done);
         if let Some(from) = general_from {
             self.start_chains(&sqes[from..]);
         }
@@ -941,7 +939,7 @@ impl Ring {
         flags: RingEnterFlags,
         timeout_ns: Option<u64>,
     ) -> Result<u32, Errno> {
-        let started = self.enter_start(to_submit, flags, timeout_ns)?;
+        let started = self.enter_start(None, to_submit, flags, timeout_ns)?;
         if self.enter_ready(min_complete, flags) {
             return Ok(started.submitted);
         }
@@ -956,6 +954,7 @@ impl Ring {
     /// As [`Ring::submit`].
     pub fn enter_start(
         self: &Arc<Self>,
+        proc: Option<&Arc<Process>>,
         to_submit: u32,
         flags: RingEnterFlags,
         timeout_ns: Option<u64>,
@@ -964,7 +963,7 @@ impl Ring {
             self.wakeup.notify();
         }
         let submitted = if to_submit > 0 && !self.polled {
-            self.submit(to_submit)?
+            self.submit(proc, to_submit)?
         } else {
             0
         };
@@ -987,8 +986,15 @@ impl Ring {
         st.closed || st.corrupt || tail.wrapping_sub(st.sq_head) < self.layout.sq_entries
     }
 
+    /// True when at least `min_complete` completions (at most a full CQ) are ready to reap,
+    /// or the ring is closed. An impossible CQ head counts as ready, so that no waiter
+    /// waits on a corrupt ring.
     fn cq_has(&self, min_complete: u32) -> bool {
-        self.cq_ready() >= min_complete.min(self.layout.cq_entries) || self.state.lock().closed
+        let mut st = self.state.lock();
+        self.flush_locked(&mut st);
+        let used = st.cq_tail.wrapping_sub(self.cq_head(self.region.words()));
+        let entries = self.layout.cq_entries;
+        used > entries || used >= min_complete.min(entries) || st.closed
     }
 
     /// The waiting half of [`Ring::enter`]: for SQ room (`SQ_WAIT`, polled mode) and for
@@ -1078,7 +1084,7 @@ impl Ring {
                 if self.state.lock().closed {
                     return;
                 }
-                let n = self.submit(self.layout.sq_entries).unwrap_or(0);
+                let n = self.submit(None, self.layout.sq_entries).unwrap_or(0);
                 let now = self.kernel.now_ns(ClockId::Monotonic);
                 if n > 0 {
                     idle_since = now;

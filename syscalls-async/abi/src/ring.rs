@@ -207,6 +207,7 @@ impl Sqe {
     };
 
     /// A zeroed entry for `opcode`.
+    #[inline]
     pub const fn new(opcode: Opcode) -> Sqe {
         let mut s = Sqe::ZERO;
         s.opcode = opcode as u8;
@@ -257,6 +258,7 @@ impl Sqe {
     /// [`Sqe::to_words`]. `user_data` (word 4) means nothing to the trap door and `addr3`
     /// (word 6) is reserved, so they are left out; `None` if `addr3` is not zero (such an
     /// entry needs the memory form).
+    #[inline]
     pub const fn to_trap_registers(&self) -> Option<[u64; 6]> {
         if self.addr3 != 0 {
             return None;
@@ -267,6 +269,7 @@ impl Sqe {
 
     /// The entry the register form carries: the inverse of [`Sqe::to_trap_registers`],
     /// with `user_data` and `addr3` zero. Total.
+    #[inline]
     pub const fn from_trap_registers(r: [u64; 6]) -> Sqe {
         Sqe::from_words([r[0], r[1], r[2], r[3], 0, r[4], 0, r[5]])
     }

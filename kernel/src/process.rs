@@ -28,8 +28,8 @@ use hal::arch::user::{InlineSyscall, UserContext, UserExit, enter_user};
 use hal::mm::space::{AddressSpace, SharedPages, UserProt};
 use ports::proto::block::{ExternalBuf, PhysSegment};
 use syscalls_async::{
-    BoxFuture, CallerMemory, ClockId, Kernel, Pid, RegionView, SharedRegion, SpawnRequest, TrapWait,
-    UserMemory,
+    BoxFuture, CallerMemory, ClockId, Kernel, Pid, RegionView, SharedRegion, SpawnRequest,
+    TrapWait, UserMemory,
 };
 
 /// Linux's signal numbers for how a process can die here.

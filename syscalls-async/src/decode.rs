@@ -889,7 +889,10 @@ mod tests {
             accepted += usize::from(decode(s).is_ok());
         }
         // Both answers occur: the comparison is not between two errors only.
-        assert!(accepted > 10 && accepted < cases.len() - 100, "{accepted} accepted");
+        assert!(
+            accepted > 10 && accepted < cases.len() - 100,
+            "{accepted} accepted"
+        );
     }
 
     #[test]

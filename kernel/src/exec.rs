@@ -6,15 +6,23 @@
 //! inside the file and the user half, no overflow, a known machine and
 //! type. A bad file is `ENOEXEC` and leaves nothing mapped (the space is
 //! dropped by the caller).
+//!
+//! Shared text: a read-only segment (code, constants) is loaded into frames
+//! of its own once and mapped into every process that loads the same bytes
+//! at the same address, as a page cache maps a file's pages (see
+//! [`TextCache`]). Writable segments get fresh pages per process. Besides the
+//! memory, this keeps code where it was: under QEMU's TCG a program whose
+//! code lands in other frames is translated again, which cost more than the
+//! rest of a spawn together.
 
-use alloc::vec::Vec;
+use alloc::{collections::VecDeque, sync::Arc, vec::Vec};
 
 use abi::Errno;
 use abi::clock::AT_CLOCK_PAGE;
 use elf::ElfBytes;
 use elf::endian::LittleEndian;
 use hal::arch::user::USER_TOP;
-use hal::mm::space::{AddressSpace, UserProt};
+use hal::mm::space::{AddressSpace, SharedPages, UserProt};
 
 /// Top of the initial stack (the page above it stays unmapped).
 pub const STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
@@ -26,6 +34,94 @@ const LOWEST: u64 = 0x1_0000;
 pub const ARG_MAX: usize = 64 * 1024;
 
 const PAGE: u64 = 4096;
+
+/// Read-only segments kept for sharing: the most recently loaded first.
+const TEXT_CACHE_SEGMENTS: usize = 32;
+
+/// One shared read-only segment: its place, its protection, the file bytes it
+/// holds (compared in full on every hit, so a changed file is never served
+/// stale text) and the frames holding them.
+struct SharedSegment {
+    start: u64,
+    mem_end: u64,
+    prot: UserProt,
+    bytes: Vec<u8>,
+    pages: Arc<SharedPages>,
+}
+
+/// The shared read-only segments of recently loaded programs (bounded; a
+/// segment evicted here lives on in the spaces that still map it).
+pub struct TextCache(spin::Mutex<VecDeque<Arc<SharedSegment>>>);
+
+static TEXT_CACHE: TextCache = TextCache(spin::Mutex::new(VecDeque::new()));
+
+impl TextCache {
+    /// The frames for a read-only segment at `start..mem_end` holding `bytes`
+    /// (the file's part, zero after it), from the cache or made and cached now.
+    fn get(
+        start: u64,
+        mem_end: u64,
+        prot: UserProt,
+        bytes: &[u8],
+    ) -> Result<Arc<SharedSegment>, Errno> {
+        let mut cache = TEXT_CACHE.0.lock();
+        let hit = cache.iter().position(|s| {
+            s.start == start
+                && s.mem_end == mem_end
+                && s.prot == prot
+                && same_bytes(&s.bytes, bytes)
+        });
+        if let Some(i) = hit {
+            let segment = cache.remove(i).expect("found just above");
+            cache.push_front(segment.clone());
+            return Ok(segment);
+        }
+        let first = start & !(PAGE - 1);
+        let pages = ((mem_end.next_multiple_of(PAGE) - first) / PAGE) as usize;
+        let frames =
+            SharedPages::with_bytes(pages, (start - first) as usize, bytes).map_err(map_err)?;
+        let segment = Arc::new(SharedSegment {
+            start,
+            mem_end,
+            prot,
+            bytes: bytes.to_vec(),
+            pages: Arc::new(frames),
+        });
+        cache.push_front(segment.clone());
+        cache.truncate(TEXT_CACHE_SEGMENTS);
+        Ok(segment)
+    }
+
+    /// Frames the cache holds (a cache, so not counted as in use by `SysInfo`'s
+    /// leak-sensitive figure).
+    pub fn frames() -> usize {
+        TEXT_CACHE.0.lock().iter().map(|s| s.pages.pages()).sum()
+    }
+}
+
+/// `a == b`, eight bytes at a time (the byte-wise compare is one TCG block per byte).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tails_equal = a8.remainder() == b8.remainder();
+    tails_equal
+        && a8.zip(b8).all(|(x, y)| {
+            u64::from_ne_bytes(x.try_into().unwrap()) == u64::from_ne_bytes(y.try_into().unwrap())
+        })
+}
+
+/// Maps `segment`'s frames into `space`, page by page.
+fn map_segment(space: &AddressSpace, segment: &SharedSegment) -> Result<(), Errno> {
+    let first = segment.start & !(PAGE - 1);
+    for i in 0..segment.pages.pages() {
+        space
+            .map_shared(first + i as u64 * PAGE, &segment.pages, i, segment.prot)
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
 
 /// Where a loaded program starts.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +142,7 @@ fn map_err(e: hal::mm::MemError) -> Errno {
         hal::mm::MemError::NoMemory => Errno::NoMem,
         hal::mm::MemError::BadAddress(_) => Errno::NoExec,
         hal::mm::MemError::Busy(_) => Errno::Busy,
+        hal::mm::MemError::ReadOnly(_) => Errno::NoExec,
     }
 }
 
@@ -74,6 +171,18 @@ pub fn load(
         return Err(noexec("not a static executable (ET_EXEC)"));
     }
     let segments = elf.segments().ok_or_else(|| noexec("no program headers"))?;
+    // The pages each loadable segment touches: a read-only segment is shared only
+    // if no other segment touches its pages.
+    let page_span = |ph: &elf::segment::ProgramHeader| {
+        let first = ph.p_vaddr & !(PAGE - 1);
+        let last = ph.p_vaddr.saturating_add(ph.p_memsz).next_multiple_of(PAGE);
+        (first, last)
+    };
+    let spans: Vec<(u64, u64)> = segments
+        .iter()
+        .filter(|ph| ph.p_type == elf::abi::PT_LOAD && ph.p_memsz != 0)
+        .map(|ph| page_span(&ph))
+        .collect();
     let mut end = 0u64;
     let mut loaded = 0;
     for ph in segments.iter() {
@@ -100,6 +209,19 @@ pub fn load(
             execute: ph.p_flags & elf::abi::PF_X != 0,
         };
         let data = &file[ph.p_offset as usize..file_end as usize];
+        let span = page_span(&ph);
+        let alone = spans
+            .iter()
+            .filter(|&&(a, b)| a < span.1 && span.0 < b)
+            .count()
+            == 1;
+        if !prot.write && alone {
+            let segment = TextCache::get(start, mem_end, prot, data)?;
+            map_segment(space, &segment)?;
+            end = end.max(mem_end.next_multiple_of(PAGE));
+            loaded += 1;
+            continue;
+        }
         let mut page = start & !(PAGE - 1);
         while page < mem_end {
             // The file bytes that fall in this page.
@@ -169,14 +291,11 @@ fn build_stack(
     if strings > ARG_MAX || argv.len() + envp.len() > ARG_MAX / 8 {
         return Err(Errno::TooBig);
     }
-    let bottom = STACK_TOP - STACK_BYTES;
-    let mut page = bottom;
-    while page < STACK_TOP {
-        space
-            .map_zeroed(page, UserProt::READ_WRITE)
-            .map_err(map_err)?;
-        page += PAGE;
-    }
+    // Reserved, not mapped: a page comes when first touched (by the writes below,
+    // or by the program), so a process pays for the stack it uses.
+    space
+        .reserve_zeroed(STACK_TOP - STACK_BYTES, STACK_BYTES, UserProt::READ_WRITE)
+        .map_err(map_err)?;
     let mut top = STACK_TOP;
     let mut push_bytes = |bytes: &[u8], nul: bool| -> Result<u64, Errno> {
         top -= (bytes.len() + usize::from(nul)) as u64;

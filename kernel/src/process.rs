@@ -32,6 +32,11 @@ use syscalls_async::{
     TrapWait, UserMemory,
 };
 
+/// The page-fault vector, and the bits of its error code read here.
+const PAGE_FAULT: u8 = 14;
+const PF_PRESENT: u64 = 1 << 0;
+const PF_WRITE: u64 = 1 << 1;
+
 /// Linux's signal numbers for how a process can die here.
 const SIGILL: u32 = 4;
 const SIGFPE: u32 = 8;
@@ -563,18 +568,13 @@ impl Kernel for Services {
             }
             addr
         };
-        for va in pages(addr, len) {
-            if let Err(e) = proc.space.map_zeroed(va, prot) {
-                for undo in pages(addr, va - addr) {
-                    let _ = proc.space.unmap(undo);
-                }
-                return Err(match e {
-                    hal::mm::MemError::NoMemory => Errno::NoMem,
-                    hal::mm::MemError::BadAddress(_) => Errno::Inval,
-                    hal::mm::MemError::Busy(_) => Errno::Busy,
-                });
-            }
-        }
+        // Pages come when first touched (zero-fill on demand, as Linux's anonymous
+        // mappings): a large mapping costs nothing until used. Running out of frames
+        // then shows at the touch (EFAULT from a system call, or the fault ends the
+        // process) rather than here.
+        proc.space
+            .reserve_zeroed(addr, len.next_multiple_of(4096), prot)
+            .map_err(|_| Errno::Inval)?;
         Ok(addr)
     }
 
@@ -601,11 +601,13 @@ impl Kernel for Services {
             return Err(Errno::Inval);
         }
         addr.checked_add(len).ok_or(Errno::NoMem)?;
-        // All or nothing: a page not mapped is `NoMem`, one pinned for a device `Busy`.
+        // All or nothing: a page not mapped is `NoMem`, one pinned for a device `Busy`,
+        // write permission on shared text `Acces` (as Linux for a read-only file mapping).
         proc.space
             .protect_range(addr, len, user_prot(prot))
             .map_err(|e| match e {
                 hal::mm::MemError::Busy(_) => Errno::Busy,
+                hal::mm::MemError::ReadOnly(_) => Errno::Acces,
                 _ => Errno::NoMem,
             })
     }
@@ -656,7 +658,9 @@ impl Kernel for Services {
         SysInfo {
             frames_usable: frames.usable as u64,
             frames_free: frames.free as u64,
-            frames_other: in_use.saturating_sub(heap_pages),
+            frames_other: in_use
+                .saturating_sub(heap_pages)
+                .saturating_sub(crate::exec::TextCache::frames() as u64),
             heap_pages,
             heap_objects: objects,
             heap_bytes: bytes + large_bytes + early_used,
@@ -703,10 +707,6 @@ impl Services {
 }
 
 /// The page addresses of `[start, start + len)` (page-aligned `start`).
-fn pages(start: u64, len: u64) -> impl Iterator<Item = u64> {
-    (start..start.saturating_add(len)).step_by(4096)
-}
-
 fn user_prot(prot: u32) -> UserProt {
     UserProt {
         read: prot & abi::ring::PROT_READ != 0,
@@ -808,6 +808,14 @@ async fn run_thread(services: Arc<Services>, proc: Arc<Proc>, mut context: Box<U
                 }
             }
             UserExit::Interrupt(_) => executor::yield_now().await,
+            // A page not there yet (the stack's, an anonymous mapping's): filled,
+            // and the access retried.
+            UserExit::Exception {
+                vector: PAGE_FAULT,
+                error_code,
+                cr2,
+            } if error_code & PF_PRESENT == 0
+                && proc.space.fault_in(cr2, error_code & PF_WRITE != 0) => {}
             UserExit::Exception {
                 vector,
                 error_code,

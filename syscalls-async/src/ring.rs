@@ -816,7 +816,8 @@ impl Ring {
             Self::nothing_waits(&st)
         };
         let n = sqes.len() as u32;
-        if n > 0 {
+        // Only `SQ_WAIT` waits for this, and only in polled mode.
+        if n > 0 && self.polled {
             self.sq_consumed.notify();
         }
         // Completions of inline entries, posted together (one lock, one CQ tail store, one

@@ -35,15 +35,22 @@ impl Notify {
         }
     }
 
-    /// Wakes every waiter (they re-check their condition).
+    /// Wakes every waiter (they re-check their condition). Inline: with nobody waiting it
+    /// is an increment, a fence and a load; the wake-ups are out of line.
+    #[inline]
     pub(crate) fn notify(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         // Pairs with the fence in `register`: either this load sees the waiter's flag, or
         // the waiter's re-check, after its fence, sees what changed before this call.
         fence(Ordering::SeqCst);
-        if !self.waiting.load(Ordering::Relaxed) {
-            return;
+        if self.waiting.load(Ordering::Relaxed) {
+            self.wake_all();
         }
+    }
+
+    /// [`Notify::notify`]'s part for registered waiters.
+    #[inline(never)]
+    fn wake_all(&self) {
         let mut wakers = self.wakers.lock();
         self.waiting.store(false, Ordering::Relaxed);
         if wakers.len() <= 1 {

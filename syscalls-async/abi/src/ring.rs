@@ -647,9 +647,10 @@ impl ProcInfo {
 /// The heap counters are exact whichever CPU allocated or freed (an object freed on another
 /// CPU than its owner's counts as freed at once), so two snapshots taken with nothing
 /// running in between are equal when nothing leaked. Frames are split into those the heap
-/// holds (slabs kept as caches included) and all others (page tables, user pages, ring
-/// pages, kernel stacks): the second figure does not move when a slab cache grows or
-/// shrinks.
+/// holds (slabs kept as caches included), those the shared-text cache holds (programs'
+/// read-only segments, kept for the next process that loads them) and all others (page
+/// tables, user pages, ring pages, kernel stacks): the last figure does not move when a
+/// cache grows or shrinks.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SysInfo {
@@ -657,7 +658,8 @@ pub struct SysInfo {
     pub frames_usable: u64,
     /// Frames free now.
     pub frames_free: u64,
-    /// Frames in use outside the kernel heap: `usable - free - heap_pages`.
+    /// Frames in use outside the kernel heap and the shared-text cache:
+    /// `usable - free - heap_pages - text cache`.
     pub frames_other: u64,
     /// Pages the kernel heap holds (slabs, large allocations, the early heap).
     pub heap_pages: u64,

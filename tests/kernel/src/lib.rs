@@ -196,6 +196,10 @@ pub static TESTS: &[KernelTest] = &[
         user::copies_check_every_page_of_user_memory,
     ),
     KernelTest::new(
+        "reserved_pages_are_filled_on_first_touch",
+        user::reserved_pages_are_filled_on_first_touch,
+    ),
+    KernelTest::new(
         "pinned_user_pages_cannot_be_unmapped_or_freed",
         user::pinned_user_pages_cannot_be_unmapped_or_freed,
     ),

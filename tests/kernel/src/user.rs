@@ -177,6 +177,97 @@ pub fn copies_check_every_page_of_user_memory() {
     assert!(space.copy_from_user(&mut [0u8; 1], base).is_err());
 }
 
+/// Zero-fill on demand (`reserve_zeroed`): nothing is mapped until a page is
+/// touched, by a copy routine, a pin, `protect` or the process itself (a
+/// not-present fault that `fault_in` answers); unmapped parts stay unmapped;
+/// every frame comes back with the space.
+pub fn reserved_pages_are_filled_on_first_touch() {
+    let frames = hal::mm::frame_stats().free;
+    let base = 0x1000_0000;
+    let page = 4096;
+    {
+        let space = space_with(&[
+            0x48, 0xc7, 0x04, 0x25, 0x08, 0x20, 0x00, 0x10, 0x2a, 0x00, 0x00,
+            0x00, // mov qword [0x1000_2008], 42
+            0x0f, 0x05, // syscall
+        ]);
+        let after_setup = hal::mm::frame_stats().free;
+        space
+            .reserve_zeroed(base, 5 * page, UserProt::READ_WRITE)
+            .unwrap();
+        assert!((0..5).all(|i| !space.is_mapped(base + i * page)));
+        assert_eq!(
+            hal::mm::frame_stats().free,
+            after_setup,
+            "nothing taken yet"
+        );
+        // A copy fills the pages it crosses, and only those.
+        space.copy_to_user(base + page + 10, &[7u8; 20]).unwrap();
+        assert!(space.is_mapped(base + page) && !space.is_mapped(base));
+        let mut back = [1u8; 40];
+        space.copy_from_user(&mut back, base + page).unwrap();
+        assert_eq!(&back[..10], &[0; 10], "a filled page is zeroed");
+        assert_eq!(&back[10..30], &[7; 20]);
+        // The process touches page 2: a not-present fault, answered by fault_in.
+        let mut context = UserContext::new(CODE, STACK_TOP);
+        let UserExit::Exception {
+            vector: 14,
+            error_code,
+            cr2,
+        } = run(&space, &mut context)
+        else {
+            panic!("expected a page fault");
+        };
+        assert_eq!(cr2, base + 2 * page + 8);
+        assert_eq!(error_code & 1, 0, "not present");
+        assert!(space.fault_in(cr2, error_code & 2 != 0));
+        assert_eq!(
+            run(&space, &mut context),
+            UserExit::Syscall,
+            "the store retried"
+        );
+        let mut word = [0u8; 8];
+        space
+            .copy_from_user(&mut word, base + 2 * page + 8)
+            .unwrap();
+        assert_eq!(u64::from_le_bytes(word), 42);
+        hal::mm::space::deactivate();
+        // Outside the range, and outside user memory: nothing.
+        assert!(!space.fault_in(base + 5 * page, false));
+        assert!(!space.fault_in(0xffff_8000_0000_0000, false));
+        assert!(!space.fault_in(0, true));
+        // Unmapped parts stay unmapped, filled or not; the rest stays reserved.
+        space.unmap_range(base, 2 * page).unwrap();
+        assert!(!space.fault_in(base, true) && !space.fault_in(base + page, false));
+        assert!(space.copy_from_user(&mut [0u8; 1], base + page).is_err());
+        // protect fills a reserved page and keeps the new protection.
+        space
+            .protect_range(base + 3 * page, page, UserProt::READ)
+            .unwrap();
+        assert!(space.copy_to_user(base + 3 * page, &[1]).is_err());
+        assert!(!space.fault_in(base + 3 * page, true), "read-only now");
+        assert!(space.fault_in(base + 3 * page, false));
+        // A pin fills too (page 4, untouched so far).
+        let pin = space.pin(base + 4 * page, 16, true).unwrap();
+        assert_eq!(pin.segments().len(), 1);
+        drop(pin);
+        // A reservation over mapped pages leaves them as they are.
+        space
+            .reserve_zeroed(base + 2 * page, 3 * page, UserProt::READ_WRITE)
+            .unwrap();
+        space
+            .copy_from_user(&mut word, base + 2 * page + 8)
+            .unwrap();
+        assert_eq!(u64::from_le_bytes(word), 42);
+        assert!(
+            space
+                .reserve_zeroed(base + 1, page, UserProt::READ)
+                .is_err()
+        );
+    }
+    assert_eq!(hal::mm::frame_stats().free, frames, "no frame leaked");
+}
+
 /// Pinning for zero-copy O_DIRECT: a pin returns the frames' physical
 /// segments, checks every page (present, user, writable when the device
 /// writes), and while it lives the pages cannot be unmapped or reprotected

@@ -59,6 +59,9 @@ pub enum MemError {
     /// The page is pinned for a device's DMA (`space::UserPin`): it cannot be unmapped or
     /// have its permissions changed until the device is done.
     Busy(u64),
+    /// The page is shared read-only with other processes (a program's text, the clock
+    /// page): it cannot be made writable.
+    ReadOnly(u64),
 }
 
 #[cfg(target_os = "none")]

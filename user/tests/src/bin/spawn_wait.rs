@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! spawn + wait: exit statuses of true, false and of this program re-run with a code;
-//! a pipe between two processes (cat copies what we write).
+//! a pipe between two processes (cat copies what we write); this program's shared text
+//! refuses write permission.
 #![no_std]
 #![no_main]
 
@@ -10,6 +11,7 @@ extern crate alloc;
 mod common;
 
 use common::{Outcome, ctx, expect_eq, report};
+use libc_shim::abi::ring::{PROT_EXEC, PROT_READ, PROT_WRITE};
 use libc_shim::sys::{self, ExitStatus};
 
 libc_shim::entry!(main);
@@ -43,6 +45,32 @@ fn run() -> Outcome {
         "exit 42",
         ctx("wait", sys::waitpid(me))?,
         (me, ExitStatus::Exited(42)),
+    )?;
+    // This program's code is shared with the child just run (one copy of the text for
+    // every process that loads it): it cannot be made writable, only read and run.
+    let code_page = (run as *const () as usize) & !4095;
+    expect_eq(
+        "mprotect text writable",
+        sys::mprotect(code_page, 4096, PROT_READ | PROT_WRITE | PROT_EXEC),
+        Err(libc_shim::abi::Errno::Acces),
+    )?;
+    ctx(
+        "mprotect text read+exec",
+        sys::mprotect(code_page, 4096, PROT_READ | PROT_EXEC),
+    )?;
+    let again = ctx(
+        "spawn self again",
+        sys::spawn(
+            "/bin/tests/spawn_wait",
+            &["spawn_wait", "exit", "7"],
+            &[],
+            &[],
+        ),
+    )?;
+    expect_eq(
+        "exit 7 (shared text intact)",
+        ctx("wait", sys::waitpid(again))?,
+        (again, ExitStatus::Exited(7)),
     )?;
     expect_eq(
         "missing",

@@ -401,7 +401,7 @@ impl AddressSpace {
     /// so). Returns whether the access may be retried, i.e. the page is now
     /// mapped with what the access needs (`write`, or reading).
     pub fn fault_in(&self, va: u64, write: bool) -> bool {
-        if va >= USER_TOP || va < PAGE_SIZE {
+        if !(PAGE_SIZE..USER_TOP).contains(&va) {
             return false;
         }
         let _guard = self.lock.lock();

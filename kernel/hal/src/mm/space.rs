@@ -345,6 +345,7 @@ impl AddressSpace {
     ///
     /// # Safety
     /// The caller holds `self.lock`, and `page` is a page-aligned user address.
+    #[inline]
     unsafe fn present_leaf(
         &self,
         page: u64,
@@ -352,10 +353,23 @@ impl AddressSpace {
         // SAFETY: the caller's promise.
         match unsafe { self.leaf(page, false) } {
             // SAFETY: an entry of this space's tables, under the lock.
-            Ok(Some(entry)) if unsafe { !(*entry).is_unused() } => return Some(entry),
-            Err(_) => return None,
-            Ok(_) => {}
+            Ok(Some(entry)) if unsafe { !(*entry).is_unused() } => Some(entry),
+            Err(_) => None,
+            // SAFETY: the caller's promise.
+            Ok(_) => unsafe { self.fill_reserved(page) },
         }
+    }
+
+    /// [`present_leaf`](Self::present_leaf) for an unmapped page (out of
+    /// line: the copy routines' usual case is a mapped page).
+    ///
+    /// # Safety
+    /// As for `present_leaf`.
+    #[inline(never)]
+    unsafe fn fill_reserved(
+        &self,
+        page: u64,
+    ) -> Option<*mut x86_64::structures::paging::page_table::PageTableEntry> {
         let prot = self
             .reserved
             .lock()

@@ -16,36 +16,21 @@ use libc_shim::sys::{self, ExitStatus};
 
 libc_shim::entry!(main);
 
+/// Spawns `path` with `argv`, waits for it and expects it to exit with `code`.
+fn exits_with(what: &str, path: &str, argv: &[&str], code: u8) -> Outcome {
+    let pid = ctx(what, sys::spawn(path, argv, &[], &[]))?;
+    expect_eq(
+        what,
+        ctx("wait", sys::waitpid(pid))?,
+        (pid, ExitStatus::Exited(code)),
+    )
+}
+
 fn run() -> Outcome {
-    let t = ctx("spawn true", sys::spawn("/bin/true", &["true"], &[], &[]))?;
-    expect_eq(
-        "true",
-        ctx("wait", sys::waitpid(t))?,
-        (t, ExitStatus::Exited(0)),
-    )?;
-    let f = ctx(
-        "spawn false",
-        sys::spawn("/bin/false", &["false"], &[], &[]),
-    )?;
-    expect_eq(
-        "false",
-        ctx("wait", sys::waitpid(f))?,
-        (f, ExitStatus::Exited(1)),
-    )?;
-    let me = ctx(
-        "spawn self",
-        sys::spawn(
-            "/bin/tests/spawn_wait",
-            &["spawn_wait", "exit", "42"],
-            &[],
-            &[],
-        ),
-    )?;
-    expect_eq(
-        "exit 42",
-        ctx("wait", sys::waitpid(me))?,
-        (me, ExitStatus::Exited(42)),
-    )?;
+    exits_with("true", "/bin/true", &["true"], 0)?;
+    exits_with("false", "/bin/false", &["false"], 1)?;
+    let me = "/bin/tests/spawn_wait";
+    exits_with("exit 42", me, &["spawn_wait", "exit", "42"], 42)?;
     // This program's code is shared with the child just run (one copy of the text for
     // every process that loads it): it cannot be made writable, only read and run.
     let code_page = (run as *const () as usize) & !4095;
@@ -58,19 +43,11 @@ fn run() -> Outcome {
         "mprotect text read+exec",
         sys::mprotect(code_page, 4096, PROT_READ | PROT_EXEC),
     )?;
-    let again = ctx(
-        "spawn self again",
-        sys::spawn(
-            "/bin/tests/spawn_wait",
-            &["spawn_wait", "exit", "7"],
-            &[],
-            &[],
-        ),
-    )?;
-    expect_eq(
-        "exit 7 (shared text intact)",
-        ctx("wait", sys::waitpid(again))?,
-        (again, ExitStatus::Exited(7)),
+    exits_with(
+        "exit 7, shared text intact",
+        me,
+        &["spawn_wait", "exit", "7"],
+        7,
     )?;
     expect_eq(
         "missing",

@@ -393,9 +393,9 @@ opcodes! {
     Timeout = 23, "A timer; completes with `-ETIME` when it fires.";
     LinkTimeout = 24, "A deadline for the previous linked entry.";
     Cancel = 25, "Cancel the in-flight entry with a given `user_data`.";
-    Mmap = 26, "Map anonymous memory.";
+    Mmap = 26, "Map anonymous memory (zero-filled on demand: a page is taken when first touched).";
     Munmap = 27, "Unmap memory.";
-    Mprotect = 28, "Change the protection of mapped memory.";
+    Mprotect = 28, "Change the protection of mapped memory (`EACCES` for write on a program's shared text).";
     PortCreate = 29, "Create a message port; returns its descriptor.";
     PortSend = 30, "Send a message to a port; no reply.";
     PortCall = 31, "Send a message to a port and wait for the reply.";

@@ -203,7 +203,7 @@ impl Process {
         };
         match ring.enter_start(Some(self), to_submit, flags, timeout_ns) {
             Err(e) => Trap::Done(e.to_syscall_result()),
-            Ok(started) if ring.enter_ready(min_complete, flags) => {
+            Ok(started) if ring.enter_ready(&started, min_complete, flags) => {
                 Trap::Done(started.submitted as i64)
             }
             Ok(started) => Trap::Wait(TrapWait(Waiting::Ring {

@@ -140,6 +140,9 @@ struct State {
 pub struct EnterStarted {
     /// Entries consumed from the SQ.
     pub submitted: u32,
+    /// Completions the CQ held right after this call posted its inline ones (0 if it
+    /// posted none): when that is already enough, [`Ring::enter_ready`] needs no look.
+    pub cq_seen: u32,
     /// When the wait gives up (monotonic ns), if the caller gave a timeout.
     pub deadline: Option<u64>,
 }
@@ -469,9 +472,10 @@ impl Ring {
 
     /// Posts `cqes` ([`Ring::post_all`], `view` looked up by the caller) and empties the
     /// buffer for reuse.
-    fn post_taken(&self, view: View<'_>, cqes: &mut Vec<Cqe>) {
-        self.post_all(view, cqes);
+    fn post_taken(&self, view: View<'_>, cqes: &mut Vec<Cqe>) -> u32 {
+        let seen = self.post_all(view, cqes);
         cqes.clear();
+        seen
     }
 
     fn post(&self, cqe: Cqe) {
@@ -481,9 +485,12 @@ impl Ring {
     /// Posts `cqes` in order under one lock, publishing the CQ tail once; what does not fit
     /// goes to the overflow list (behind anything already there). `view` is
     /// [`Ring::view`], looked up by the caller.
-    fn post_all(&self, view: View<'_>, cqes: &[Cqe]) {
+    ///
+    /// Returns how many completions the CQ held once these were in (0 when `cqes` is
+    /// empty; the CQ's size when some overflowed).
+    fn post_all(&self, view: View<'_>, cqes: &[Cqe]) -> u32 {
         if cqes.is_empty() {
-            return;
+            return 0;
         }
         let mut st = self.state.lock();
         self.flush_locked(&mut st);
@@ -527,6 +534,8 @@ impl Ring {
         }
         drop(st);
         self.cq_posted.notify();
+        // The slots still free are all that userland has not left unreaped.
+        self.layout.cq_entries - space
     }
 
     fn complete(&self, user_data: u64, flags: SqeFlags, res: i64, slot: usize) {
@@ -789,6 +798,16 @@ impl Ring {
         proc: Option<&Arc<Process>>,
         to_submit: u32,
     ) -> Result<u32, Errno> {
+        self.submit_batch(proc, to_submit).map(|(n, _)| n)
+    }
+
+    /// [`Ring::submit`], also returning how many completions the CQ held after the last
+    /// inline ones were posted (0 if the call posted none at the end).
+    fn submit_batch(
+        self: &Arc<Self>,
+        proc: Option<&Arc<Process>>,
+        to_submit: u32,
+    ) -> Result<(u32, u32), Errno> {
         let upgraded;
         let proc = match proc {
             Some(p) => Some(p),
@@ -862,13 +881,13 @@ impl Ring {
             }
             general_from.get_or_insert(i);
         }
-        self.post_taken(view, &mut done);
+        let cq_seen = self.post_taken(view, &mut done);
         if let Some(from) = general_from {
             self.start_chains(&sqes[from..]);
         }
         sqes.clear();
         *self.scratch.lock() = (sqes, done);
-        Ok(n)
+        Ok((n, cq_seen))
     }
 
     /// True when a chain may start now without waiting behind a `DRAIN`.
@@ -941,7 +960,7 @@ impl Ring {
         timeout_ns: Option<u64>,
     ) -> Result<u32, Errno> {
         let started = self.enter_start(None, to_submit, flags, timeout_ns)?;
-        if self.enter_ready(min_complete, flags) {
+        if self.enter_ready(&started, min_complete, flags) {
             return Ok(started.submitted);
         }
         self.enter_wait(started, min_complete, flags).await
@@ -963,22 +982,33 @@ impl Ring {
         if flags.contains(RingEnterFlags::SQ_WAKEUP) {
             self.wakeup.notify();
         }
-        let submitted = if to_submit > 0 && !self.polled {
-            self.submit(proc, to_submit)?
+        let (submitted, cq_seen) = if to_submit > 0 && !self.polled {
+            self.submit_batch(proc, to_submit)?
         } else {
-            0
+            (0, 0)
         };
         let deadline = timeout_ns.map(|t| self.kernel.now_ns(ClockId::Monotonic).saturating_add(t));
         Ok(EnterStarted {
             submitted,
+            cq_seen,
             deadline,
         })
     }
 
-    /// True when a `RingEnter` with `min_complete` and `flags` has nothing to wait for.
-    pub fn enter_ready(&self, min_complete: u32, flags: RingEnterFlags) -> bool {
+    /// True when a `RingEnter` with `min_complete` and `flags`, started as `started` says,
+    /// has nothing to wait for. When the completions the call itself saw in the CQ are
+    /// enough, that is the answer without another look (userland reaping meanwhile on
+    /// another thread would not change it: the condition held during the call).
+    pub fn enter_ready(
+        &self,
+        started: &EnterStarted,
+        min_complete: u32,
+        flags: RingEnterFlags,
+    ) -> bool {
         (!(self.polled && flags.contains(RingEnterFlags::SQ_WAIT)) || self.sq_has_room())
-            && (!flags.contains(RingEnterFlags::GETEVENTS) || self.cq_has(min_complete))
+            && (!flags.contains(RingEnterFlags::GETEVENTS)
+                || started.cq_seen >= min_complete.min(self.layout.cq_entries)
+                || self.cq_has(min_complete))
     }
 
     fn sq_has_room(&self) -> bool {

@@ -455,13 +455,24 @@ pub fn decode(sqe: &Sqe) -> Result<Request, Errno> {
     let op = Opcode::from_u8(sqe.opcode).ok_or(Errno::Inval)?;
     SqeFlags::from_bits(sqe.flags)?;
     check_unused(sqe, op)?;
-    // An operation without arguments has nothing more to check: answered here, without the
-    // call into `decode_args` (whose arms share one epilogue that writes every field of a
-    // `Request`, some fifty instructions a `Nop` does not need).
+    // An operation without arguments, or with only a flag, has nothing more to check:
+    // answered here, without the call into `decode_args` (whose arms share one epilogue
+    // that writes every field of a `Request`, some fifty instructions these do not need).
     match op {
         Opcode::Nop => Ok(Request::Nop),
         Opcode::PortCreate => Ok(Request::PortCreate),
+        Opcode::Getpid => getpid_args(sqe),
         _ => decode_args(sqe, op),
+    }
+}
+
+/// `Getpid`'s one argument: which pid (`GETPID_PARENT` for the parent's).
+#[inline]
+fn getpid_args(s: &Sqe) -> Result<Request, Errno> {
+    match s.op_flags {
+        0 => Ok(Request::Getpid { parent: false }),
+        GETPID_PARENT => Ok(Request::Getpid { parent: true }),
+        _ => Err(Errno::Inval),
     }
 }
 
@@ -631,11 +642,7 @@ fn decode_args(s: &Sqe, op: Opcode) -> Result<Request, Errno> {
                 signal: s.op_flags,
             }
         }
-        Opcode::Getpid => match s.op_flags {
-            0 => Request::Getpid { parent: false },
-            GETPID_PARENT => Request::Getpid { parent: true },
-            _ => return Err(Errno::Inval),
-        },
+        Opcode::Getpid => getpid_args(s)?,
         Opcode::ClockGettime => Request::ClockGettime {
             clock: match s.fd {
                 CLOCK_REALTIME => ClockId::Realtime,

@@ -172,10 +172,13 @@ pub(crate) fn always_waits(opcode: u8) -> bool {
 /// Never suspends; takes only leaf locks (descriptor table, ring state, process table).
 #[inline]
 pub(crate) fn run_sync(proc: &Arc<Process>, request: &Request) -> Option<Result<i64, Errno>> {
-    match request {
+    match *request {
         // Answered in the caller: the call below saves and restores the registers its
         // larger arms need, some twenty-five instructions.
         Request::Nop => Some(Ok(0)),
+        Request::Getpid { parent } => {
+            Some(Ok(if parent { proc.ppid() } else { proc.pid() } as i64))
+        }
         _ => run_sync_args(proc, request),
     }
 }

@@ -16,11 +16,17 @@ use libc_shim::sys;
 libc_shim::entry!(main);
 
 fn main(args: libc_shim::Args) -> i32 {
-    // `bench_syscall nop N`: exactly N register-form Nops and nothing else (for
-    // bench/tcg-profile's per-operation counts).
-    if let (Some("nop"), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse().ok())) {
+    // `bench_syscall nop N` / `bench_syscall getpid N`: exactly N register-form Nops (or
+    // getpids) and nothing else (for bench/tcg-profile's per-operation counts).
+    if let (Some(op @ ("nop" | "getpid")), Some(n)) =
+        (args.get(1), args.get(2).and_then(|n| n.parse().ok()))
+    {
         for _ in 0..n {
-            let _ = sys::nop();
+            if op == "nop" {
+                let _ = sys::nop();
+            } else {
+                core::hint::black_box(sys::getpid());
+            }
         }
         return 0;
     }

@@ -188,6 +188,7 @@ impl Process {
 
     /// [`Process::start`] for a decoded `RingEnter` (anything else is `Inval`): submits, and
     /// finishes at once unless completions must be waited for.
+    #[inline(always)]
     fn start_ring_enter(self: &Arc<Self>, request: Request) -> Trap {
         let Request::RingEnter {
             to_submit,

@@ -999,6 +999,7 @@ impl Ring {
     /// has nothing to wait for. When the completions the call itself saw in the CQ are
     /// enough, that is the answer without another look (userland reaping meanwhile on
     /// another thread would not change it: the condition held during the call).
+    #[inline(always)]
     pub fn enter_ready(
         &self,
         started: &EnterStarted,

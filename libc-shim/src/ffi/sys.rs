@@ -18,6 +18,7 @@ pub use abi::fcntl::AT_FDCWD;
 pub use abi::ring::{CLOCK_MONOTONIC, CLOCK_REALTIME};
 
 /// A raw trap result as `Result`. Unknown negative numbers become `EIO`.
+#[inline]
 pub fn check(ret: i64) -> Result<u64, Errno> {
     if ret >= 0 {
         Ok(ret as u64)

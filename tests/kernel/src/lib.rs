@@ -63,6 +63,10 @@ pub static TESTS: &[KernelTest] = &[
         memory::memcpy_copies_exactly_the_bytes_asked,
     ),
     KernelTest::new(
+        "memcmp_orders_like_a_byte_compare",
+        memory::memcmp_orders_like_a_byte_compare,
+    ),
+    KernelTest::new(
         "acpi_lists_the_boot_cpu_and_an_ioapic",
         memory::acpi_lists_the_boot_cpu_and_an_ioapic,
     ),

@@ -212,3 +212,51 @@ pub fn memcpy_copies_exactly_the_bytes_asked() {
         }
     }
 }
+
+/// `memcmp` and `bcmp` (hal's own, 8 bytes per compare) against a byte-by-byte
+/// reference: every length to 80 at every offset pair in 0..8, with the first difference
+/// at every position (both directions, including bytes above 0x7f), and equal ranges.
+pub fn memcmp_orders_like_a_byte_compare() {
+    fn reference(a: &[u8], b: &[u8]) -> i32 {
+        for (x, y) in a.iter().zip(b) {
+            if x != y {
+                return i32::from(*x) - i32::from(*y);
+            }
+        }
+        0
+    }
+    let base: alloc::vec::Vec<u8> = (0..200u32).map(|i| (i * 37 + 11) as u8).collect();
+    let mut other = base.clone();
+    let mut checked = 0;
+    for len in 0..=80usize {
+        for s in 0..8 {
+            for d in 0..8 {
+                other[d..d + len].copy_from_slice(&base[s..s + len]);
+                let a = &base[s..s + len];
+                // Equal.
+                assert_eq!(
+                    core::hint::black_box(a).cmp(&other[d..d + len]),
+                    core::cmp::Ordering::Equal
+                );
+                assert!(a == &other[d..d + len]);
+                for at in 0..len {
+                    for delta in [1u8, 0x80, 0xff] {
+                        let keep = other[d + at];
+                        other[d + at] = keep.wrapping_add(delta);
+                        let b = &other[d..d + len];
+                        let want = reference(a, b).signum();
+                        let got = core::hint::black_box(a).cmp(b) as i32;
+                        assert_eq!(
+                            got, want,
+                            "len {len}, offsets {s}/{d}, differs at {at} by {delta:#x}"
+                        );
+                        assert!(a != b, "bcmp: len {len}, differs at {at}");
+                        other[d + at] = keep;
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 100_000, "only {checked} cases");
+}

@@ -1,4 +1,5 @@
-//! The kernel's `memcpy`: plain 8-byte moves, unrolled to 64 bytes per turn.
+//! The kernel's `memcpy` (plain 8-byte moves, unrolled to 64 bytes per turn) and
+//! `memcmp`/`bcmp` (8 bytes per compare).
 //!
 //! compiler_builtins' `memcpy` for this target copies with `rep movsq`. QEMU's
 //! TCG (the reference accelerator) runs every iteration of a `rep` string
@@ -94,4 +95,106 @@ pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, n: usize) -> *mut
         "9:",
         "ret",
     )
+}
+
+/// Compares `n` bytes at `a` and `b` as unsigned bytes: 0 if equal, else negative or
+/// positive as the first differing byte of `a` is below or above `b`'s.
+///
+/// compiler_builtins' version compares a byte at a time through a closure, two calls and
+/// a translated block per byte under TCG; the namecache compares a name with it on every
+/// path look-up. This one compares 8 bytes at a time and finds the first differing byte
+/// of a word by comparing both words byte-swapped (the lower address is the more
+/// significant then). In assembly, so the compiler cannot turn it back into a call.
+///
+/// # Safety
+/// `a..a+n` and `b..b+n` are readable: the contract of C's `memcmp`.
+#[unsafe(no_mangle)]
+#[unsafe(naked)]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // rdi = a, rsi = b, rdx = n; eax returns. Caller-saved registers only, no stack.
+    core::arch::naked_asm!(
+        "cmp rdx, 8",
+        "jb 4f",
+        // The last 8 bytes of each, for the tail below.
+        "lea r10, [rdi + rdx - 8]",
+        "lea r11, [rsi + rdx - 8]",
+        "2:",
+        "mov r8, [rdi]",
+        "mov r9, [rsi]",
+        "cmp r8, r9",
+        "jne 8f",
+        "add rdi, 8",
+        "add rsi, 8",
+        "sub rdx, 8",
+        "cmp rdx, 8",
+        "jae 2b",
+        "test rdx, rdx",
+        "jz 3f",
+        // The last n % 8 bytes: the 8 bytes ending at the last one (those before the
+        // tail are equal, so the first difference in this word is in the tail).
+        "mov r8, [r10]",
+        "mov r9, [r11]",
+        "cmp r8, r9",
+        "jne 8f",
+        "3:",
+        "xor eax, eax",
+        "ret",
+        // Fewer than 8 bytes: 4, 2 and 1 at a time, in address order.
+        "4:",
+        "test dl, 4",
+        "jz 5f",
+        "mov r8d, [rdi]",
+        "mov r9d, [rsi]",
+        "cmp r8d, r9d",
+        "jne 9f",
+        "add rdi, 4",
+        "add rsi, 4",
+        "5:",
+        "test dl, 2",
+        "jz 6f",
+        "movzx r8d, word ptr [rdi]",
+        "movzx r9d, word ptr [rsi]",
+        "rol r8w, 8",
+        "rol r9w, 8",
+        "cmp r8d, r9d",
+        "jne 7f",
+        "add rdi, 2",
+        "add rsi, 2",
+        "6:",
+        "xor eax, eax",
+        "test dl, 1",
+        "jz 10f",
+        "movzx eax, byte ptr [rdi]",
+        "movzx ecx, byte ptr [rsi]",
+        "sub eax, ecx",
+        "10:",
+        "ret",
+        // Two different words: byte-swapped, the first differing byte decides.
+        "8:",
+        "bswap r8",
+        "bswap r9",
+        "cmp r8, r9",
+        "7:",
+        "sbb eax, eax",
+        "or eax, 1",
+        "ret",
+        "9:",
+        "bswap r8d",
+        "bswap r9d",
+        "cmp r8d, r9d",
+        "sbb eax, eax",
+        "or eax, 1",
+        "ret",
+    )
+}
+
+/// `memcmp` for equality only (0 if equal, non-zero otherwise), which the compiler emits
+/// for `==` on byte slices.
+///
+/// # Safety
+/// As [`memcmp`].
+#[unsafe(no_mangle)]
+#[unsafe(naked)]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    core::arch::naked_asm!("jmp {memcmp}", memcmp = sym memcmp)
 }

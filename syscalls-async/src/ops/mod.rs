@@ -12,7 +12,7 @@ mod process;
 mod ring;
 mod time;
 
-pub(crate) use time::deadline_ns;
+pub(crate) use time::{clock_gettime, deadline_ns};
 
 use alloc::{sync::Arc, vec::Vec};
 

@@ -16,16 +16,22 @@ use libc_shim::sys;
 libc_shim::entry!(main);
 
 fn main(args: libc_shim::Args) -> i32 {
-    // `bench_syscall nop N` / `bench_syscall getpid N`: exactly N register-form Nops (or
-    // getpids) and nothing else (for bench/tcg-profile's per-operation counts).
-    if let (Some(op @ ("nop" | "getpid")), Some(n)) =
+    // `bench_syscall nop|getpid|clock N`: exactly N register-form Nops (getpids, trapped
+    // clock_gettimes) and nothing else (for bench/tcg-profile's per-operation counts).
+    if let (Some(op @ ("nop" | "getpid" | "clock")), Some(n)) =
         (args.get(1), args.get(2).and_then(|n| n.parse().ok()))
     {
         for _ in 0..n {
-            if op == "nop" {
-                let _ = sys::nop();
-            } else {
-                core::hint::black_box(sys::getpid());
+            match op {
+                "nop" => {
+                    let _ = sys::nop();
+                }
+                "getpid" => {
+                    core::hint::black_box(sys::getpid());
+                }
+                _ => {
+                    let _ = core::hint::black_box(sys::clock_gettime_trap(sys::CLOCK_MONOTONIC));
+                }
             }
         }
         return 0;

@@ -9,7 +9,7 @@ use abi::{Errno, Opcode, RingEnterFlags, Sqe};
 use fs::{Vfs, Vnode};
 
 use crate::{
-    decode::{Request, decode, decode_clock_gettime, decode_ring_enter},
+    decode::{Request, decode, decode_clock_gettime, decode_getpid, decode_ring_enter},
     files::{Descriptor, Files},
     kernel::{Kernel, Pid, UserMemory},
     ops,
@@ -230,14 +230,23 @@ impl Process {
         if !ops::starts_on_trap(sqe) {
             return None;
         }
-        // The two hottest calls have decoders of their own (tested against the general
-        // one, which dispatches over every opcode) and run here without `run_sync`'s
-        // dispatch: under TCG each call and return saved is a fair part of a trap.
+        // The hottest calls have decoders of their own (tested against the general one,
+        // which dispatches over every opcode) and run here without `run_sync`'s dispatch:
+        // under TCG each call and return saved is a fair part of a trap.
         if sqe.opcode == Opcode::RingEnter as u8 {
             return Some(match decode_ring_enter(sqe) {
                 Ok(request) => self.start_ring_enter(request),
                 Err(e) => Trap::Done(e.to_syscall_result()),
             });
+        }
+        if sqe.opcode == Opcode::Getpid as u8 {
+            return Some(Trap::Done(match decode_getpid(sqe) {
+                Ok(Request::Getpid { parent }) => {
+                    i64::from(if parent { self.ppid() } else { self.pid() })
+                }
+                Ok(_) => Errno::Inval.to_syscall_result(),
+                Err(e) => e.to_syscall_result(),
+            }));
         }
         if sqe.opcode == Opcode::ClockGettime as u8 {
             let result = match decode_clock_gettime(sqe) {

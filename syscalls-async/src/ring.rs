@@ -972,6 +972,7 @@ impl Ring {
     ///
     /// # Errors
     /// As [`Ring::submit`].
+    #[inline(always)]
     pub fn enter_start(
         self: &Arc<Self>,
         proc: Option<&Arc<Process>>,

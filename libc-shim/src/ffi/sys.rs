@@ -31,6 +31,7 @@ pub fn check(ret: i64) -> Result<u64, Errno> {
 }
 
 /// Sends an entry whose addresses are all either zero or valid for the call.
+#[inline]
 fn call(sqe: &Sqe) -> Result<u64, Errno> {
     // SAFETY: every caller in this module builds `sqe` from references (slices, `&mut`
     // out-parameters) that outlive this synchronous call, with lengths taken from those
@@ -47,6 +48,7 @@ fn path_sqe(op: Opcode, dirfd: i32, path: &[u8]) -> Sqe {
 }
 
 /// Submits a `Nop` (the cheapest round trip through the trap door).
+#[inline]
 pub fn nop() -> Result<(), Errno> {
     call(&Sqe::new(Opcode::Nop)).map(drop)
 }
@@ -354,6 +356,7 @@ pub fn kill(pid: i32, signal: u32) -> Result<(), Errno> {
 }
 
 /// `getpid()`.
+#[inline]
 pub fn getpid() -> i32 {
     call(&Sqe::new(Opcode::Getpid)).map_or(-1, |p| p as i32)
 }
@@ -375,6 +378,7 @@ pub fn clock_gettime(clock: i32) -> Result<Timespec, Errno> {
 }
 
 /// `clock_gettime(clock)` by the `ClockGettime` operation (one trap).
+#[inline]
 pub fn clock_gettime_trap(clock: i32) -> Result<Timespec, Errno> {
     let mut ts = Timespec::default();
     let mut s = Sqe::new(Opcode::ClockGettime);

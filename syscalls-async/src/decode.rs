@@ -451,6 +451,7 @@ fn prot(bits: u32) -> Result<u32, Errno> {
 ///
 /// # Errors
 /// See the module doc; the error is the operation's result (`-errno`).
+#[inline(always)]
 pub fn decode(sqe: &Sqe) -> Result<Request, Errno> {
     let op = Opcode::from_u8(sqe.opcode).ok_or(Errno::Inval)?;
     SqeFlags::from_bits(sqe.flags)?;

@@ -180,10 +180,14 @@ impl Process {
         if let Request::RingEnter { .. } = request {
             return self.start_ring_enter(request);
         }
-        match ops::run_sync(self, &request) {
-            Some(result) => Trap::Done(result.unwrap_or_else(|e| e.to_syscall_result())),
-            None => Trap::Wait(TrapWait(Waiting::Op(request))),
+        // An operation that always waits (a read, a stat, ...) is not offered to
+        // `run_sync`, whose out-of-line call would only answer `None`.
+        if !ops::always_waits(sqe.opcode)
+            && let Some(result) = ops::run_sync(self, &request)
+        {
+            return Trap::Done(result.unwrap_or_else(|e| e.to_syscall_result()));
         }
+        Trap::Wait(TrapWait(Waiting::Op(request)))
     }
 
     /// [`Process::start`] for a decoded `RingEnter` (anything else is `Inval`): submits, and

@@ -66,10 +66,7 @@ impl TextCache {
     ) -> Result<Arc<SharedSegment>, Errno> {
         let mut cache = TEXT_CACHE.0.lock();
         let hit = cache.iter().position(|s| {
-            s.start == start
-                && s.mem_end == mem_end
-                && s.prot == prot
-                && same_bytes(&s.bytes, bytes)
+            s.start == start && s.mem_end == mem_end && s.prot == prot && s.bytes == bytes
         });
         if let Some(i) = hit {
             let segment = cache.remove(i).expect("found just above");
@@ -99,19 +96,6 @@ impl TextCache {
     }
 }
 
-/// `a == b`, eight bytes at a time (the byte-wise compare is one TCG block per byte).
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tails_equal = a8.remainder() == b8.remainder();
-    tails_equal
-        && a8.zip(b8).all(|(x, y)| {
-            u64::from_ne_bytes(x.try_into().unwrap()) == u64::from_ne_bytes(y.try_into().unwrap())
-        })
-}
-
 /// Maps `segment`'s frames into `space`, page by page.
 fn map_segment(space: &AddressSpace, segment: &SharedSegment) -> Result<(), Errno> {
     let first = segment.start & !(PAGE - 1);
@@ -119,6 +103,49 @@ fn map_segment(space: &AddressSpace, segment: &SharedSegment) -> Result<(), Errn
         space
             .map_shared(first + i as u64 * PAGE, &segment.pages, i, segment.prot)
             .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Loads a segment into fresh pages of its own: `data` (the file's bytes) at `start`,
+/// zero up to `mem_end`.
+fn copy_segment(
+    space: &AddressSpace,
+    start: u64,
+    mem_end: u64,
+    prot: UserProt,
+    data: &[u8],
+) -> Result<(), Errno> {
+    let mut page = start & !(PAGE - 1);
+    while page < mem_end {
+        // The file bytes that fall in this page.
+        let lo = page.max(start);
+        let hi = (page + PAGE).min(start + data.len() as u64);
+        let bytes = if lo < hi {
+            &data[(lo - start) as usize..(hi - start) as usize]
+        } else {
+            &[][..]
+        };
+        match space.map_copy(page, prot, (lo - page) as usize, bytes) {
+            Ok(()) => {}
+            Err(hal::mm::MemError::BadAddress(_)) if space.is_mapped(page) => {
+                // Two segments share this page (as ld lays out small
+                // programs): widen its permissions and add these bytes.
+                space
+                    .protect(
+                        page,
+                        UserProt {
+                            read: true,
+                            write: true,
+                            execute: true,
+                        },
+                    )
+                    .map_err(map_err)?;
+                space.write_initial(lo, bytes).map_err(|_| Errno::NoExec)?;
+            }
+            Err(e) => return Err(map_err(e)),
+        }
+        page += PAGE;
     }
     Ok(())
 }
@@ -218,40 +245,8 @@ pub fn load(
         if !prot.write && alone {
             let segment = TextCache::get(start, mem_end, prot, data)?;
             map_segment(space, &segment)?;
-            end = end.max(mem_end.next_multiple_of(PAGE));
-            loaded += 1;
-            continue;
-        }
-        let mut page = start & !(PAGE - 1);
-        while page < mem_end {
-            // The file bytes that fall in this page.
-            let lo = page.max(start);
-            let hi = (page + PAGE).min(start + ph.p_filesz);
-            let bytes = if lo < hi {
-                &data[(lo - start) as usize..(hi - start) as usize]
-            } else {
-                &[][..]
-            };
-            match space.map_copy(page, prot, (lo - page) as usize, bytes) {
-                Ok(()) => {}
-                Err(hal::mm::MemError::BadAddress(_)) if space.is_mapped(page) => {
-                    // Two segments share this page (as ld lays out small
-                    // programs): widen its permissions and add these bytes.
-                    space
-                        .protect(
-                            page,
-                            UserProt {
-                                read: true,
-                                write: true,
-                                execute: true,
-                            },
-                        )
-                        .map_err(map_err)?;
-                    space.write_initial(lo, bytes).map_err(|_| Errno::NoExec)?;
-                }
-                Err(e) => return Err(map_err(e)),
-            }
-            page += PAGE;
+        } else {
+            copy_segment(space, start, mem_end, prot, data)?;
         }
         end = end.max(mem_end.next_multiple_of(PAGE));
         loaded += 1;

@@ -28,8 +28,7 @@ use hal::arch::user::{InlineSyscall, UserContext, UserExit, enter_user};
 use hal::mm::space::{AddressSpace, SharedPages, UserProt};
 use ports::proto::block::{ExternalBuf, PhysSegment};
 use syscalls_async::{
-    BoxFuture, CallerMemory, ClockId, Kernel, Pid, RegionView, SharedRegion, SpawnRequest,
-    TrapWait, UserMemory,
+    BoxFuture, CallerMemory, ClockId, Kernel, Pid, SharedRegion, SpawnRequest, TrapWait, UserMemory,
 };
 
 /// The page-fault vector, and the bits of its error code read here.
@@ -90,13 +89,6 @@ impl SharedRegion for RingRegion {
 
     fn words64(&self) -> Option<&[AtomicU64]> {
         Some(self.0.words64())
-    }
-
-    fn view(&self) -> RegionView<'_> {
-        RegionView {
-            words: self.0.words(),
-            words64: Some(self.0.words64()),
-        }
     }
 }
 

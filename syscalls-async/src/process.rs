@@ -118,6 +118,12 @@ impl Process {
         self.ppid
     }
 
+    /// `Getpid`'s answer: this process's pid, or its parent's.
+    #[inline]
+    pub(crate) fn pid_of(&self, parent: bool) -> Pid {
+        if parent { self.ppid } else { self.pid }
+    }
+
     /// The ring, once `RingSetup` has made one.
     pub fn ring(&self) -> Option<Arc<Ring>> {
         self.ring.lock().clone()
@@ -245,9 +251,7 @@ impl Process {
         }
         if sqe.opcode == Opcode::Getpid as u8 {
             return Some(Trap::Done(match decode_getpid(sqe) {
-                Ok(Request::Getpid { parent }) => {
-                    i64::from(if parent { self.ppid() } else { self.pid() })
-                }
+                Ok(Request::Getpid { parent }) => i64::from(self.pid_of(parent)),
                 Ok(_) => Errno::Inval.to_syscall_result(),
                 Err(e) => e.to_syscall_result(),
             }));

@@ -176,9 +176,7 @@ pub(crate) fn run_sync(proc: &Arc<Process>, request: &Request) -> Option<Result<
         // Answered in the caller: the call below saves and restores the registers its
         // larger arms need, some twenty-five instructions.
         Request::Nop => Some(Ok(0)),
-        Request::Getpid { parent } => {
-            Some(Ok(if parent { proc.ppid() } else { proc.pid() } as i64))
-        }
+        Request::Getpid { parent } => Some(Ok(proc.pid_of(parent).into())),
         _ => run_sync_args(proc, request),
     }
 }
@@ -189,7 +187,7 @@ fn run_sync_args(proc: &Arc<Process>, request: &Request) -> Option<Result<i64, E
     use Request as R;
     Some(match *request {
         R::Nop => Ok(0),
-        R::Getpid { parent } => Ok(if parent { proc.ppid() } else { proc.pid() } as i64),
+        R::Getpid { parent } => Ok(proc.pid_of(parent).into()),
         R::ClockGettime { clock, out } => time::clock_gettime(proc, clock, out),
         R::Close { fd } => process::close(proc, fd),
         R::Dup {

@@ -596,18 +596,11 @@ impl AddressSpace {
             return Err(MemError::Busy(at));
         }
         for va in (addr..end).step_by(PAGE_SIZE as usize) {
-            // SAFETY: the lock is held and `va` is a user address (checked).
             // A reserved page is filled here, so that it keeps the new
             // protection (a range that then fails keeps those pages: they
             // read as zero, as before).
-            match unsafe { self.present_leaf(va) } {
-                None => return Err(MemError::BadAddress(va)),
-                // SAFETY: an entry of this space's tables, under the lock.
-                Some(entry) if prot.write && borrowed_read_only(unsafe { (*entry).flags() }) => {
-                    return Err(MemError::ReadOnly(va));
-                }
-                Some(_) => {}
-            }
+            // SAFETY: the lock is held and `va` is a user page (checked).
+            unsafe { self.protectable(va, prot) }?;
         }
         for va in (addr..end).step_by(PAGE_SIZE as usize) {
             self.protect_locked(va, prot)?;
@@ -619,18 +612,36 @@ impl AddressSpace {
     fn protect_locked(&self, va: u64, prot: UserProt) -> Result<(), MemError> {
         check_user_page(va)?;
         // SAFETY: the caller holds the lock and `va` is a user page (checked).
-        let Some(entry) = (unsafe { self.present_leaf(va) }) else {
-            return Err(MemError::BadAddress(va));
-        };
+        let entry = unsafe { self.protectable(va, prot) }?;
         // SAFETY: an entry of this space's tables, under the lock.
         let entry = unsafe { &mut *entry };
         let borrowed = entry.flags() & BORROWED;
-        if borrowed_read_only(entry.flags()) && prot.write {
-            return Err(MemError::ReadOnly(va));
-        }
         entry.set_flags(prot.flags() | borrowed);
         self.flush(va);
         Ok(())
+    }
+
+    /// The leaf entry of the page at `va` if it may take `prot`: mapped (or
+    /// reserved, and then filled), and not a page shared read-only when
+    /// `prot` writes.
+    ///
+    /// # Errors
+    /// `BadAddress` for a hole; `ReadOnly` for write on a shared read-only page.
+    ///
+    /// # Safety
+    /// As for [`present_leaf`](Self::present_leaf).
+    unsafe fn protectable(
+        &self,
+        va: u64,
+        prot: UserProt,
+    ) -> Result<*mut x86_64::structures::paging::page_table::PageTableEntry, MemError> {
+        // SAFETY: the caller's promise.
+        let entry = unsafe { self.present_leaf(va) }.ok_or(MemError::BadAddress(va))?;
+        // SAFETY: an entry of this space's tables, under the lock.
+        if prot.write && borrowed_read_only(unsafe { (*entry).flags() }) {
+            return Err(MemError::ReadOnly(va));
+        }
+        Ok(entry)
     }
 
     /// Whether `va` has a page (of any permission).

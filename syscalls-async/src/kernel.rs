@@ -66,7 +66,7 @@ pub trait SharedRegion: Send + Sync {
     }
 
     /// Both views at once: what the ring asks for, once per batch (one dynamic call
-    /// instead of two). Implementations with a 64-bit view should return it here too.
+    /// instead of two). The default answers from `words` and `words64`.
     fn view(&self) -> RegionView<'_> {
         RegionView {
             words: self.words(),
